@@ -1,0 +1,39 @@
+//! Builds the registry guest for `wasm32-wasip2` and embeds it, so that
+//! `cargo build`, `cargo run` and `cargo test` of the host need no manual step.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets this"));
+    let workspace = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
+    // A target directory of its own: the outer cargo holds the lock on ours.
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("guest-build");
+
+    for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    }
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&workspace)
+        .args(["build", "--release", "--package", "berth-guest", "--target", "wasm32-wasip2"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // Flags meant for the host (coverage, sanitizers) must not leak into the guest.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .expect("failed to run cargo for the guest");
+    assert!(status.success(), "building the registry guest failed");
+
+    let wasm = target_dir.join("wasm32-wasip2/release/berth_guest.wasm");
+    assert!(wasm.exists(), "guest component missing at {}", wasm.display());
+    println!("cargo:rustc-env=BERTH_GUEST_WASM={}", wasm.display());
+}

@@ -1,0 +1,15 @@
+//! Host-side bindings of the storage world in `wit/registry.wit`.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "berth:registry/storage",
+    imports: { default: async | trappable },
+    require_store_data_send: true,
+    with: {
+        // One wasi:io for everyone, so our streams are the streams wasi-http splices.
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "berth:registry/blobs.upload": crate::storage_imports::UploadSession,
+    },
+});
+
+pub use berth::registry::types::StorageError as WitStorageError;

@@ -1,0 +1,99 @@
+//! The HTTP front: axum on tokio. `/v2/...` goes to the guest; the host's own
+//! endpoints (health now, admin later) are native axum routes.
+
+use crate::runtime::GuestRuntime;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Every response of the distribution API carries this, errors included.
+const API_VERSION_HEADER: &str = "docker-distribution-api-version";
+
+/// Builds the router: guest routes, native routes, one log line per request.
+pub fn router(guest: GuestRuntime) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v2", any(to_guest))
+        .route("/v2/", any(to_guest))
+        .route("/v2/{*rest}", any(to_guest))
+        .with_state(guest)
+        .layer(middleware::from_fn(log_request))
+}
+
+/// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+pub async fn serve(listener: tokio::net::TcpListener, guest: GuestRuntime) -> anyhow::Result<()> {
+    let app = router(guest).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn to_guest(State(guest): State<GuestRuntime>, req: Request) -> Response {
+    match guest.handle(req).await {
+        Ok(resp) => resp.map(Body::new),
+        Err(e) => {
+            tracing::error!(error = %e, "guest request failed");
+            internal_error()
+        }
+    }
+}
+
+/// The spec's error body for a failure the guest could not report itself.
+fn internal_error() -> Response {
+    let body = r#"{"errors":[{"code":"UNKNOWN","message":"internal server error","detail":null}]}"#;
+    let mut resp = (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+    resp
+}
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    // The path only: query strings may carry upload state, never log more.
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = resp.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

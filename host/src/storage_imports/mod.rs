@@ -1,0 +1,54 @@
+//! The host side of the guest's storage imports (`berth:registry/blobs`,
+//! `berth:registry/metadata`), backed by `berth_storage` traits.
+
+mod blobs;
+mod metadata;
+mod streams;
+
+pub use streams::{BlobSource, UploadSink};
+
+use crate::bindings::WitStorageError;
+use berth_storage::{BlobStore, MetadataStore, StorageError};
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+
+/// The backends one server uses, shared by every request.
+#[derive(Clone)]
+pub struct Backends {
+    pub blobs: Arc<dyn BlobStore>,
+    pub metadata: Arc<dyn MetadataStore>,
+}
+
+/// What the guest's `upload` resource stands for: a session id.
+pub struct UploadSession {
+    id: String,
+}
+
+/// Per-request view the storage imports work through.
+pub trait StorageView: Send {
+    fn backends(&self) -> &Backends;
+    fn table(&mut self) -> &mut ResourceTable;
+}
+
+/// Storage errors cross into the guest as the WIT variant; details stay in logs.
+fn to_wit(err: StorageError) -> WitStorageError {
+    match err {
+        StorageError::NotFound => WitStorageError::NotFound,
+        StorageError::DigestMismatch { actual } => WitStorageError::DigestMismatch(actual),
+        StorageError::Invalid(msg) => WitStorageError::Invalid(msg),
+        StorageError::Conflict(msg) => WitStorageError::Conflict(msg),
+        other => {
+            tracing::error!(error = %other, "storage backend failed");
+            WitStorageError::Backend("storage backend failure".into())
+        }
+    }
+}
+
+/// `Result` as the bindings want it: traps outside, storage errors inside.
+type WitResult<T> = wasmtime::Result<Result<T, WitStorageError>>;
+
+fn wit<T>(result: berth_storage::Result<T>) -> WitResult<T> {
+    Ok(result.map_err(to_wit))
+}
+
+impl<T: StorageView> crate::bindings::berth::registry::types::Host for T {}

@@ -1,0 +1,117 @@
+//! Shared harness for end-to-end tests: runs the real `berth` binary as a
+//! subprocess on a free loopback port with a temporary data root.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `berth serve` and the directory it stores into.
+pub struct Berth {
+    pub addr: String,
+    pub root: PathBuf,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Berth {
+    /// Starts a server on a fresh temporary root.
+    pub fn start() -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let root = tmp.path().join("data");
+        let mut berth = Self::start_at(&root);
+        berth._tmp = Some(tmp);
+        berth
+    }
+
+    /// Starts a server over an existing (or new) data root.
+    pub fn start_at(root: &Path) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["serve", "--addr", &addr, "--root"])
+            .arg(root)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn berth");
+        let berth = Self { addr, root: root.to_path_buf(), child: Some(child), _tmp: None };
+        berth.wait_ready();
+        berth
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server gracefully (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("berth did not stop within 20 s of SIGTERM");
+        }
+    }
+
+    /// Stops the server and starts it again over the same root and port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["serve", "--addr", &self.addr, "--root"])
+            .arg(&self.root)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn berth");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(resp) = reqwest::blocking::get(format!("{}/v2/", self.url()))
+                && resp.status().is_success()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("berth at {} did not become ready", self.addr);
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A TCP port on loopback that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+pub mod images;
