@@ -35,7 +35,12 @@ impl Berth {
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn berth");
-        let berth = Self { addr, root: root.to_path_buf(), child: Some(child), _tmp: None };
+        let berth = Self {
+            addr,
+            root: root.to_path_buf(),
+            child: Some(child),
+            _tmp: None,
+        };
         berth.wait_ready();
         berth
     }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Berth's test command. Run as root on a fresh Debian 12 machine:
+#   bash tests/run.sh            (extra arguments are passed to `cargo test`)
+# Installs the real registry clients the end-to-end tests drive (skopeo,
+# docker.io, podman) if they are missing, then builds and tests the whole
+# workspace in the release profile (the same profile as
+# `cargo run --release -- serve`).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Not needed today; an inherited bundle must not leak into the S3 tests later.
+unset AWS_CA_BUNDLE
+
+export DEBIAN_FRONTEND=noninteractive
+
+# command -> Debian package that provides it
+declare -A pkg_for=(
+  [skopeo]=skopeo
+  [dockerd]=docker.io
+  [podman]=podman
+  [newuidmap]=uidmap
+  [jq]=jq
+  [curl]=curl
+  [cc]=build-essential
+)
+missing=()
+for cmd in "${!pkg_for[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_for[$cmd]}")
+done
+# docker.io ships the CLI too, but check it separately in case only dockerd is there.
+command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+# skopeo and podman need /etc/containers/policy.json (package containers-common
+# is pulled in by them; reinstall it if the file went missing).
+[ -f /etc/containers/policy.json ] || missing+=(containers-common)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "tests/run.sh: installing ${missing[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: need root to apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" ca-certificates >/dev/null
+fi
+
+# The Rust toolchain, pinned by rust-toolchain.toml (including the
+# wasm32-wasip2 target for the guest component).
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v rustup >/dev/null 2>&1; then
+  echo "tests/run.sh: installing rustup" >&2
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain none
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+# Installs the toolchain named in rust-toolchain.toml if it is not there yet
+# (works even with RUSTUP_AUTO_INSTALL=0).
+rustup toolchain install >/dev/null 2>&1 || rustup show active-toolchain >/dev/null
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+
+cargo --version
+skopeo --version
+dockerd --version
+podman --version
+
+exec cargo test --release --workspace "$@"
