@@ -11,7 +11,9 @@ pub struct Digest {
 impl Digest {
     /// Builds a digest from raw sha256 output.
     pub fn from_sha256(bytes: &[u8]) -> Self {
-        Self { hex: hex::encode(bytes) }
+        Self {
+            hex: hex::encode(bytes),
+        }
     }
 
     /// The 64 hex characters, without the algorithm prefix.
@@ -31,7 +33,9 @@ impl FromStr for Digest {
         if !valid {
             return Err(StorageError::Invalid(format!("malformed digest {s:?}")));
         }
-        Ok(Self { hex: hex.to_owned() })
+        Ok(Self {
+            hex: hex.to_owned(),
+        })
     }
 }
 

@@ -1,0 +1,254 @@
+//! Filesystem blob store, the default backend.
+//!
+//! Layout under the root:
+//! - `blobs/sha256/<2 hex>/<64 hex>`: committed blobs, one file each;
+//! - `uploads/<uuid>/data`: the bytes of an upload session so far;
+//! - `uploads/<uuid>/startedat`: session creation time (unix seconds), so an
+//!   operator or a later purge can find abandoned sessions.
+//!
+//! A blob only appears under `blobs/` through an atomic rename of a fully
+//! written, fsynced and verified session file, so readers never see partial
+//! content.
+
+mod sessions;
+mod writer;
+
+use crate::{BlobReader, BlobStore, Digest, Result, StorageError, UploadWriter};
+use async_trait::async_trait;
+use sessions::{HashState, Sessions};
+use sha2::{Digest as _, Sha256};
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// Read/write granularity: the host streams blobs in 1 MiB chunks.
+const IO_BUF: usize = 1 << 20;
+
+/// Content-addressed blobs in a directory tree.
+pub struct FsBlobStore {
+    root: PathBuf,
+    sessions: Sessions,
+}
+
+impl FsBlobStore {
+    /// Opens (creating if needed) a blob store rooted at `root`.
+    pub fn open(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root.join("blobs").join("sha256"))?;
+        std::fs::create_dir_all(root.join("uploads"))?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            sessions: Sessions::default(),
+        })
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root
+            .join("blobs")
+            .join("sha256")
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    /// The session directory, after checking `id` cannot escape `uploads/`.
+    fn session_dir(&self, id: &str) -> Result<PathBuf> {
+        validate_id(id)?;
+        Ok(self.root.join("uploads").join(id))
+    }
+}
+
+/// Accepts only canonical lowercase hyphenated uuids, the ids we hand out.
+fn validate_id(id: &str) -> Result<()> {
+    let ok = id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::Invalid(format!("malformed upload id {id:?}")))
+    }
+}
+
+/// Maps a missing file to `NotFound`, keeping other I/O errors as they are.
+fn not_found(e: std::io::Error) -> StorageError {
+    if e.kind() == ErrorKind::NotFound {
+        StorageError::NotFound
+    } else {
+        StorageError::Io(e)
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Backend(format!("blocking task failed: {e}")))?
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>> {
+        match tokio::fs::metadata(self.blob_path(digest)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read(&self, digest: &Digest, offset: u64, length: u64) -> Result<BlobReader> {
+        let mut file = tokio::fs::File::open(self.blob_path(digest))
+            .await
+            .map_err(not_found)?;
+        let size = file.metadata().await?.len();
+        // Refuse ranges past the end: a silently short stream would be
+        // served with a Content-Length it cannot fill.
+        if offset.checked_add(length).is_none_or(|end| end > size) {
+            return Err(StorageError::Invalid(format!(
+                "range {offset}+{length} outside blob of {size} bytes"
+            )));
+        }
+        file.set_max_buf_size(IO_BUF);
+        if offset > 0 {
+            file.seek(std::io::SeekFrom::Start(offset)).await?;
+        }
+        Ok(Box::pin(file.take(length)))
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<bool> {
+        match tokio::fs::remove_file(self.blob_path(digest)).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn create_upload(&self) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let dir = self.session_dir(&id)?;
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        tokio::fs::create_dir(&dir).await?;
+        tokio::fs::write(dir.join("startedat"), started.to_string()).await?;
+        tokio::fs::File::create(dir.join("data")).await?;
+        self.sessions.put_idle(&id, HashState::default());
+        tracing::debug!(upload = %id, "upload session created");
+        Ok(id)
+    }
+
+    async fn upload_size(&self, id: &str) -> Result<u64> {
+        let data = self.session_dir(id)?.join("data");
+        Ok(tokio::fs::metadata(data).await.map_err(not_found)?.len())
+    }
+
+    async fn append(&self, id: &str) -> Result<UploadWriter> {
+        let data = self.session_dir(id)?.join("data");
+        let lease = self.sessions.acquire(id)?;
+        // On any error below the lease is dropped, which restores the slot.
+        let file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&data)
+            .await
+            .map_err(not_found)?;
+        let len = file.metadata().await?.len();
+        Ok(Box::pin(writer::HashingWriter::new(file, lease, len)))
+    }
+
+    async fn commit(&self, id: &str, expected: &Digest) -> Result<u64> {
+        let dir = self.session_dir(id)?;
+        let mut lease = self.sessions.acquire(id)?;
+        let cached = lease.take_state();
+        let final_path = self.blob_path(expected);
+        let expected = expected.clone();
+        let result = blocking(move || finish(&dir, cached, &expected, &final_path)).await;
+        // The session is gone after a commit or a mismatch; on an I/O error it
+        // stays (without cached hash state) so the client can retry.
+        match &result {
+            Ok(_) | Err(StorageError::DigestMismatch { .. }) => lease.forget(),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn abort(&self, id: &str) -> Result<()> {
+        let dir = self.session_dir(id)?;
+        // Aborting is allowed while a writer is open: its file handle writes
+        // into an unlinked file and its hash state is not handed back.
+        self.sessions.remove(id);
+        tokio::fs::remove_dir_all(&dir).await.map_err(not_found)?;
+        tracing::debug!(upload = %id, "upload session aborted");
+        Ok(())
+    }
+}
+
+/// Verifies, fsyncs and publishes a session's data; blocking.
+fn finish(
+    dir: &Path,
+    cached: Option<HashState>,
+    expected: &Digest,
+    final_path: &Path,
+) -> Result<u64> {
+    let data = dir.join("data");
+    let mut file = std::fs::File::open(&data).map_err(not_found)?;
+    let size = file.metadata()?.len();
+    let hasher = match cached {
+        Some(state) if state.len == size => state.hasher,
+        _ => {
+            tracing::debug!(path = %data.display(), "re-hashing upload from disk");
+            rehash(&mut file)?
+        }
+    };
+    let actual = Digest::from_sha256(&hasher.finalize());
+    if &actual != expected {
+        std::fs::remove_dir_all(dir)?;
+        return Err(StorageError::DigestMismatch {
+            actual: actual.to_string(),
+        });
+    }
+    let parent = final_path
+        .parent()
+        .ok_or_else(|| StorageError::Backend("blob path has no parent".into()))?;
+    if final_path.exists() {
+        // Another session already published identical bytes: keep those.
+        std::fs::remove_dir_all(dir)?;
+        return Ok(size);
+    }
+    file.sync_all()?;
+    drop(file);
+    let created = !parent.exists();
+    std::fs::create_dir_all(parent)?;
+    std::fs::rename(&data, final_path)?;
+    // Make the new directory entries durable, not just the bytes.
+    sync_dir(parent)?;
+    if created && let Some(grand) = parent.parent() {
+        sync_dir(grand)?;
+    }
+    std::fs::remove_dir_all(dir)?;
+    tracing::debug!(digest = %expected, size, "blob committed");
+    Ok(size)
+}
+
+fn rehash(file: &mut std::fs::File) -> Result<Sha256> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; IO_BUF];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => return Ok(hasher),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        hasher.update(&buf[..n]);
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,254 @@
+//! Registry metadata in SQLite.
+//!
+//! One writer connection behind a mutex runs every mutation as an IMMEDIATE
+//! transaction; reads go through a small pool of read-only connections,
+//! which WAL mode lets proceed while a write is in progress. All SQLite work
+//! runs on tokio's blocking pool so it never stalls the async executor.
+
+mod queries;
+mod schema;
+
+use crate::{ManifestInfo, MetadataStore, Page, Result, StorageError};
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a connection waits on a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle read connections kept around; more are opened under load.
+const MAX_IDLE_READERS: usize = 4;
+
+/// Registry metadata stored in one SQLite database file.
+#[derive(Clone)]
+pub struct SqliteMetadata {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic mid-transaction rolls the transaction back on drop, so the
+    // connection is still usable.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SqliteMetadata {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut conn = Connection::open(path)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StorageError::Backend(format!(
+                "cannot enable WAL mode (got {mode})"
+            )));
+        }
+        // FULL: a committed tag or manifest survives power loss, not just a crash.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        schema::migrate(&mut conn)?;
+        let inner = Inner {
+            path: path.to_path_buf(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Runs `f` in one write transaction on the blocking pool, committing on `Ok`.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        run_blocking(move || {
+            let mut conn = lock(&inner.writer);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Runs `f` in one read transaction (a consistent snapshot) on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        run_blocking(move || {
+            let conn = inner.take_reader()?;
+            let result = conn
+                .unchecked_transaction()
+                .map_err(StorageError::from)
+                .and_then(|tx| f(&tx));
+            inner.return_reader(conn);
+            result
+        })
+        .await
+    }
+}
+
+impl Inner {
+    fn take_reader(&self) -> Result<Connection> {
+        if let Some(conn) = lock(&self.readers).pop() {
+            return Ok(conn);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+
+    fn return_reader(&self, conn: Connection) {
+        let mut idle = lock(&self.readers);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Backend(format!("blocking task failed: {e}")))?
+}
+
+/// Rejects names that cannot be stored: empty ones sort before every
+/// pagination marker and are never valid OCI names.
+fn require(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        Err(StorageError::Invalid(format!("empty {what}")))
+    } else {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MetadataStore for SqliteMetadata {
+    async fn link_blob(&self, repo: &str, digest: &str) -> Result<()> {
+        require("repository", repo)?;
+        require("digest", digest)?;
+        let (repo, digest) = (repo.to_owned(), digest.to_owned());
+        self.write(move |tx| queries::link_blob(tx, &repo, &digest))
+            .await
+    }
+
+    async fn blob_linked(&self, repo: &str, digest: &str) -> Result<bool> {
+        let (repo, digest) = (repo.to_owned(), digest.to_owned());
+        self.read(move |tx| queries::blob_linked(tx, &repo, &digest))
+            .await
+    }
+
+    async fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool> {
+        let (repo, digest) = (repo.to_owned(), digest.to_owned());
+        self.write(move |tx| queries::unlink_blob(tx, &repo, &digest))
+            .await
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &str,
+        manifest: &ManifestInfo,
+        references: &[String],
+        tag: Option<&str>,
+    ) -> Result<()> {
+        require("repository", repo)?;
+        require("digest", &manifest.digest)?;
+        if let Some(tag) = tag {
+            require("tag", tag)?;
+        }
+        let (repo, manifest, references) = (repo.to_owned(), manifest.clone(), references.to_vec());
+        let tag = tag.map(str::to_owned);
+        self.write(move |tx| {
+            queries::put_manifest(tx, &repo, &manifest, &references, tag.as_deref())
+        })
+        .await
+    }
+
+    async fn get_manifest(&self, repo: &str, digest: &str) -> Result<Option<ManifestInfo>> {
+        let (repo, digest) = (repo.to_owned(), digest.to_owned());
+        self.read(move |tx| queries::get_manifest(tx, &repo, &digest))
+            .await
+    }
+
+    async fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<String>> {
+        let (repo, tag) = (repo.to_owned(), tag.to_owned());
+        self.read(move |tx| queries::resolve_tag(tx, &repo, &tag))
+            .await
+    }
+
+    async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool> {
+        let (repo, digest) = (repo.to_owned(), digest.to_owned());
+        self.write(move |tx| queries::delete_manifest(tx, &repo, &digest))
+            .await
+    }
+
+    async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool> {
+        let (repo, tag) = (repo.to_owned(), tag.to_owned());
+        self.write(move |tx| queries::delete_tag(tx, &repo, &tag))
+            .await
+    }
+
+    async fn list_tags(&self, repo: &str, page: &Page) -> Result<Option<Vec<String>>> {
+        let (repo, page) = (repo.to_owned(), page.clone());
+        self.read(move |tx| queries::list_tags(tx, &repo, &page))
+            .await
+    }
+
+    async fn list_repositories(&self, page: &Page) -> Result<Vec<String>> {
+        let page = page.clone();
+        self.read(move |tx| queries::list_repositories(tx, &page))
+            .await
+    }
+
+    async fn list_referrers(
+        &self,
+        repo: &str,
+        subject: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ManifestInfo>> {
+        let (repo, subject) = (repo.to_owned(), subject.to_owned());
+        let artifact_type = artifact_type.map(str::to_owned);
+        self.read(move |tx| queries::list_referrers(tx, &repo, &subject, artifact_type.as_deref()))
+            .await
+    }
+
+    async fn begin_upload(&self, repo: &str, id: &str) -> Result<()> {
+        require("repository", repo)?;
+        require("upload id", id)?;
+        let (repo, id) = (repo.to_owned(), id.to_owned());
+        self.write(move |tx| queries::begin_upload(tx, &repo, &id))
+            .await
+    }
+
+    async fn upload_repository(&self, id: &str) -> Result<Option<String>> {
+        let id = id.to_owned();
+        self.read(move |tx| queries::upload_repository(tx, &id))
+            .await
+    }
+
+    async fn end_upload(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |tx| queries::end_upload(tx, &id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

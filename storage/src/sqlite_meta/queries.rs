@@ -1,0 +1,238 @@
+//! The SQL behind each metadata operation. Every function runs inside the
+//! transaction its caller opened, so multi-statement operations are atomic.
+
+use crate::{ManifestInfo, Page, Result, StorageError};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn repo_id(conn: &Connection, name: &str) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM repositories WHERE name = ?1")?;
+    Ok(stmt.query_row([name], |r| r.get(0)).optional()?)
+}
+
+/// The repository's id, creating the repository on first use.
+fn ensure_repo(conn: &Connection, name: &str) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO repositories (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
+    )?
+    .execute([name])?;
+    repo_id(conn, name)?.ok_or_else(|| StorageError::Backend(format!("repository {name} vanished")))
+}
+
+/// SQLite's LIMIT: a negative value means no limit.
+fn limit(page: &Page) -> i64 {
+    page.n.map_or(-1, i64::from)
+}
+
+/// Pagination marker; every stored name is non-empty, so `''` means "from the start".
+fn after(page: &Page) -> &str {
+    page.last.as_deref().unwrap_or("")
+}
+
+pub(super) fn link_blob(conn: &Connection, repo: &str, digest: &str) -> Result<()> {
+    let id = ensure_repo(conn, repo)?;
+    conn.prepare_cached("INSERT OR IGNORE INTO blob_links (repo_id, digest) VALUES (?1, ?2)")?
+        .execute(params![id, digest])?;
+    Ok(())
+}
+
+pub(super) fn blob_linked(conn: &Connection, repo: &str, digest: &str) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM blob_links l JOIN repositories r ON r.id = l.repo_id
+         WHERE r.name = ?1 AND l.digest = ?2",
+    )?;
+    Ok(stmt.exists(params![repo, digest])?)
+}
+
+pub(super) fn unlink_blob(conn: &Connection, repo: &str, digest: &str) -> Result<bool> {
+    let Some(id) = repo_id(conn, repo)? else {
+        return Ok(false);
+    };
+    let n = conn
+        .prepare_cached("DELETE FROM blob_links WHERE repo_id = ?1 AND digest = ?2")?
+        .execute(params![id, digest])?;
+    Ok(n > 0)
+}
+
+pub(super) fn put_manifest(
+    conn: &Connection,
+    repo: &str,
+    m: &ManifestInfo,
+    references: &[String],
+    tag: Option<&str>,
+) -> Result<()> {
+    let id = ensure_repo(conn, repo)?;
+    let size = i64::try_from(m.size)
+        .map_err(|_| StorageError::Invalid(format!("size {} too large", m.size)))?;
+    // A manifest's row is derived from its bytes, which its digest fixes:
+    // storing it again leaves the row as it is and only moves the tag.
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO manifests (repo_id, digest, media_type, size, artifact_type, subject, annotations)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (repo_id, digest) DO NOTHING",
+        )?
+        .execute(params![id, m.digest, m.media_type, size, m.artifact_type, m.subject, m.annotations])?;
+    if inserted > 0 {
+        let mut stmt = conn.prepare_cached(
+            "INSERT OR IGNORE INTO manifest_refs (repo_id, manifest, digest) VALUES (?1, ?2, ?3)",
+        )?;
+        for reference in references {
+            stmt.execute(params![id, m.digest, reference])?;
+        }
+    }
+    if let Some(tag) = tag {
+        conn.prepare_cached(
+            "INSERT INTO tags (repo_id, name, digest) VALUES (?1, ?2, ?3)
+             ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest",
+        )?
+        .execute(params![id, tag, m.digest])?;
+    }
+    Ok(())
+}
+
+const MANIFEST_COLUMNS: &str = "digest, media_type, size, artifact_type, subject, annotations";
+
+fn manifest_row(r: &Row<'_>) -> rusqlite::Result<ManifestInfo> {
+    let size: i64 = r.get(2)?;
+    Ok(ManifestInfo {
+        digest: r.get(0)?,
+        media_type: r.get(1)?,
+        // Sizes are stored from u64s checked to fit i64, so never negative.
+        size: u64::try_from(size).unwrap_or_default(),
+        artifact_type: r.get(3)?,
+        subject: r.get(4)?,
+        annotations: r.get(5)?,
+    })
+}
+
+pub(super) fn get_manifest(
+    conn: &Connection,
+    repo: &str,
+    digest: &str,
+) -> Result<Option<ManifestInfo>> {
+    let Some(id) = repo_id(conn, repo)? else {
+        return Ok(None);
+    };
+    let sql =
+        format!("SELECT {MANIFEST_COLUMNS} FROM manifests WHERE repo_id = ?1 AND digest = ?2");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    Ok(stmt
+        .query_row(params![id, digest], manifest_row)
+        .optional()?)
+}
+
+pub(super) fn resolve_tag(conn: &Connection, repo: &str, tag: &str) -> Result<Option<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id
+         WHERE r.name = ?1 AND t.name = ?2",
+    )?;
+    Ok(stmt
+        .query_row(params![repo, tag], |r| r.get(0))
+        .optional()?)
+}
+
+pub(super) fn delete_manifest(conn: &Connection, repo: &str, digest: &str) -> Result<bool> {
+    let Some(id) = repo_id(conn, repo)? else {
+        return Ok(false);
+    };
+    // Its tags and references go with it through ON DELETE CASCADE.
+    let n = conn
+        .prepare_cached("DELETE FROM manifests WHERE repo_id = ?1 AND digest = ?2")?
+        .execute(params![id, digest])?;
+    Ok(n > 0)
+}
+
+pub(super) fn delete_tag(conn: &Connection, repo: &str, tag: &str) -> Result<bool> {
+    let Some(id) = repo_id(conn, repo)? else {
+        return Ok(false);
+    };
+    let n = conn
+        .prepare_cached("DELETE FROM tags WHERE repo_id = ?1 AND name = ?2")?
+        .execute(params![id, tag])?;
+    Ok(n > 0)
+}
+
+pub(super) fn list_tags(conn: &Connection, repo: &str, page: &Page) -> Result<Option<Vec<String>>> {
+    let Some(id) = repo_id(conn, repo)? else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM tags WHERE repo_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![id, after(page), limit(page)], |r| r.get(0))?;
+    Ok(Some(rows.collect::<rusqlite::Result<_>>()?))
+}
+
+pub(super) fn list_repositories(conn: &Connection, page: &Page) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2")?;
+    let rows = stmt.query_map(params![after(page), limit(page)], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn list_referrers(
+    conn: &Connection,
+    repo: &str,
+    subject: &str,
+    artifact_type: Option<&str>,
+) -> Result<Vec<ManifestInfo>> {
+    let Some(id) = repo_id(conn, repo)? else {
+        return Ok(Vec::new());
+    };
+    let filter = if artifact_type.is_some() {
+        "AND artifact_type = ?3"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT {MANIFEST_COLUMNS} FROM manifests
+         WHERE repo_id = ?1 AND subject = ?2 {filter} ORDER BY digest"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = match artifact_type {
+        Some(t) => stmt
+            .query_map(params![id, subject, t], manifest_row)?
+            .collect::<rusqlite::Result<_>>(),
+        None => stmt
+            .query_map(params![id, subject], manifest_row)?
+            .collect::<rusqlite::Result<_>>(),
+    };
+    Ok(rows?)
+}
+
+pub(super) fn begin_upload(conn: &Connection, repo: &str, upload: &str) -> Result<()> {
+    let id = ensure_repo(conn, repo)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "INSERT INTO uploads (id, repo_id, started_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
+    )?
+    .execute(params![upload, id, now])?;
+    // Beginning twice for the same repository is harmless; stealing another
+    // repository's session is not.
+    let owner: i64 = conn
+        .prepare_cached("SELECT repo_id FROM uploads WHERE id = ?1")?
+        .query_row([upload], |r| r.get(0))?;
+    if owner != id {
+        return Err(StorageError::Conflict(format!(
+            "upload {upload} belongs to another repository"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn upload_repository(conn: &Connection, upload: &str) -> Result<Option<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.name FROM uploads u JOIN repositories r ON r.id = u.repo_id WHERE u.id = ?1",
+    )?;
+    Ok(stmt.query_row([upload], |r| r.get(0)).optional()?)
+}
+
+/// Idempotent: forgetting an unknown session is not an error.
+pub(super) fn end_upload(conn: &Connection, upload: &str) -> Result<()> {
+    conn.prepare_cached("DELETE FROM uploads WHERE id = ?1")?
+        .execute([upload])?;
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The conformance suite on SQLite, plus checks of its durability settings
+//! and of the manifest→blob references a garbage collector relies on.
+
+use super::SqliteMetadata;
+use crate::MetadataStore;
+use crate::conformance::{self as c, manifest};
+use tempfile::TempDir;
+
+fn store() -> (TempDir, SqliteMetadata) {
+    let dir = TempDir::new().expect("tempdir");
+    let meta = SqliteMetadata::open(&dir.path().join("metadata.db")).expect("open");
+    (dir, meta)
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (_dir, meta) = store();
+            c::$name(&meta).await;
+        }
+    )*};
+}
+
+conformance!(
+    blob_links,
+    tags_pagination,
+    catalog_pagination,
+    manifests_and_tags,
+    delete_tag_keeps_manifest,
+    referrers,
+    uploads,
+    all_metadata_tests,
+);
+
+#[tokio::test]
+async fn metadata_persists() {
+    let dir = TempDir::new().expect("tempdir");
+    let path = dir.path().join("nested").join("metadata.db");
+    let open = || Box::new(SqliteMetadata::open(&path).expect("reopen")) as Box<dyn MetadataStore>;
+    c::metadata_persists(&open).await;
+}
+
+#[tokio::test]
+async fn durability_pragmas_and_schema() {
+    let (_dir, meta) = store();
+    let conn = super::lock(&meta.inner.writer);
+    use rusqlite::types::Value;
+    let get = |p: &str| {
+        conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, Value>(0))
+            .expect(p)
+    };
+    assert_eq!(get("journal_mode"), Value::Text("wal".into()));
+    assert_eq!(
+        get("synchronous"),
+        Value::Integer(2),
+        "synchronous must be FULL"
+    );
+    assert_eq!(get("foreign_keys"), Value::Integer(1));
+    assert_eq!(get("user_version"), Value::Integer(1));
+}
+
+#[tokio::test]
+async fn manifest_refs_follow_manifests() {
+    let (_dir, meta) = store();
+    let m = manifest(1, None, None);
+    let refs = ["sha256:cfg".to_string(), "sha256:layer".to_string()];
+    meta.put_manifest("r", &m, &refs, Some("t"))
+        .await
+        .expect("put");
+    let count = |meta: &SqliteMetadata| {
+        let conn = super::lock(&meta.inner.writer);
+        conn.query_row(
+            "SELECT count(*) FROM manifest_refs WHERE manifest = ?1",
+            [&m.digest],
+            |r| r.get::<_, i64>(0),
+        )
+        .expect("count")
+    };
+    assert_eq!(count(&meta), 2);
+    meta.put_manifest("r", &m, &refs, Some("t2"))
+        .await
+        .expect("re-put");
+    assert_eq!(count(&meta), 2);
+    assert!(meta.delete_manifest("r", &m.digest).await.expect("delete"));
+    assert_eq!(count(&meta), 0);
+}
+
+#[tokio::test]
+async fn failed_transaction_changes_nothing() {
+    let (_dir, meta) = store();
+    meta.begin_upload("a", "u1").await.expect("begin");
+    // Conflict after the repository row was inserted: the insert must roll back.
+    assert!(meta.begin_upload("b", "u1").await.is_err());
+    assert_eq!(
+        meta.list_repositories(&Default::default())
+            .await
+            .expect("list"),
+        ["a"]
+    );
+    assert!(
+        meta.link_blob("", "sha256:aa").await.is_err(),
+        "empty repository name"
+    );
+    assert!(
+        meta.put_manifest("a", &manifest(1, None, None), &[], Some(""))
+            .await
+            .is_err(),
+        "empty tag"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_and_reads() {
+    let (_dir, meta) = store();
+    let mut tasks = Vec::new();
+    for i in 0..16u32 {
+        let meta = meta.clone();
+        tasks.push(tokio::spawn(async move {
+            let m = manifest(i, None, None);
+            meta.put_manifest("busy", &m, &[], Some(&format!("t{i:02}")))
+                .await
+                .expect("put");
+            meta.list_tags("busy", &Default::default())
+                .await
+                .expect("list")
+                .expect("repo exists");
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let tags = meta
+        .list_tags("busy", &Default::default())
+        .await
+        .expect("list")
+        .expect("repo");
+    assert_eq!(
+        tags,
+        (0..16).map(|i| format!("t{i:02}")).collect::<Vec<_>>()
+    );
+}
