@@ -1,0 +1,58 @@
+//! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>` (end-2, end-10).
+
+use crate::error::ApiError;
+use crate::grammar::Digest;
+use crate::http::{Body, Request, Response};
+use crate::range;
+use crate::storage::{blobs, metadata};
+
+/// Serves a blob, or the part a `Range` header selects. The bytes are
+/// spliced from the store's reader into the response by `http::send`.
+pub fn get(req: &Request, name: &str, digest: &Digest, head: bool) -> Result<Response, ApiError> {
+    let unknown = || ApiError::BlobUnknown(digest.to_string());
+    // A blob is served only through a repository that links it: the store is
+    // shared, but repositories are the unit of visibility.
+    if !metadata::blob_linked(name, digest.as_str())? {
+        return Err(unknown());
+    }
+    let size = blobs::stat(digest.as_str())
+        .map_err(|e| ApiError::storage("blob stat", e, unknown()))?
+        .ok_or_else(unknown)?;
+
+    // Ranges the header syntax does not allow are ignored (RFC 9110 §14.2),
+    // well-formed ones that select nothing are a 416.
+    let (status, offset, len) = match req.header("range").and_then(range::parse_range) {
+        None => (200, 0, size),
+        Some(r) => match range::resolve(r, size) {
+            Some((offset, len)) => (206, offset, len),
+            None => return Err(ApiError::RangeNotSatisfiable { size }),
+        },
+    };
+    let mut resp = Response::new(status)
+        .header("content-type", "application/octet-stream")
+        .header("docker-content-digest", digest.as_str())
+        .header("accept-ranges", "bytes");
+    if status == 206 {
+        resp = resp.header("content-range", range::content_range(offset, len, size));
+    }
+    let body = if head || len == 0 {
+        Body::Head { len }
+    } else {
+        // Open the reader before anything is sent, so a failure here is
+        // still a clean error response.
+        let stream = blobs::read(digest.as_str(), offset, len)
+            .map_err(|e| ApiError::storage("blob read", e, unknown()))?;
+        Body::Stream { stream, len }
+    };
+    Ok(resp.body(body))
+}
+
+/// Unlinks the blob from the repository. The bytes stay in the shared store
+/// (other repositories may link them); reclaiming them is the store's job.
+pub fn delete(name: &str, digest: &Digest) -> Result<Response, ApiError> {
+    if metadata::unlink_blob(name, digest.as_str())? {
+        Ok(Response::new(202).header("docker-content-digest", digest.as_str()))
+    } else {
+        Err(ApiError::BlobUnknown(digest.to_string()))
+    }
+}

@@ -1,0 +1,453 @@
+//! Manifest parsing and validation, independent of storage: decides the
+//! media type, checks the schema, and extracts what the metadata store
+//! records (references, subject, artifact type, annotations).
+
+use crate::error::ApiError;
+use crate::grammar::{self, Digest};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Largest manifest accepted. The spec asks registries to take at least
+/// 4 MB; registry:2 also stops at 4 MiB.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// Layer media types that may live outside the registry ("foreign" /
+/// non-distributable layers). registry:2 does not require these to be
+/// present when they carry `urls`.
+const FOREIGN_LAYER_TYPES: &[&str] = &[
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+];
+
+/// The two shapes a manifest can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Image manifest (OCI or Docker schema2): config + layers are blobs.
+    Image,
+    /// Index / manifest list: children are manifests.
+    Index,
+}
+
+/// What the registry needs to know about a pushed manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub kind: Kind,
+    /// The media type it is stored and served under.
+    pub media_type: &'static str,
+    /// Content that must already be in the repository: blobs (config and
+    /// layers) for an image, manifests for an index. In document order,
+    /// duplicates removed.
+    pub required: Vec<Digest>,
+    /// `artifactType`, else the config's media type for image manifests.
+    pub artifact_type: Option<String>,
+    /// Digest named by `subject`; deliberately not in `required` (the spec
+    /// says a subject may be pushed after its referrers).
+    pub subject: Option<String>,
+    /// The `annotations` object re-serialised as JSON text.
+    pub annotations: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    media_type: String,
+    digest: String,
+    // Only its presence and type matter (a JSON integer ≥ 0).
+    #[allow(dead_code)]
+    size: u64,
+    #[serde(default)]
+    urls: Vec<String>,
+}
+
+/// Fields of both shapes; which are required depends on the kind.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Document {
+    schema_version: Option<i64>,
+    media_type: Option<String>,
+    artifact_type: Option<String>,
+    config: Option<Descriptor>,
+    layers: Option<Vec<Descriptor>>,
+    manifests: Option<Vec<Descriptor>>,
+    subject: Option<Descriptor>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+fn invalid(why: impl Into<String>) -> ApiError {
+    ApiError::ManifestInvalid(why.into())
+}
+
+/// Maps a media type string to one we store, ignoring parameters and case.
+fn known_type(value: &str) -> Option<&'static str> {
+    let essence = value.split(';').next().unwrap_or("").trim();
+    [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST]
+        .into_iter()
+        .find(|t| t.eq_ignore_ascii_case(essence))
+}
+
+/// Parses and validates `bytes` pushed with `content_type`.
+///
+/// The `Content-Type` decides the type (spec: clients MUST set it to the
+/// manifest's `mediaType`); a `mediaType` field that disagrees is invalid.
+/// Without a `Content-Type` we fall back to the `mediaType` field, as
+/// registry:2 does.
+pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, ApiError> {
+    let doc: Document =
+        serde_json::from_slice(bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+
+    let media_type = match content_type.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(ct) => {
+            let t = known_type(ct)
+                .ok_or_else(|| invalid(format!("unsupported manifest media type {ct:?}")))?;
+            if let Some(field) = &doc.media_type
+                && field != t
+            {
+                return Err(invalid(format!(
+                    "mediaType {field:?} does not match Content-Type {t:?}"
+                )));
+            }
+            t
+        }
+        None => doc
+            .media_type
+            .as_deref()
+            .and_then(known_type)
+            .ok_or_else(|| invalid("no Content-Type and no known mediaType"))?,
+    };
+
+    if doc.schema_version != Some(2) {
+        return Err(invalid("schemaVersion must be 2"));
+    }
+    // Docker schema2 documents always carry their mediaType.
+    if matches!(media_type, DOCKER_MANIFEST | DOCKER_LIST) && doc.media_type.is_none() {
+        return Err(invalid("Docker manifests must include mediaType"));
+    }
+
+    let kind = if matches!(media_type, OCI_INDEX | DOCKER_LIST) {
+        Kind::Index
+    } else {
+        Kind::Image
+    };
+    let mut required: Vec<Digest> = Vec::new();
+    let mut require = |d: &Descriptor| -> Result<(), ApiError> {
+        let digest = descriptor_digest(d)?;
+        if !required.contains(&digest) {
+            required.push(digest);
+        }
+        Ok(())
+    };
+
+    let artifact_type = doc.artifact_type.clone().filter(|a| !a.is_empty());
+    let artifact_type = match kind {
+        Kind::Image => {
+            if doc.manifests.is_some() {
+                return Err(invalid("an image manifest has no manifests field"));
+            }
+            let config = doc
+                .config
+                .as_ref()
+                .ok_or_else(|| invalid("missing config"))?;
+            let layers = doc
+                .layers
+                .as_ref()
+                .ok_or_else(|| invalid("missing layers"))?;
+            require(config)?;
+            for layer in layers {
+                let foreign = !layer.urls.is_empty()
+                    && FOREIGN_LAYER_TYPES.contains(&layer.media_type.as_str());
+                if foreign {
+                    // Hosted elsewhere: need not (and usually cannot) be
+                    // pushed here, so it is neither checked nor referenced.
+                    check_digest_syntax(&layer.digest)?;
+                } else {
+                    require(layer)?;
+                }
+            }
+            artifact_type.or_else(|| Some(config.media_type.clone()).filter(|m| !m.is_empty()))
+        }
+        Kind::Index => {
+            if doc.config.is_some() || doc.layers.is_some() {
+                return Err(invalid("an index has no config or layers"));
+            }
+            let manifests = doc
+                .manifests
+                .as_ref()
+                .ok_or_else(|| invalid("missing manifests"))?;
+            for child in manifests {
+                require(child)?;
+            }
+            artifact_type
+        }
+    };
+
+    let subject = match &doc.subject {
+        Some(s) => {
+            check_digest_syntax(&s.digest)?;
+            Some(s.digest.clone())
+        }
+        None => None,
+    };
+    let annotations = match &doc.annotations {
+        Some(map) => Some(serde_json::to_string(map).map_err(|e| invalid(e.to_string()))?),
+        None => None,
+    };
+
+    Ok(Parsed {
+        kind,
+        media_type,
+        required,
+        artifact_type,
+        subject,
+        annotations,
+    })
+}
+
+/// A descriptor that must resolve in this registry: any well-formed digest is
+/// valid JSON-wise, but only sha256 content can be stored here, so another
+/// algorithm means the referenced content is unknown.
+fn descriptor_digest(d: &Descriptor) -> Result<Digest, ApiError> {
+    check_digest_syntax(&d.digest)?;
+    Digest::parse(&d.digest).map_err(|_| ApiError::ManifestBlobUnknown(d.digest.clone()))
+}
+
+fn check_digest_syntax(s: &str) -> Result<(), ApiError> {
+    if grammar::is_digest_syntax(s) {
+        Ok(())
+    } else {
+        Err(invalid(format!("invalid descriptor digest {s:?}")))
+    }
+}
+
+/// Whether a manifest stored as `media_type` may be served to a client that
+/// sent these `Accept` header values. No `Accept` (or an empty one) accepts
+/// anything; otherwise a listed type, `*/*` or `application/*` must match.
+/// Entries with `q=0` are refusals (RFC 9110 §12.4.2) and never match.
+pub fn accepts<'a>(accept_headers: impl IntoIterator<Item = &'a str>, media_type: &str) -> bool {
+    let mut any_listed = false;
+    for header in accept_headers {
+        for entry in header.split(',') {
+            let mut parts = entry.split(';');
+            let range = parts.next().unwrap_or("").trim();
+            if range.is_empty() {
+                continue;
+            }
+            any_listed = true;
+            let refused = parts.any(|p| {
+                let p = p.trim();
+                p.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("q")
+                        && v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+                })
+            });
+            if refused {
+                continue;
+            }
+            let matches = range == "*/*"
+                || range.eq_ignore_ascii_case(media_type)
+                || (range.eq_ignore_ascii_case("application/*")
+                    && media_type.starts_with("application/"));
+            if matches {
+                return true;
+            }
+        }
+    }
+    !any_listed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    fn image(extra: &str) -> String {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}",
+            "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},
+            "layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":3}},
+                      {{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":3}}]
+            {extra}}}"#,
+            hex('a'),
+            hex('b'),
+            hex('a')
+        )
+    }
+
+    #[test]
+    fn image_manifest() {
+        let extra = format!(
+            r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":9}},"annotations":{{"b":"2","a":"1"}}"#,
+            hex('c')
+        );
+        let p = parse(Some(OCI_MANIFEST), image(&extra).as_bytes()).unwrap();
+        assert_eq!(p.kind, Kind::Image);
+        assert_eq!(p.media_type, OCI_MANIFEST);
+        let req: Vec<_> = p.required.iter().map(|d| d.as_str().to_owned()).collect();
+        assert_eq!(req, [hex('a'), hex('b')]);
+        assert_eq!(
+            p.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
+        assert_eq!(p.subject, Some(hex('c')));
+        assert_eq!(p.annotations.as_deref(), Some(r#"{"a":"1","b":"2"}"#));
+    }
+
+    #[test]
+    fn artifact_type_wins() {
+        let p = parse(
+            Some(OCI_MANIFEST),
+            image(r#","artifactType":"application/x.sbom""#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(p.artifact_type.as_deref(), Some("application/x.sbom"));
+    }
+
+    #[test]
+    fn content_type_rules() {
+        let body = image("");
+        // Parameters and case are ignored.
+        assert!(
+            parse(
+                Some("Application/VND.oci.image.manifest.v1+json; charset=utf-8"),
+                body.as_bytes()
+            )
+            .is_ok()
+        );
+        // Disagreeing mediaType.
+        assert!(matches!(
+            parse(Some(OCI_INDEX), body.as_bytes()),
+            Err(ApiError::ManifestInvalid(_))
+        ));
+        // Unknown Content-Type.
+        assert!(matches!(
+            parse(Some("application/json"), body.as_bytes()),
+            Err(ApiError::ManifestInvalid(_))
+        ));
+        // No Content-Type: fall back to mediaType.
+        assert_eq!(
+            parse(None, body.as_bytes()).unwrap().media_type,
+            OCI_MANIFEST
+        );
+        let no_media_type = body.replace(&format!(r#""mediaType":"{OCI_MANIFEST}","#), "");
+        assert!(parse(Some(OCI_MANIFEST), no_media_type.as_bytes()).is_ok());
+        assert!(parse(None, no_media_type.as_bytes()).is_err());
+        // Docker types require the field.
+        assert!(parse(Some(DOCKER_MANIFEST), no_media_type.as_bytes()).is_err());
+        let docker = body.replace(OCI_MANIFEST, DOCKER_MANIFEST);
+        assert_eq!(
+            parse(Some(DOCKER_MANIFEST), docker.as_bytes())
+                .unwrap()
+                .media_type,
+            DOCKER_MANIFEST
+        );
+    }
+
+    #[test]
+    fn invalid_documents() {
+        for bad in [
+            "not json".to_owned(),
+            image("").replace(r#""schemaVersion":2"#, r#""schemaVersion":1"#),
+            image("").replace(r#""schemaVersion":2,"#, ""),
+            image("").replace(r#""size":2"#, r#""size":-2"#),
+            image("").replace(r#""size":2"#, r#""size":"2""#),
+            image("").replace(&hex('b'), "sha256:not/hex"),
+            format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","layers":[]}}"#),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"x","digest":"{}","size":1}}}}"#,
+                hex('a')
+            ),
+            image(r#","annotations":{"a":1}"#),
+            image(r#","subject":{"mediaType":"x","digest":"bad","size":1}"#),
+        ] {
+            assert!(
+                matches!(
+                    parse(Some(OCI_MANIFEST), bad.as_bytes()),
+                    Err(ApiError::ManifestInvalid(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsupported_algorithm_is_unknown_content() {
+        let body = image("").replace(&hex('b'), &format!("sha512:{}", "b".repeat(128)));
+        assert!(matches!(
+            parse(Some(OCI_MANIFEST), body.as_bytes()),
+            Err(ApiError::ManifestBlobUnknown(_))
+        ));
+    }
+
+    #[test]
+    fn foreign_layers_are_not_required() {
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}",
+            "config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{}","size":2}},
+            "layers":[{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{}","size":3,"urls":["https://example.com/x"]}}]}}"#,
+            hex('a'),
+            hex('f')
+        );
+        let p = parse(Some(DOCKER_MANIFEST), body.as_bytes()).unwrap();
+        assert_eq!(p.required.len(), 1);
+    }
+
+    #[test]
+    fn index() {
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[
+            {{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":5,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+            hex('d')
+        );
+        let p = parse(Some(OCI_INDEX), body.as_bytes()).unwrap();
+        assert_eq!(p.kind, Kind::Index);
+        assert_eq!(p.required[0].as_str(), hex('d'));
+        assert_eq!(p.artifact_type, None);
+        let list = body.replace(OCI_INDEX, DOCKER_LIST);
+        assert_eq!(
+            parse(Some(DOCKER_LIST), list.as_bytes()).unwrap().kind,
+            Kind::Index
+        );
+        // An index is not an image manifest.
+        assert!(
+            parse(
+                Some(OCI_MANIFEST),
+                body.replace(OCI_INDEX, OCI_MANIFEST).as_bytes()
+            )
+            .is_err()
+        );
+        let missing = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}"}}"#);
+        assert!(parse(Some(OCI_INDEX), missing.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn too_big_is_not_parsed_here() {
+        // The size limit is enforced while reading the body (manifests.rs);
+        // parse itself is size-agnostic.
+        assert_eq!(MAX_MANIFEST_BYTES, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert!(accepts([], OCI_MANIFEST));
+        assert!(accepts([""], OCI_MANIFEST));
+        assert!(accepts(["*/*"], OCI_MANIFEST));
+        assert!(accepts(["application/*"], OCI_MANIFEST));
+        assert!(accepts([DOCKER_MANIFEST, OCI_MANIFEST], OCI_MANIFEST));
+        assert!(accepts(
+            [&format!("{DOCKER_MANIFEST}, {OCI_MANIFEST};q=0.5")[..]],
+            OCI_MANIFEST
+        ));
+        assert!(!accepts([DOCKER_MANIFEST], OCI_MANIFEST));
+        assert!(!accepts([&format!("{OCI_MANIFEST};q=0")[..]], OCI_MANIFEST));
+        assert!(!accepts(["text/*"], OCI_MANIFEST));
+    }
+}
