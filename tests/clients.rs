@@ -339,7 +339,15 @@ fn skopeo_pull_and_compare(berth: &Berth, image: &TestImage, repo: &str) {
     let layout = tmp.path().join("pulled");
     let src = format!("docker://{}/{repo}:{}", berth.addr, image.tag);
     let dest = format!("oci:{}:{}", layout.display(), image.tag);
-    run(skopeo(["copy", "--src-tls-verify=false", &src, &dest]));
+    // --preserve-digests: without it skopeo gzips uncompressed layers when
+    // writing an OCI layout, which would change every digest.
+    run(skopeo([
+        "copy",
+        "--src-tls-verify=false",
+        "--preserve-digests",
+        &src,
+        &dest,
+    ]));
 
     let (digest, bytes, manifest) = images::read_layout(&layout, &image.tag);
     assert_eq!(digest, image.manifest_digest, "pulled manifest digest");
