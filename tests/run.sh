@@ -30,9 +30,9 @@ for cmd in "${!pkg_for[@]}"; do
 done
 # docker.io ships the CLI too, but check it separately in case only dockerd is there.
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
-# skopeo and podman need /etc/containers/policy.json (package containers-common
+# podman needs /etc/containers/policy.json (package golang-github-containers-common
 # is pulled in by them; reinstall it if the file went missing).
-[ -f /etc/containers/policy.json ] || missing+=(containers-common)
+[ -f /etc/containers/policy.json ] || missing+=(golang-github-containers-common)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
