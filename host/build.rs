@@ -7,7 +7,10 @@ use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets this"));
-    let workspace = manifest_dir.parent().expect("host/ sits in the workspace").to_path_buf();
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ sits in the workspace")
+        .to_path_buf();
     // A target directory of its own: the outer cargo holds the lock on ours.
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -15,13 +18,23 @@ fn main() {
         .join("guest-build");
 
     for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&workspace)
-        .args(["build", "--release", "--package", "berth-guest", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "berth-guest",
+            "--target",
+            "wasm32-wasip2",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         // Flags meant for the host (coverage, sanitizers) must not leak into the guest.
@@ -34,6 +47,10 @@ fn main() {
     assert!(status.success(), "building the registry guest failed");
 
     let wasm = target_dir.join("wasm32-wasip2/release/berth_guest.wasm");
-    assert!(wasm.exists(), "guest component missing at {}", wasm.display());
+    assert!(
+        wasm.exists(),
+        "guest component missing at {}",
+        wasm.display()
+    );
     println!("cargo:rustc-env=BERTH_GUEST_WASM={}", wasm.display());
 }

@@ -1,17 +1,17 @@
 //! The wasm side of the host: one engine, the guest compiled once (and cached
 //! on disk), one `InstancePre`, and a fresh `Store` per request.
 
-use crate::bindings::Storage;
+use crate::bindings::berth::registry::{blobs, metadata, types};
 use crate::state::RequestState;
-use crate::storage_imports::Backends;
+use crate::storage_imports::{Backends, StorageImports};
 use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::p2::types::Scheme;
 
 /// The registry guest built by `build.rs`.
 pub static EMBEDDED_GUEST: &[u8] = include_bytes!(env!("BERTH_GUEST_WASM"));
@@ -37,9 +37,15 @@ impl GuestRuntime {
         let mut linker = Linker::<RequestState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        Storage::add_to_linker::<_, HasSelf<RequestState>>(&mut linker, |s| s)?;
+        types::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
+        blobs::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
+        metadata::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
-        Ok(Self { engine, pre, backends })
+        Ok(Self {
+            engine,
+            pre,
+            backends,
+        })
     }
 
     /// Runs one HTTP request through a fresh guest instance. The response
@@ -51,7 +57,7 @@ impl GuestRuntime {
     ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<wasmtime::Error>,
+        B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let mut store = Store::new(&self.engine, RequestState::new(self.backends.clone()));
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -62,7 +68,10 @@ impl GuestRuntime {
         let pre = self.pre.clone();
         let task = tokio::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
         });
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),
@@ -87,7 +96,6 @@ fn engine_config() -> Config {
         .total_tables(4 * MAX_INSTANCES)
         .max_memory_size(MAX_GUEST_MEMORY);
     let mut config = Config::new();
-    config.async_support(true);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
 }
@@ -105,7 +113,8 @@ fn load_component(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> anyhow::Res
             Err(e) => tracing::warn!(path = %path.display(), error = %e, "recompiling guest"),
         }
     }
-    let component = Component::new(engine, wasm).context("compiling the guest component")?;
+    let component = Component::new(engine, wasm)
+        .map_err(|e| anyhow::anyhow!("compiling the guest component: {e:?}"))?;
     if let Err(e) = write_cache(&path, &component) {
         tracing::warn!(path = %path.display(), error = %e, "could not cache compiled guest");
     }
@@ -115,8 +124,14 @@ fn load_component(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> anyhow::Res
 fn cache_path(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> PathBuf {
     let mut key = Sha256::new();
     key.update(wasm);
-    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut HashToSha(&mut key));
-    cache_dir.join(format!("guest-{}.cwasm", &hex::encode(key.finalize())[..32]))
+    std::hash::Hash::hash(
+        &engine.precompile_compatibility_hash(),
+        &mut HashToSha(&mut key),
+    );
+    cache_dir.join(format!(
+        "guest-{}.cwasm",
+        &hex::encode(key.finalize())[..32]
+    ))
 }
 
 fn write_cache(path: &Path, component: &Component) -> anyhow::Result<()> {

@@ -29,7 +29,9 @@ pub fn router(guest: GuestRuntime) -> Router {
 /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
 pub async fn serve(listener: tokio::net::TcpListener, guest: GuestRuntime) -> anyhow::Result<()> {
     let app = router(guest).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 
@@ -38,6 +40,7 @@ async fn health() -> &'static str {
 }
 
 async fn to_guest(State(guest): State<GuestRuntime>, req: Request) -> Response {
+    let req = req.map(|body| http_body_util::BodyExt::map_err(body, client_body_error));
     match guest.handle(req).await {
         Ok(resp) => resp.map(Body::new),
         Err(e) => {
@@ -47,12 +50,23 @@ async fn to_guest(State(guest): State<GuestRuntime>, req: Request) -> Response {
     }
 }
 
+/// wasi-http wants hyper's error type for a broken request body.
+fn client_body_error(err: axum::Error) -> wasmtime_wasi_http::Error {
+    match err.into_inner().downcast::<hyper::Error>() {
+        Ok(hyper_err) => wasmtime_wasi_http::Error::Hyper(*hyper_err),
+        Err(_) => wasmtime_wasi_http::Error::ConnectionTerminated,
+    }
+}
+
 /// The spec's error body for a failure the guest could not report itself.
 fn internal_error() -> Response {
     let body = r#"{"errors":[{"code":"UNKNOWN","message":"internal server error","detail":null}]}"#;
     let mut resp = (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
     let headers = resp.headers_mut();
-    headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
     resp
 }

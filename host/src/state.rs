@@ -1,19 +1,44 @@
 //! What one request's wasm `Store` holds: WASI context, wasi-http context, the
 //! resource table they share, and the server's storage backends.
 
-use crate::storage_imports::{Backends, StorageView};
+use crate::storage_imports::{Backends, StorageCtx};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{
+    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
 
 /// Per-request store data. Created fresh for every request, so nothing one
 /// request does inside the guest can be seen by the next.
 pub struct RequestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    hooks: GuestHttpHooks,
     table: ResourceTable,
     backends: Backends,
 }
+
+/// wasi-http policy for the guest: it serves requests and never makes any.
+struct GuestHttpHooks;
+
+impl WasiHttpHooks for GuestHttpHooks {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<dyn Future<Output = OutgoingResult> + Send> {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+type OutgoingResult = Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ),
+    wasmtime_wasi_http::Error,
+>;
 
 impl RequestState {
     pub fn new(backends: Backends) -> Self {
@@ -21,13 +46,22 @@ impl RequestState {
         // only through wasi:http and our storage imports. stderr is kept for
         // the guest's diagnostics.
         let wasi = WasiCtx::builder().inherit_stderr().build();
-        Self { wasi, http: WasiHttpCtx::new(), table: ResourceTable::new(), backends }
+        Self {
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: GuestHttpHooks,
+            table: ResourceTable::new(),
+            backends,
+        }
     }
 }
 
 impl WasiView for RequestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -36,17 +70,17 @@ impl WasiHttpView for RequestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.hooks,
         }
     }
 }
 
-impl StorageView for RequestState {
-    fn backends(&self) -> &Backends {
-        &self.backends
-    }
-
-    fn table(&mut self) -> &mut ResourceTable {
-        &mut self.table
+impl RequestState {
+    /// The view the storage imports get.
+    pub fn storage(&mut self) -> StorageCtx<'_> {
+        StorageCtx {
+            backends: &self.backends,
+            table: &mut self.table,
+        }
     }
 }

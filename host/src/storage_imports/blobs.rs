@@ -1,6 +1,6 @@
 //! `berth:registry/blobs` on a `BlobStore`.
 
-use super::{BlobSource, StorageView, UploadSession, UploadSink, WitResult, to_wit, wit};
+use super::{BlobSource, StorageCtx, UploadSession, UploadSink, WitResult, to_wit, wit};
 use crate::bindings::berth::registry::blobs::{Host, HostUpload};
 use berth_storage::Digest;
 use wasmtime::component::Resource;
@@ -10,7 +10,7 @@ fn parse_digest(digest: &str) -> Result<Digest, crate::bindings::WitStorageError
     digest.parse::<Digest>().map_err(to_wit)
 }
 
-impl<T: StorageView> Host for T {
+impl Host for StorageCtx<'_> {
     async fn stat(&mut self, digest: String) -> WitResult<Option<u64>> {
         let digest = match parse_digest(&digest) {
             Ok(d) => d,
@@ -46,7 +46,7 @@ impl<T: StorageView> Host for T {
     }
 }
 
-impl<T: StorageView> HostUpload for T {
+impl HostUpload for StorageCtx<'_> {
     async fn create(&mut self) -> WitResult<Resource<UploadSession>> {
         match self.backends().blobs.create_upload().await {
             Ok(id) => Ok(Ok(self.table().push(UploadSession { id })?)),
@@ -71,7 +71,10 @@ impl<T: StorageView> HostUpload for T {
         wit(self.backends().blobs.upload_size(&id).await)
     }
 
-    async fn sink(&mut self, this: Resource<UploadSession>) -> WitResult<Resource<DynOutputStream>> {
+    async fn sink(
+        &mut self,
+        this: Resource<UploadSession>,
+    ) -> WitResult<Resource<DynOutputStream>> {
         let id = self.table().get(&this)?.id.clone();
         let writer = match self.backends().blobs.append(&id).await {
             Ok(w) => w,

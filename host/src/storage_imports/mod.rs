@@ -24,10 +24,28 @@ pub struct UploadSession {
     id: String,
 }
 
-/// Per-request view the storage imports work through.
-pub trait StorageView: Send {
-    fn backends(&self) -> &Backends;
-    fn table(&mut self) -> &mut ResourceTable;
+/// What the storage imports work through: the request's resource table and
+/// the server's backends, borrowed from the request state.
+pub struct StorageCtx<'a> {
+    pub backends: &'a Backends,
+    pub table: &'a mut ResourceTable,
+}
+
+impl StorageCtx<'_> {
+    fn backends(&self) -> &Backends {
+        self.backends
+    }
+
+    fn table(&mut self) -> &mut ResourceTable {
+        self.table
+    }
+}
+
+/// Marker for `add_to_linker`: the imports' data is a `StorageCtx`.
+pub struct StorageImports;
+
+impl wasmtime::component::HasData for StorageImports {
+    type Data<'a> = StorageCtx<'a>;
 }
 
 /// Storage errors cross into the guest as the WIT variant; details stay in logs.
@@ -51,4 +69,4 @@ fn wit<T>(result: berth_storage::Result<T>) -> WitResult<T> {
     Ok(result.map_err(to_wit))
 }
 
-impl<T: StorageView> crate::bindings::berth::registry::types::Host for T {}
+impl crate::bindings::berth::registry::types::Host for StorageCtx<'_> {}

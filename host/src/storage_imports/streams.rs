@@ -43,7 +43,12 @@ impl BlobSource {
                 }
             }
         });
-        Self { chunks, pending: None, closed: false, reader_task }
+        Self {
+            chunks,
+            pending: None,
+            closed: false,
+            reader_task,
+        }
     }
 
     fn take_chunk(&mut self, result: std::io::Result<Bytes>) -> StreamResult<()> {
@@ -118,7 +123,12 @@ pub struct UploadSink {
 
 impl UploadSink {
     pub fn new(writer: UploadWriter) -> Self {
-        Self { writer, queued: None, flush_requested: false, failed: None }
+        Self {
+            writer,
+            queued: None,
+            flush_requested: false,
+            failed: None,
+        }
     }
 
     fn check_failed(&mut self) -> StreamResult<()> {
