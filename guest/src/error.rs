@@ -152,11 +152,12 @@ impl ApiError {
 
     /// The `{"errors":[{"code","message","detail"}]}` body.
     pub fn body(&self) -> Vec<u8> {
+        // `detail` is always present (null when there is nothing specific):
+        // some clients index it unconditionally.
         #[derive(Serialize)]
         struct Entry<'a> {
             code: &'a str,
             message: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
             detail: Option<String>,
         }
         #[derive(Serialize)]
@@ -238,7 +239,7 @@ mod tests {
         assert_eq!(v["errors"][0]["detail"], "sha256:x");
         assert!(v["errors"][0]["message"].is_string());
         let v: serde_json::Value = serde_json::from_slice(&ApiError::NameUnknown.body()).unwrap();
-        assert!(v["errors"][0].get("detail").is_none());
+        assert_eq!(v["errors"][0].get("detail"), Some(&serde_json::Value::Null));
     }
 
     #[test]
