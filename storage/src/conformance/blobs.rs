@@ -1,0 +1,290 @@
+//! Conformance tests for [`BlobStore`] backends.
+
+use super::{Pattern, Reopen, append_all, assert_not_found, digest_of, put, read_range};
+use crate::{BlobStore, Digest, StorageError};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Put, commit, stat, full read and delete of a small blob.
+pub async fn put_get_delete(store: &dyn BlobStore) {
+    let data = b"hello, berth".to_vec();
+    let d = digest_of(&data);
+    assert_eq!(store.stat(&d).await.expect("stat"), None);
+    assert_not_found(store.read(&d, 0, 1).await.map(|_| ()));
+    put(store, &data).await;
+    assert_eq!(store.stat(&d).await.expect("stat"), Some(data.len() as u64));
+    assert_eq!(read_range(store, &d, 0, data.len() as u64).await, data);
+    assert!(store.delete(&d).await.expect("delete"));
+    assert!(!store.delete(&d).await.expect("delete again"));
+    assert_eq!(store.stat(&d).await.expect("stat"), None);
+}
+
+/// The empty blob is a valid blob.
+pub async fn empty_blob(store: &dyn BlobStore) {
+    let id = store.create_upload().await.expect("create");
+    assert_eq!(store.upload_size(&id).await.expect("size"), 0);
+    let d = digest_of(b"");
+    assert_eq!(store.commit(&id, &d).await.expect("commit"), 0);
+    assert_eq!(store.stat(&d).await.expect("stat"), Some(0));
+    assert!(read_range(store, &d, 0, 0).await.is_empty());
+}
+
+/// Ranged reads return exactly the requested bytes; ranges past the end fail.
+pub async fn ranged_reads(store: &dyn BlobStore) {
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let d = put(store, &data).await;
+    for (off, len) in [
+        (0u64, 1u64),
+        (1, 9_999),
+        (4_096, 4_096),
+        (9_999, 1),
+        (5_000, 0),
+        (10_000, 0),
+    ] {
+        let got = read_range(store, &d, off, len).await;
+        assert_eq!(
+            got,
+            &data[off as usize..(off + len) as usize],
+            "range {off}+{len}"
+        );
+    }
+    for (off, len) in [(0u64, 10_001u64), (10_001, 0), (9_999, 2), (1, u64::MAX)] {
+        assert!(
+            store.read(&d, off, len).await.is_err(),
+            "range {off}+{len} should fail"
+        );
+    }
+}
+
+/// Streams `size` bytes in 1 MiB chunks without holding the blob in memory,
+/// then streams it back and checks digest, size and a ranged tail read.
+pub async fn large_streamed(store: &dyn BlobStore, size: u64) {
+    const CHUNK: usize = 1 << 20;
+    let id = store.create_upload().await.expect("create");
+    let mut w = store.append(&id).await.expect("append");
+    let (mut pattern, mut hasher, mut buf) = (Pattern::new(42), Sha256::new(), vec![0u8; CHUNK]);
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        pattern.fill(&mut buf[..n]);
+        hasher.update(&buf[..n]);
+        w.write_all(&buf[..n]).await.expect("write chunk");
+        left -= n as u64;
+    }
+    w.shutdown().await.expect("shutdown");
+    drop(w);
+    let d = Digest::from_sha256(&hasher.finalize());
+    assert_eq!(store.upload_size(&id).await.expect("size"), size);
+    assert_eq!(store.commit(&id, &d).await.expect("commit"), size);
+    assert_eq!(store.stat(&d).await.expect("stat"), Some(size));
+
+    let mut r = store.read(&d, 0, size).await.expect("read");
+    let (mut hasher, mut total) = (Sha256::new(), 0u64);
+    loop {
+        let n = r.read(&mut buf).await.expect("read chunk");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    assert_eq!(total, size);
+    assert_eq!(Digest::from_sha256(&hasher.finalize()), d);
+}
+
+/// A session filled by several writers in turn, including one dropped after
+/// a flush but without shutdown, commits to the digest of the concatenation.
+pub async fn multi_append(store: &dyn BlobStore) {
+    let parts: [&[u8]; 4] = [b"first part, ", b"second part, ", b"", b"last part"];
+    let id = store.create_upload().await.expect("create");
+    let mut total = 0u64;
+    for part in parts {
+        append_all(store, &id, part).await;
+        total += part.len() as u64;
+        assert_eq!(store.upload_size(&id).await.expect("size"), total);
+    }
+    let mut w = store.append(&id).await.expect("append");
+    w.write_all(b" + flushed").await.expect("write");
+    w.flush().await.expect("flush");
+    drop(w);
+    let all = [&parts.concat()[..], b" + flushed"].concat();
+    assert_eq!(
+        store.upload_size(&id).await.expect("size"),
+        all.len() as u64
+    );
+    assert_eq!(
+        store.commit(&id, &digest_of(&all)).await.expect("commit"),
+        all.len() as u64
+    );
+    assert_eq!(
+        read_range(store, &digest_of(&all), 0, all.len() as u64).await,
+        all
+    );
+    assert_not_found(store.upload_size(&id).await);
+}
+
+/// A session survives its store being dropped and reopened (a host
+/// restart), both for appending more and for committing directly.
+pub async fn resume_after_restart(open: Reopen<'_, dyn BlobStore>) {
+    let store = open();
+    let (a, b) = (
+        store.create_upload().await.expect("create"),
+        store.create_upload().await.expect("create"),
+    );
+    append_all(&*store, &a, b"before restart, ").await;
+    append_all(&*store, &b, b"committed after restart").await;
+    drop(store);
+
+    let store = open();
+    assert_eq!(store.upload_size(&a).await.expect("size"), 16);
+    append_all(&*store, &a, b"after restart").await;
+    let data = b"before restart, after restart";
+    assert_eq!(
+        store.commit(&a, &digest_of(data)).await.expect("commit a"),
+        data.len() as u64
+    );
+    assert_eq!(
+        read_range(&*store, &digest_of(data), 0, data.len() as u64).await,
+        data
+    );
+    let data = b"committed after restart";
+    assert_eq!(
+        store.commit(&b, &digest_of(data)).await.expect("commit b"),
+        data.len() as u64
+    );
+}
+
+/// Only one writer per session; the session is usable again once it closes.
+pub async fn second_writer_conflicts(store: &dyn BlobStore) {
+    let id = store.create_upload().await.expect("create");
+    let mut w = store.append(&id).await.expect("append");
+    let second = store.append(&id).await;
+    assert!(
+        matches!(second, Err(StorageError::Conflict(_))),
+        "got {:?}",
+        second.map(|_| ())
+    );
+    w.write_all(b"one").await.expect("write");
+    w.shutdown().await.expect("shutdown");
+    drop(w);
+    append_all(store, &id, b" two").await;
+    assert_eq!(
+        store
+            .commit(&id, &digest_of(b"one two"))
+            .await
+            .expect("commit"),
+        7
+    );
+}
+
+/// Two sessions committing the same bytes concurrently both succeed, as
+/// does committing a blob the store already holds.
+pub async fn concurrent_same_digest(store: &dyn BlobStore) {
+    let data = vec![7u8; 3 << 20];
+    let d = digest_of(&data);
+    let (a, b) = (
+        store.create_upload().await.expect("create"),
+        store.create_upload().await.expect("create"),
+    );
+    tokio::join!(append_all(store, &a, &data), append_all(store, &b, &data));
+    let (ra, rb) = tokio::join!(store.commit(&a, &d), store.commit(&b, &d));
+    assert_eq!(ra.expect("commit a"), data.len() as u64);
+    assert_eq!(rb.expect("commit b"), data.len() as u64);
+    assert_eq!(store.stat(&d).await.expect("stat"), Some(data.len() as u64));
+    assert_eq!(put(store, &data).await, d);
+    assert_eq!(read_range(store, &d, 0, data.len() as u64).await, data);
+}
+
+/// A mismatching commit stores nothing, reports the actual digest and ends
+/// the session.
+pub async fn digest_mismatch(store: &dyn BlobStore) {
+    let id = store.create_upload().await.expect("create");
+    append_all(store, &id, b"actual bytes").await;
+    let claimed = digest_of(b"claimed bytes");
+    match store.commit(&id, &claimed).await {
+        Err(StorageError::DigestMismatch { actual }) => {
+            assert_eq!(actual, digest_of(b"actual bytes").to_string())
+        }
+        other => panic!("expected DigestMismatch, got {other:?}"),
+    }
+    assert_eq!(store.stat(&claimed).await.expect("stat"), None);
+    assert_eq!(
+        store.stat(&digest_of(b"actual bytes")).await.expect("stat"),
+        None
+    );
+    assert_not_found(store.upload_size(&id).await);
+    assert!(store.append(&id).await.is_err());
+}
+
+/// An aborted session is gone with its bytes.
+pub async fn abort_discards(store: &dyn BlobStore) {
+    let id = store.create_upload().await.expect("create");
+    append_all(store, &id, b"never committed").await;
+    store.abort(&id).await.expect("abort");
+    assert_not_found(store.upload_size(&id).await);
+    assert!(store.append(&id).await.is_err());
+    assert!(
+        store
+            .commit(&id, &digest_of(b"never committed"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .stat(&digest_of(b"never committed"))
+            .await
+            .expect("stat"),
+        None
+    );
+}
+
+/// Unknown ids are `NotFound`; ids that are not ours are `Invalid`.
+pub async fn bad_upload_ids(store: &dyn BlobStore) {
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    assert_not_found(store.upload_size(unknown).await);
+    assert_not_found(store.append(unknown).await.map(|_| ()));
+    assert_not_found(store.abort(unknown).await);
+    assert_not_found(store.commit(unknown, &digest_of(b"")).await);
+    for bad in [
+        "",
+        "..",
+        "../../etc/passwd",
+        "00000000-0000-4000-8000-00000000000/",
+        "ABCDEF00-0000-4000-8000-000000000000",
+        "x",
+    ] {
+        let invalid = |r: crate::Result<()>| matches!(r, Err(StorageError::Invalid(_)));
+        assert!(
+            invalid(store.upload_size(bad).await.map(|_| ())),
+            "upload_size({bad:?})"
+        );
+        assert!(
+            invalid(store.append(bad).await.map(|_| ())),
+            "append({bad:?})"
+        );
+        assert!(
+            invalid(store.commit(bad, &digest_of(b"")).await.map(|_| ())),
+            "commit({bad:?})"
+        );
+        assert!(invalid(store.abort(bad).await), "abort({bad:?})");
+    }
+    let id = store.create_upload().await.expect("create");
+    assert!(
+        id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+        "id {id:?} is not URL-safe"
+    );
+    store.abort(&id).await.expect("abort");
+}
+
+/// Runs every blob conformance test that needs only one store handle.
+pub async fn all_blob_tests(store: &dyn BlobStore) {
+    put_get_delete(store).await;
+    empty_blob(store).await;
+    ranged_reads(store).await;
+    multi_append(store).await;
+    second_writer_conflicts(store).await;
+    concurrent_same_digest(store).await;
+    digest_mismatch(store).await;
+    abort_discards(store).await;
+    bad_upload_ids(store).await;
+}

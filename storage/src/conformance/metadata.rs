@@ -1,0 +1,531 @@
+//! Conformance tests for [`MetadataStore`] backends.
+
+use super::{Reopen, digest_of};
+use crate::{ManifestInfo, MetadataStore, Page, StorageError};
+
+/// A manifest record for tests; `n` makes a distinct digest.
+pub fn manifest(n: u32, subject: Option<&str>, artifact_type: Option<&str>) -> ManifestInfo {
+    ManifestInfo {
+        digest: digest_of(format!("manifest {n}").as_bytes()).to_string(),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: 100 + u64::from(n),
+        artifact_type: artifact_type.map(Into::into),
+        subject: subject.map(Into::into),
+        annotations: Some(format!("{{\"n\":\"{n}\"}}")),
+    }
+}
+
+fn page(last: Option<&str>, n: Option<u32>) -> Page {
+    Page {
+        last: last.map(Into::into),
+        n,
+    }
+}
+
+/// Blob links per repository.
+pub async fn blob_links(meta: &dyn MetadataStore) {
+    let (repo, d) = ("conf/links", "sha256:aa");
+    assert!(!meta.blob_linked(repo, d).await.expect("linked"));
+    meta.link_blob(repo, d).await.expect("link");
+    meta.link_blob(repo, d).await.expect("link twice");
+    assert!(meta.blob_linked(repo, d).await.expect("linked"));
+    assert!(
+        !meta
+            .blob_linked("conf/other", d)
+            .await
+            .expect("linked elsewhere")
+    );
+    assert!(meta.unlink_blob(repo, d).await.expect("unlink"));
+    assert!(!meta.unlink_blob(repo, d).await.expect("unlink again"));
+    assert!(!meta.blob_linked(repo, d).await.expect("linked"));
+    assert!(
+        !meta
+            .unlink_blob("conf/nowhere", d)
+            .await
+            .expect("unlink unknown repo")
+    );
+}
+
+/// Tags are listed in byte order, paginated strictly after `last`.
+pub async fn tags_pagination(meta: &dyn MetadataStore) {
+    let repo = "conf/tags";
+    assert_eq!(
+        meta.list_tags(repo, &Page::default()).await.expect("list"),
+        None
+    );
+    let m = manifest(1, None, None);
+    // Inserted out of order; "B" < "a" < "a-b" < "a.b" < "b" < "v10" < "v2" in byte order.
+    for tag in ["v2", "a.b", "B", "v10", "a", "b", "a-b"] {
+        meta.put_manifest(repo, &m, &[], Some(tag))
+            .await
+            .expect("put");
+    }
+    let all = ["B", "a", "a-b", "a.b", "b", "v10", "v2"];
+    assert_eq!(
+        meta.list_tags(repo, &Page::default()).await.expect("list"),
+        Some(all.map(String::from).to_vec())
+    );
+    let cases: [(Option<&str>, Option<u32>, &[&str]); 7] = [
+        (None, Some(2), &["B", "a"]),
+        (Some("a"), Some(2), &["a-b", "a.b"]),
+        (Some("a.b"), None, &["b", "v10", "v2"]),
+        (Some("v2"), Some(5), &[]),
+        (Some("c"), Some(1), &["v10"]),
+        (None, Some(0), &[]),
+        (Some(""), Some(100), &all),
+    ];
+    for (last, n, want) in cases {
+        let got = meta
+            .list_tags(repo, &page(last, n))
+            .await
+            .expect("list page");
+        assert_eq!(
+            got,
+            Some(want.iter().map(|s| s.to_string()).collect()),
+            "last={last:?} n={n:?}"
+        );
+    }
+    // Walking page by page visits every tag once.
+    let (mut seen, mut last) = (Vec::new(), None::<String>);
+    loop {
+        let got = meta
+            .list_tags(repo, &page(last.as_deref(), Some(3)))
+            .await
+            .expect("list")
+            .expect("repo");
+        if got.is_empty() {
+            break;
+        }
+        last = got.last().cloned();
+        seen.extend(got);
+    }
+    assert_eq!(seen, all);
+}
+
+/// The catalog lists repositories in byte order with pagination. Needs a
+/// store without repositories.
+pub async fn catalog_pagination(meta: &dyn MetadataStore) {
+    assert!(
+        meta.list_repositories(&Page::default())
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    meta.link_blob("zeta/blobonly", "sha256:01")
+        .await
+        .expect("link");
+    meta.put_manifest("alpha", &manifest(2, None, None), &[], None)
+        .await
+        .expect("put");
+    meta.begin_upload("Mid/upload", "u-catalog")
+        .await
+        .expect("begin");
+    meta.put_manifest("alpha/sub", &manifest(3, None, None), &[], Some("t"))
+        .await
+        .expect("put");
+    let all = ["Mid/upload", "alpha", "alpha/sub", "zeta/blobonly"];
+    assert_eq!(
+        meta.list_repositories(&Page::default())
+            .await
+            .expect("list"),
+        all
+    );
+    assert_eq!(
+        meta.list_repositories(&page(None, Some(2)))
+            .await
+            .expect("list"),
+        all[..2]
+    );
+    assert_eq!(
+        meta.list_repositories(&page(Some("alpha"), Some(2)))
+            .await
+            .expect("list"),
+        all[2..]
+    );
+    assert_eq!(
+        meta.list_repositories(&page(Some("alpha/sub"), None))
+            .await
+            .expect("list"),
+        all[3..]
+    );
+    assert!(
+        meta.list_repositories(&page(Some("zz"), Some(9)))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        meta.list_repositories(&page(None, Some(0)))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+/// Manifests with tags: put, get, resolve, move a tag, re-put, delete.
+pub async fn manifests_and_tags(meta: &dyn MetadataStore) {
+    let repo = "conf/manifests";
+    let (m1, m2) = (
+        manifest(10, None, Some("application/x-a")),
+        manifest(11, None, None),
+    );
+    assert_eq!(
+        meta.get_manifest(repo, &m1.digest).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        meta.resolve_tag(repo, "latest").await.expect("resolve"),
+        None
+    );
+    meta.put_manifest(
+        repo,
+        &m1,
+        &["sha256:c1".into(), "sha256:l1".into()],
+        Some("latest"),
+    )
+    .await
+    .expect("put");
+    meta.put_manifest(
+        repo,
+        &m1,
+        &["sha256:c1".into(), "sha256:l1".into()],
+        Some("v1"),
+    )
+    .await
+    .expect("re-put");
+    assert_eq!(
+        meta.get_manifest(repo, &m1.digest).await.expect("get"),
+        Some(m1.clone())
+    );
+    assert_eq!(
+        meta.get_manifest("conf/elsewhere", &m1.digest)
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(
+        meta.resolve_tag(repo, "latest")
+            .await
+            .expect("resolve")
+            .as_deref(),
+        Some(&*m1.digest)
+    );
+    assert_eq!(
+        meta.resolve_tag(repo, "v1")
+            .await
+            .expect("resolve")
+            .as_deref(),
+        Some(&*m1.digest)
+    );
+
+    // Moving a tag leaves the old manifest (and its other tags) in place.
+    meta.put_manifest(repo, &m2, &[], Some("latest"))
+        .await
+        .expect("put m2");
+    assert_eq!(
+        meta.resolve_tag(repo, "latest")
+            .await
+            .expect("resolve")
+            .as_deref(),
+        Some(&*m2.digest)
+    );
+    assert_eq!(
+        meta.list_tags(repo, &Page::default()).await.expect("tags"),
+        Some(vec!["latest".into(), "v1".into()])
+    );
+
+    // Deleting a manifest takes every tag pointing at it, and only those.
+    meta.put_manifest(repo, &m1, &[], Some("stable"))
+        .await
+        .expect("tag m1 again");
+    assert!(
+        meta.delete_manifest(repo, &m1.digest)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !meta
+            .delete_manifest(repo, &m1.digest)
+            .await
+            .expect("delete again")
+    );
+    assert_eq!(
+        meta.get_manifest(repo, &m1.digest).await.expect("get"),
+        None
+    );
+    assert_eq!(meta.resolve_tag(repo, "v1").await.expect("resolve"), None);
+    assert_eq!(
+        meta.resolve_tag(repo, "stable").await.expect("resolve"),
+        None
+    );
+    assert_eq!(
+        meta.list_tags(repo, &Page::default()).await.expect("tags"),
+        Some(vec!["latest".into()])
+    );
+    assert!(
+        !meta
+            .delete_manifest("conf/unknown", &m1.digest)
+            .await
+            .expect("delete in unknown repo")
+    );
+    // A deleted manifest can be pushed again.
+    meta.put_manifest(repo, &m1, &["sha256:c1".into()], None)
+        .await
+        .expect("put again");
+    assert_eq!(
+        meta.get_manifest(repo, &m1.digest).await.expect("get"),
+        Some(m1)
+    );
+}
+
+/// Deleting a tag keeps the manifest and the repository's other tags.
+pub async fn delete_tag_keeps_manifest(meta: &dyn MetadataStore) {
+    let repo = "conf/deltag";
+    let m = manifest(20, None, None);
+    meta.put_manifest(repo, &m, &[], Some("a"))
+        .await
+        .expect("put");
+    meta.put_manifest(repo, &m, &[], Some("b"))
+        .await
+        .expect("put");
+    assert!(meta.delete_tag(repo, "a").await.expect("delete tag"));
+    assert!(!meta.delete_tag(repo, "a").await.expect("delete tag again"));
+    assert!(
+        !meta
+            .delete_tag("conf/unknown", "a")
+            .await
+            .expect("delete tag in unknown repo")
+    );
+    assert_eq!(
+        meta.get_manifest(repo, &m.digest).await.expect("get"),
+        Some(m.clone())
+    );
+    assert_eq!(
+        meta.resolve_tag(repo, "b")
+            .await
+            .expect("resolve")
+            .as_deref(),
+        Some(&*m.digest)
+    );
+    assert!(meta.delete_tag(repo, "b").await.expect("delete last tag"));
+    // A repository without tags still exists: an empty list, not none.
+    assert_eq!(
+        meta.list_tags(repo, &Page::default()).await.expect("tags"),
+        Some(vec![])
+    );
+    assert!(
+        meta.get_manifest(repo, &m.digest)
+            .await
+            .expect("get")
+            .is_some()
+    );
+}
+
+/// Referrers by subject, optionally filtered by artifact type, by digest.
+pub async fn referrers(meta: &dyn MetadataStore) {
+    let repo = "conf/referrers";
+    let subject = manifest(30, None, None);
+    meta.put_manifest(repo, &subject, &[], Some("img"))
+        .await
+        .expect("put subject");
+    assert!(
+        meta.list_referrers(repo, &subject.digest, None)
+            .await
+            .expect("none yet")
+            .is_empty()
+    );
+    let sig = "application/vnd.example.signature";
+    let mut refs: Vec<ManifestInfo> = (31..36)
+        .map(|n| {
+            manifest(
+                n,
+                Some(&subject.digest),
+                Some(if n % 2 == 0 { sig } else { "application/sbom" }),
+            )
+        })
+        .collect();
+    refs.push(manifest(36, Some(&subject.digest), None));
+    for m in &refs {
+        meta.put_manifest(repo, m, std::slice::from_ref(&subject.digest), None)
+            .await
+            .expect("put referrer");
+    }
+    // Same subject digest in another repository does not leak in.
+    meta.put_manifest(
+        "conf/referrers2",
+        &manifest(37, Some(&subject.digest), Some(sig)),
+        &[],
+        None,
+    )
+    .await
+    .expect("put elsewhere");
+    meta.put_manifest(
+        repo,
+        &manifest(38, Some("sha256:other"), Some(sig)),
+        &[],
+        None,
+    )
+    .await
+    .expect("put");
+
+    refs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    assert_eq!(
+        meta.list_referrers(repo, &subject.digest, None)
+            .await
+            .expect("all"),
+        refs
+    );
+    let sigs: Vec<_> = refs
+        .iter()
+        .filter(|m| m.artifact_type.as_deref() == Some(sig))
+        .cloned()
+        .collect();
+    assert_eq!(sigs.len(), 2);
+    assert_eq!(
+        meta.list_referrers(repo, &subject.digest, Some(sig))
+            .await
+            .expect("filtered"),
+        sigs
+    );
+    assert!(
+        meta.list_referrers(repo, &subject.digest, Some("x/none"))
+            .await
+            .expect("no match")
+            .is_empty()
+    );
+    assert!(
+        meta.list_referrers("conf/unknown", &subject.digest, None)
+            .await
+            .expect("unknown repo")
+            .is_empty()
+    );
+
+    assert!(
+        meta.delete_manifest(repo, &sigs[0].digest)
+            .await
+            .expect("delete")
+    );
+    assert_eq!(
+        meta.list_referrers(repo, &subject.digest, Some(sig))
+            .await
+            .expect("filtered"),
+        sigs[1..]
+    );
+}
+
+/// Upload sessions map to their repository until ended.
+pub async fn uploads(meta: &dyn MetadataStore) {
+    assert_eq!(
+        meta.upload_repository("u-conf-1").await.expect("lookup"),
+        None
+    );
+    meta.begin_upload("conf/uploads", "u-conf-1")
+        .await
+        .expect("begin");
+    meta.begin_upload("conf/uploads", "u-conf-1")
+        .await
+        .expect("begin twice");
+    meta.begin_upload("conf/uploads2", "u-conf-2")
+        .await
+        .expect("begin other");
+    assert!(matches!(
+        meta.begin_upload("conf/uploads2", "u-conf-1").await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(
+        meta.upload_repository("u-conf-1")
+            .await
+            .expect("lookup")
+            .as_deref(),
+        Some("conf/uploads")
+    );
+    assert_eq!(
+        meta.upload_repository("u-conf-2")
+            .await
+            .expect("lookup")
+            .as_deref(),
+        Some("conf/uploads2")
+    );
+    meta.end_upload("u-conf-1").await.expect("end");
+    meta.end_upload("u-conf-1")
+        .await
+        .expect("end is idempotent");
+    assert_eq!(
+        meta.upload_repository("u-conf-1").await.expect("lookup"),
+        None
+    );
+    assert_eq!(
+        meta.upload_repository("u-conf-2")
+            .await
+            .expect("lookup")
+            .as_deref(),
+        Some("conf/uploads2")
+    );
+    // A repository exists from its first upload on.
+    assert_eq!(
+        meta.list_tags("conf/uploads", &Page::default())
+            .await
+            .expect("tags"),
+        Some(vec![])
+    );
+}
+
+/// Everything written survives dropping and reopening the store.
+pub async fn metadata_persists(open: Reopen<'_, dyn MetadataStore>) {
+    let m = manifest(40, Some("sha256:subj"), Some("a/b"));
+    {
+        let meta = open();
+        meta.link_blob("conf/persist", "sha256:bb")
+            .await
+            .expect("link");
+        meta.put_manifest("conf/persist", &m, &["sha256:bb".into()], Some("kept"))
+            .await
+            .expect("put");
+        meta.begin_upload("conf/persist", "u-persist")
+            .await
+            .expect("begin");
+    }
+    let meta = open();
+    assert!(
+        meta.blob_linked("conf/persist", "sha256:bb")
+            .await
+            .expect("linked")
+    );
+    assert_eq!(
+        meta.get_manifest("conf/persist", &m.digest)
+            .await
+            .expect("get"),
+        Some(m.clone())
+    );
+    assert_eq!(
+        meta.resolve_tag("conf/persist", "kept")
+            .await
+            .expect("resolve"),
+        Some(m.digest.clone())
+    );
+    assert_eq!(
+        meta.list_referrers("conf/persist", "sha256:subj", None)
+            .await
+            .expect("referrers"),
+        vec![m]
+    );
+    assert_eq!(
+        meta.upload_repository("u-persist")
+            .await
+            .expect("lookup")
+            .as_deref(),
+        Some("conf/persist")
+    );
+}
+
+/// Runs every metadata conformance test that needs only one store handle;
+/// the store must start without repositories.
+pub async fn all_metadata_tests(meta: &dyn MetadataStore) {
+    catalog_pagination(meta).await;
+    blob_links(meta).await;
+    tags_pagination(meta).await;
+    manifests_and_tags(meta).await;
+    delete_tag_keeps_manifest(meta).await;
+    referrers(meta).await;
+    uploads(meta).await;
+}
