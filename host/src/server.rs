@@ -22,6 +22,8 @@ pub fn router(guest: GuestRuntime) -> Router {
         .route("/v2", any(to_guest))
         .route("/v2/", any(to_guest))
         .route("/v2/{*rest}", any(to_guest))
+        // Unknown paths get the guest's spec-shaped 404 too.
+        .fallback(to_guest)
         .with_state(guest)
         .layer(middleware::from_fn(log_request))
 }
