@@ -124,7 +124,6 @@ mod tests {
             "bytes",
             "bytes=",
             "bytes=-",
-            "bytes=9-1",
             "items=0-1",
             "bytes=0-1,4-5",
             "bytes=a-b",
@@ -133,6 +132,11 @@ mod tests {
         ] {
             assert_eq!(parse_range(ignored), None, "{ignored}");
         }
+        // Inverted: parsed, so that `resolve` can reject it with a 416.
+        assert_eq!(
+            parse_range("bytes=9-1"),
+            Some(ByteRange::Bounded { first: 9, last: 1 })
+        );
     }
 
     #[test]

@@ -114,8 +114,10 @@ pub fn put(req: &Request, name: &str, id: &str, query: &Query) -> Result<Respons
         }
         return Err(e);
     }
-    metadata::link_blob(name, digest.as_str())?;
+    // The committed session no longer exists in the store, whatever happens
+    // next: forget its owner first so a failed link leaves nothing stale.
     end_quietly(id);
+    metadata::link_blob(name, digest.as_str())?;
     Ok(created(name, &digest))
 }
 
