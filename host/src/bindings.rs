@@ -12,4 +12,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use berth::registry::types::StorageError as WitStorageError;
+pub use self::berth::registry::types::StorageError as WitStorageError;
