@@ -30,6 +30,12 @@ impl WasiHttpHooks for GuestHttpHooks {
     ) -> Box<dyn Future<Output = OutgoingResult> + Send> {
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
+
+    /// Two 1 MiB chunks in flight let the guest splice the next chunk of a
+    /// blob while hyper writes the previous one.
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        2
+    }
 }
 
 type OutgoingResult = Result<
