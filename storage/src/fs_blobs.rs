@@ -20,10 +20,38 @@ use sha2::{Digest as _, Sha256};
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 
 /// Read/write granularity: the host streams blobs in 1 MiB chunks.
 const IO_BUF: usize = 1 << 20;
+/// Ranges up to this size are read whole when opened: manifests and configs.
+const SMALL_READ: u64 = 64 << 10;
+
+/// A committed blob's range, ready to stream.
+enum OpenedRange {
+    Small(Vec<u8>),
+    File(std::fs::File),
+}
+
+fn open_range(path: &Path, offset: u64, length: u64) -> Result<OpenedRange> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(not_found)?;
+    let size = file.metadata()?.len();
+    // Refuse ranges past the end: a silently short stream would be served
+    // with a Content-Length it cannot fill.
+    if offset.checked_add(length).is_none_or(|end| end > size) {
+        return Err(StorageError::Invalid(format!(
+            "range {offset}+{length} outside blob of {size} bytes"
+        )));
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    if length <= SMALL_READ {
+        let mut bytes = vec![0; length as usize];
+        file.read_exact(&mut bytes)?;
+        return Ok(OpenedRange::Small(bytes));
+    }
+    Ok(OpenedRange::File(file))
+}
 
 /// Content-addressed blobs in a directory tree.
 pub struct FsBlobStore {
@@ -98,22 +126,20 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn read(&self, digest: &Digest, offset: u64, length: u64) -> Result<BlobReader> {
-        let mut file = tokio::fs::File::open(self.blob_path(digest))
+        let path = self.blob_path(digest);
+        // One trip to the blocking pool opens, checks and positions the file;
+        // small blobs (manifests, configs) are read in the same trip.
+        let opened = tokio::task::spawn_blocking(move || open_range(&path, offset, length))
             .await
-            .map_err(not_found)?;
-        let size = file.metadata().await?.len();
-        // Refuse ranges past the end: a silently short stream would be
-        // served with a Content-Length it cannot fill.
-        if offset.checked_add(length).is_none_or(|end| end > size) {
-            return Err(StorageError::Invalid(format!(
-                "range {offset}+{length} outside blob of {size} bytes"
-            )));
-        }
-        file.set_max_buf_size(IO_BUF);
-        if offset > 0 {
-            file.seek(std::io::SeekFrom::Start(offset)).await?;
-        }
-        Ok(Box::pin(file.take(length)))
+            .map_err(|e| StorageError::Backend(format!("blocking task failed: {e}")))??;
+        Ok(match opened {
+            OpenedRange::Small(bytes) => Box::pin(std::io::Cursor::new(bytes)),
+            OpenedRange::File(file) => {
+                let mut file = tokio::fs::File::from_std(file);
+                file.set_max_buf_size(IO_BUF);
+                Box::pin(file.take(length))
+            }
+        })
     }
 
     async fn delete(&self, digest: &Digest) -> Result<bool> {

@@ -89,17 +89,15 @@ impl SqliteMetadata {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        run_blocking(move || {
-            let conn = inner.take_reader()?;
-            let result = conn
-                .unchecked_transaction()
-                .map_err(StorageError::from)
-                .and_then(|tx| f(&tx));
-            inner.return_reader(conn);
-            result
-        })
-        .await
+        // Reads run inline: in WAL mode they never wait for the writer, and
+        // an indexed lookup costs less than a hop to the blocking pool.
+        let conn = self.inner.take_reader()?;
+        let result = conn
+            .unchecked_transaction()
+            .map_err(StorageError::from)
+            .and_then(|tx| f(&tx));
+        self.inner.return_reader(conn);
+        result
     }
 }
 

@@ -23,13 +23,18 @@ pub struct BlobSource {
 }
 
 impl BlobSource {
-    pub fn new(mut reader: BlobReader) -> Self {
+    /// Streams `length` bytes from `reader`.
+    pub fn new(mut reader: BlobReader, length: u64) -> Self {
         let (tx, chunks) = mpsc::channel(2);
         let reader_task = tokio::spawn(async move {
+            let mut remaining = length;
             loop {
-                let mut buf = BytesMut::with_capacity(READ_CHUNK);
+                // Never allocate more than what is left: a 3 KiB manifest
+                // must not cost a 1 MiB buffer.
+                let chunk = remaining.min(READ_CHUNK as u64) as usize;
+                let mut buf = BytesMut::with_capacity(chunk);
                 let result = async {
-                    while buf.len() < READ_CHUNK {
+                    while buf.len() < chunk {
                         if reader.read_buf(&mut buf).await? == 0 {
                             break;
                         }
@@ -37,6 +42,9 @@ impl BlobSource {
                     Ok(buf.freeze())
                 }
                 .await;
+                if let Ok(bytes) = &result {
+                    remaining = remaining.saturating_sub(bytes.len() as u64);
+                }
                 let done = matches!(&result, Ok(b) if b.is_empty()) || result.is_err();
                 if tx.send(result).await.is_err() || done {
                     return;
