@@ -21,8 +21,8 @@ METRICS = {
     "skopeo_pull_s": ("skopeo pull, 20 x 5 MiB layers", "s", "lower", "median"),
     "manifest_rps": ("GET /v2/multi/manifests/v1 (wrk -t2 -c32)", "req/s", "higher", "median"),
     "v2_rps": ("GET /v2/ (wrk -t2 -c32)", "req/s", "higher", "median"),
-    "push_rss_mib": ("peak RSS (VmHWM) after the 1 GiB push", "MiB", "lower", "max"),
-    "idle_rss_mib": ("RSS (VmHWM) after start-up, before the push", "MiB", "lower", "max"),
+    "push_rss_mib": ("peak RSS (VmHWM) during the 1 GiB push", "MiB", "lower", "max"),
+    "idle_rss_mib": ("peak RSS (VmHWM) of start-up (incl. guest compile on a fresh root)", "MiB", "lower", "max"),
 }
 
 # metric -> (description, predicate on (berth, registry, ratio))

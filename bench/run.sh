@@ -133,6 +133,10 @@ vmhwm_mib() { # peak resident set of PID, MiB
     awk '/^VmHWM:/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"
 }
 
+reset_vmhwm() { # start a new peak-RSS window for PID (proc(5): clear_refs 5)
+    echo 5 >"/proc/$1/clear_refs"
+}
+
 # ---------------------------------------------------------------- measurements
 RAW=
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RAW"; }
@@ -271,6 +275,9 @@ main() {
             start_server "$kind"
             pid=$SRV_PID dir=$SRV_DIR
             record idle_rss_mib "$kind" "$run" "$(vmhwm_mib "$pid")"
+            # The push's own peak, not start-up's (Berth compiles its guest
+            # on a fresh root; a restart loads it from the cache).
+            reset_vmhwm "$pid"
             secs=$(push_blob "$SRV_PORT")
             alive "$pid" "$dir" "$kind"
             record push_rss_mib "$kind" "$run" "$(vmhwm_mib "$pid")"
