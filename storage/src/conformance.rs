@@ -13,8 +13,9 @@ pub use blobs::*;
 pub use metadata::*;
 
 use crate::{BlobStore, Digest, StorageError};
+use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// Opens a (possibly new) handle on the same underlying storage.
 pub type Reopen<'a, S> = &'a (dyn Fn() -> Box<S> + Sync);
@@ -46,8 +47,10 @@ pub async fn put(store: &dyn BlobStore, data: &[u8]) -> Digest {
 /// Reads a whole range into memory (for small ranges only).
 pub async fn read_range(store: &dyn BlobStore, d: &Digest, offset: u64, len: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut r = store.read(d, offset, len).await.expect("read");
-    r.read_to_end(&mut out).await.expect("read to end");
+    let mut chunks = store.read(d, offset, len).await.expect("read");
+    while let Some(chunk) = chunks.next().await {
+        out.extend_from_slice(&chunk.expect("read chunk"));
+    }
     out
 }
 

@@ -15,12 +15,12 @@ mod writer;
 
 use crate::{BlobReader, BlobStore, Digest, Result, StorageError, UploadWriter};
 use async_trait::async_trait;
+use futures::StreamExt as _;
 use sessions::{HashState, Sessions};
 use sha2::{Digest as _, Sha256};
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::AsyncReadExt;
 
 /// Read/write granularity: the host streams blobs in 1 MiB chunks.
 const IO_BUF: usize = 1 << 20;
@@ -31,6 +31,34 @@ const SMALL_READ: u64 = 64 << 10;
 enum OpenedRange {
     Small(Vec<u8>),
     File(std::fs::File),
+}
+
+/// Streams `length` bytes from the file's position in chunks of up to
+/// `IO_BUF`, each read straight into the buffer that is handed on.
+fn file_chunks(file: std::fs::File, length: u64) -> BlobReader {
+    futures::stream::try_unfold((file, length), |(mut file, remaining)| async move {
+        if remaining == 0 {
+            return Ok(None);
+        }
+        let want = remaining.min(IO_BUF as u64);
+        let (file, chunk) = tokio::task::spawn_blocking(move || {
+            let mut chunk = Vec::with_capacity(want as usize);
+            // `take` + `read_to_end` fills the spare capacity without zeroing it first.
+            (&mut file).take(want).read_to_end(&mut chunk)?;
+            Ok::<_, std::io::Error>((file, chunk))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if chunk.is_empty() {
+            return Err(std::io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "blob shorter than its size",
+            ));
+        }
+        let remaining = remaining - chunk.len() as u64;
+        Ok(Some((bytes::Bytes::from(chunk), (file, remaining))))
+    })
+    .boxed()
 }
 
 fn open_range(path: &Path, offset: u64, length: u64) -> Result<OpenedRange> {
@@ -133,12 +161,9 @@ impl BlobStore for FsBlobStore {
             .await
             .map_err(|e| StorageError::Backend(format!("blocking task failed: {e}")))??;
         Ok(match opened {
-            OpenedRange::Small(bytes) => Box::pin(std::io::Cursor::new(bytes)),
-            OpenedRange::File(file) => {
-                let mut file = tokio::fs::File::from_std(file);
-                file.set_max_buf_size(IO_BUF);
-                Box::pin(file.take(length))
-            }
+            OpenedRange::Small(bytes) if bytes.is_empty() => futures::stream::empty().boxed(),
+            OpenedRange::Small(bytes) => futures::stream::once(async { Ok(bytes.into()) }).boxed(),
+            OpenedRange::File(file) => file_chunks(file, length),
         })
     }
 

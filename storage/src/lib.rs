@@ -18,10 +18,11 @@ pub use sqlite_meta::SqliteMetadata;
 
 use async_trait::async_trait;
 use std::pin::Pin;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncWrite;
 
-/// Bytes of a committed blob, streamed.
-pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+/// Bytes of a committed blob, streamed as chunks the backend filled directly
+/// (no copy between the backend's buffer and the caller's).
+pub type BlobReader = futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
 
 /// Appends to an upload session, hashing as it goes. `shutdown()` completes
 /// every write; dropping it without shutdown may lose buffered bytes.

@@ -33,7 +33,7 @@ impl Host for StorageCtx<'_> {
             Ok(r) => r,
             Err(e) => return Ok(Err(to_wit(e))),
         };
-        let stream: DynInputStream = Box::new(BlobSource::new(reader, length));
+        let stream: DynInputStream = Box::new(BlobSource::new(reader));
         Ok(Ok(self.table().push(stream)?))
     }
 

@@ -2,19 +2,18 @@
 //! into and out of HTTP bodies, so blob bytes stay on the host.
 
 use berth_storage::{BlobReader, UploadWriter};
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
-/// Bytes moved per read: 64 KiB reads cost a third of GET throughput.
-const READ_CHUNK: usize = 1 << 20;
 /// How much the guest may hand us before we ask it to wait.
 const WRITE_BUDGET: usize = 1 << 20;
 
-/// A blob being read: a task reads ahead in 1 MiB chunks while the previous
-/// chunk goes out on the wire.
+/// A blob being read: a task pulls the store's chunks ahead (two in flight)
+/// while the previous chunk goes out on the wire.
 pub struct BlobSource {
     chunks: mpsc::Receiver<std::io::Result<Bytes>>,
     pending: Option<Bytes>,
@@ -23,30 +22,16 @@ pub struct BlobSource {
 }
 
 impl BlobSource {
-    /// Streams `length` bytes from `reader`.
-    pub fn new(mut reader: BlobReader, length: u64) -> Self {
+    /// Streams the chunks of `reader`.
+    pub fn new(mut reader: BlobReader) -> Self {
         let (tx, chunks) = mpsc::channel(2);
         let reader_task = tokio::spawn(async move {
-            let mut remaining = length;
             loop {
-                // Never allocate more than what is left: a 3 KiB manifest
-                // must not cost a 1 MiB buffer.
-                let chunk = remaining.min(READ_CHUNK as u64) as usize;
-                let mut buf = BytesMut::with_capacity(chunk);
-                let result = async {
-                    while buf.len() < chunk {
-                        if reader.read_buf(&mut buf).await? == 0 {
-                            break;
-                        }
-                    }
-                    Ok(buf.freeze())
-                }
-                .await;
-                if let Ok(bytes) = &result {
-                    remaining = remaining.saturating_sub(bytes.len() as u64);
-                }
-                let done = matches!(&result, Ok(b) if b.is_empty()) || result.is_err();
-                if tx.send(result).await.is_err() || done {
+                let next = reader.next().await;
+                let done = !matches!(next, Some(Ok(_)));
+                // End of stream is an empty chunk, so `read` can report closed.
+                let item = next.unwrap_or_else(|| Ok(Bytes::new()));
+                if tx.send(item).await.is_err() || done {
                     return;
                 }
             }

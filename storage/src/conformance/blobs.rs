@@ -2,8 +2,9 @@
 
 use super::{Pattern, Reopen, append_all, assert_not_found, digest_of, put, read_range};
 use crate::{BlobStore, Digest, StorageError};
+use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// Put, commit, stat, full read and delete of a small blob.
 pub async fn put_get_delete(store: &dyn BlobStore) {
@@ -78,15 +79,12 @@ pub async fn large_streamed(store: &dyn BlobStore, size: u64) {
     assert_eq!(store.commit(&id, &d).await.expect("commit"), size);
     assert_eq!(store.stat(&d).await.expect("stat"), Some(size));
 
-    let mut r = store.read(&d, 0, size).await.expect("read");
+    let mut chunks = store.read(&d, 0, size).await.expect("read");
     let (mut hasher, mut total) = (Sha256::new(), 0u64);
-    loop {
-        let n = r.read(&mut buf).await.expect("read chunk");
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.expect("read chunk");
+        hasher.update(&chunk);
+        total += chunk.len() as u64;
     }
     assert_eq!(total, size);
     assert_eq!(Digest::from_sha256(&hasher.finalize()), d);
