@@ -1,11 +1,6 @@
 use berth::cli::{Cli, Command};
 use clap::Parser;
 
-// Every request allocates a wasm Store, resource tables and header maps;
-// mimalloc's thread-local free lists beat glibc's arenas at that pattern.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
