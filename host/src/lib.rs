@@ -9,16 +9,23 @@ pub mod state;
 pub mod storage_imports;
 
 use anyhow::Context as _;
+use berth_storage::SmallBlobCache;
 use berth_storage::fs_blobs::FsBlobStore;
 use berth_storage::sqlite_meta::SqliteMetadata;
 use std::sync::Arc;
+
+/// Memory for small whole blobs (manifests, configs) served again and again.
+const SMALL_BLOB_CACHE: usize = 16 << 20;
 
 /// `berth serve`: open storage under the root, load the guest, listen.
 pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.root)
         .with_context(|| format!("creating data root {}", args.root.display()))?;
     let backends = storage_imports::Backends {
-        blobs: Arc::new(FsBlobStore::open(&args.root)?),
+        blobs: Arc::new(SmallBlobCache::new(
+            FsBlobStore::open(&args.root)?,
+            SMALL_BLOB_CACHE,
+        )),
         metadata: Arc::new(SqliteMetadata::open(&args.root.join("metadata.db"))?),
     };
     let wasm = match &args.guest {

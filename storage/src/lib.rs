@@ -9,11 +9,13 @@ pub mod conformance;
 mod digest;
 mod error;
 pub mod fs_blobs;
+pub mod small_blob_cache;
 pub mod sqlite_meta;
 
 pub use digest::Digest;
 pub use error::{Result, StorageError};
 pub use fs_blobs::FsBlobStore;
+pub use small_blob_cache::SmallBlobCache;
 pub use sqlite_meta::SqliteMetadata;
 
 use async_trait::async_trait;
