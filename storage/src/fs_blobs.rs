@@ -161,8 +161,7 @@ impl BlobStore for FsBlobStore {
             .await
             .map_err(|e| StorageError::Backend(format!("blocking task failed: {e}")))??;
         Ok(match opened {
-            OpenedRange::Small(bytes) if bytes.is_empty() => futures::stream::empty().boxed(),
-            OpenedRange::Small(bytes) => futures::stream::once(async { Ok(bytes.into()) }).boxed(),
+            OpenedRange::Small(bytes) => crate::single_chunk(bytes.into()),
             OpenedRange::File(file) => file_chunks(file, length),
         })
     }

@@ -26,6 +26,17 @@ use tokio::io::AsyncWrite;
 /// (no copy between the backend's buffer and the caller's).
 pub type BlobReader = futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
 
+/// A reader over bytes already in memory: one chunk, or none when empty
+/// (consumers treat the end of the stream as the end of the blob).
+pub(crate) fn single_chunk(blob: bytes::Bytes) -> BlobReader {
+    use futures::StreamExt as _;
+    if blob.is_empty() {
+        futures::stream::empty().boxed()
+    } else {
+        futures::stream::once(async { Ok(blob) }).boxed()
+    }
+}
+
 /// Appends to an upload session, hashing as it goes. `shutdown()` completes
 /// every write; dropping it without shutdown may lose buffered bytes.
 pub type UploadWriter = Pin<Box<dyn AsyncWrite + Send>>;

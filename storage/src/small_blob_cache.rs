@@ -76,14 +76,6 @@ impl<S: BlobStore> SmallBlobCache<S> {
     }
 }
 
-fn one_chunk(blob: Bytes) -> BlobReader {
-    if blob.is_empty() {
-        futures::stream::empty().boxed()
-    } else {
-        futures::stream::once(async { Ok(blob) }).boxed()
-    }
-}
-
 #[async_trait]
 impl<S: BlobStore> BlobStore for SmallBlobCache<S> {
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>> {
@@ -96,7 +88,9 @@ impl<S: BlobStore> BlobStore for SmallBlobCache<S> {
                 .checked_add(length)
                 .filter(|&end| end <= blob.len() as u64);
             if let Some(end) = end {
-                return Ok(one_chunk(blob.slice(offset as usize..end as usize)));
+                return Ok(crate::single_chunk(
+                    blob.slice(offset as usize..end as usize),
+                ));
             }
         }
         // Only a read that starts at 0 and ends at the blob's end is the
@@ -114,7 +108,7 @@ impl<S: BlobStore> BlobStore for SmallBlobCache<S> {
         }
         let blob = Bytes::from(blob);
         self.insert(digest, blob.clone());
-        Ok(one_chunk(blob))
+        Ok(crate::single_chunk(blob))
     }
 
     async fn delete(&self, digest: &Digest) -> Result<bool> {

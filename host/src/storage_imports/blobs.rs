@@ -16,7 +16,7 @@ impl Host for StorageCtx<'_> {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
-        wit(self.backends().blobs.stat(&digest).await)
+        wit(self.backends.blobs.stat(&digest).await)
     }
 
     async fn read(
@@ -29,12 +29,12 @@ impl Host for StorageCtx<'_> {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
-        let reader = match self.backends().blobs.read(&digest, offset, length).await {
+        let reader = match self.backends.blobs.read(&digest, offset, length).await {
             Ok(r) => r,
             Err(e) => return Ok(Err(to_wit(e))),
         };
         let stream: DynInputStream = Box::new(BlobSource::new(reader));
-        Ok(Ok(self.table().push(stream)?))
+        Ok(Ok(self.table.push(stream)?))
     }
 
     async fn delete(&mut self, digest: String) -> WitResult<bool> {
@@ -42,64 +42,64 @@ impl Host for StorageCtx<'_> {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
-        wit(self.backends().blobs.delete(&digest).await)
+        wit(self.backends.blobs.delete(&digest).await)
     }
 }
 
 impl HostUpload for StorageCtx<'_> {
     async fn create(&mut self) -> WitResult<Resource<UploadSession>> {
-        match self.backends().blobs.create_upload().await {
-            Ok(id) => Ok(Ok(self.table().push(UploadSession { id })?)),
+        match self.backends.blobs.create_upload().await {
+            Ok(id) => Ok(Ok(self.table.push(UploadSession { id })?)),
             Err(e) => Ok(Err(to_wit(e))),
         }
     }
 
     async fn open(&mut self, id: String) -> WitResult<Resource<UploadSession>> {
         // Opening checks the session exists, so later calls fail early and clearly.
-        match self.backends().blobs.upload_size(&id).await {
-            Ok(_) => Ok(Ok(self.table().push(UploadSession { id })?)),
+        match self.backends.blobs.upload_size(&id).await {
+            Ok(_) => Ok(Ok(self.table.push(UploadSession { id })?)),
             Err(e) => Ok(Err(to_wit(e))),
         }
     }
 
     async fn id(&mut self, this: Resource<UploadSession>) -> wasmtime::Result<String> {
-        Ok(self.table().get(&this)?.id.clone())
+        Ok(self.table.get(&this)?.id.clone())
     }
 
     async fn size(&mut self, this: Resource<UploadSession>) -> WitResult<u64> {
-        let id = self.table().get(&this)?.id.clone();
-        wit(self.backends().blobs.upload_size(&id).await)
+        let id = self.table.get(&this)?.id.clone();
+        wit(self.backends.blobs.upload_size(&id).await)
     }
 
     async fn sink(
         &mut self,
         this: Resource<UploadSession>,
     ) -> WitResult<Resource<DynOutputStream>> {
-        let id = self.table().get(&this)?.id.clone();
-        let writer = match self.backends().blobs.append(&id).await {
+        let id = self.table.get(&this)?.id.clone();
+        let writer = match self.backends.blobs.append(&id).await {
             Ok(w) => w,
             Err(e) => return Ok(Err(to_wit(e))),
         };
         let stream: DynOutputStream = Box::new(UploadSink::new(writer));
-        Ok(Ok(self.table().push(stream)?))
+        Ok(Ok(self.table.push(stream)?))
     }
 
     async fn commit(&mut self, this: Resource<UploadSession>, expected: String) -> WitResult<u64> {
-        let id = self.table().get(&this)?.id.clone();
+        let id = self.table.get(&this)?.id.clone();
         let expected = match parse_digest(&expected) {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
-        wit(self.backends().blobs.commit(&id, &expected).await)
+        wit(self.backends.blobs.commit(&id, &expected).await)
     }
 
     async fn abort(&mut self, this: Resource<UploadSession>) -> WitResult<()> {
-        let id = self.table().get(&this)?.id.clone();
-        wit(self.backends().blobs.abort(&id).await)
+        let id = self.table.get(&this)?.id.clone();
+        wit(self.backends.blobs.abort(&id).await)
     }
 
     async fn drop(&mut self, this: Resource<UploadSession>) -> wasmtime::Result<()> {
-        self.table().delete(this)?;
+        self.table.delete(this)?;
         Ok(())
     }
 }

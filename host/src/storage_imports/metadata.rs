@@ -34,16 +34,12 @@ fn from_wit_page(p: Page) -> berth_storage::Page {
 
 impl Host for StorageCtx<'_> {
     async fn link_blob(&mut self, repository: String, digest: String) -> WitResult<()> {
-        wit(self
-            .backends()
-            .metadata
-            .link_blob(&repository, &digest)
-            .await)
+        wit(self.backends.metadata.link_blob(&repository, &digest).await)
     }
 
     async fn blob_linked(&mut self, repository: String, digest: String) -> WitResult<bool> {
         wit(self
-            .backends()
+            .backends
             .metadata
             .blob_linked(&repository, &digest)
             .await)
@@ -51,7 +47,7 @@ impl Host for StorageCtx<'_> {
 
     async fn unlink_blob(&mut self, repository: String, digest: String) -> WitResult<bool> {
         wit(self
-            .backends()
+            .backends
             .metadata
             .unlink_blob(&repository, &digest)
             .await)
@@ -65,7 +61,7 @@ impl Host for StorageCtx<'_> {
         tag: Option<String>,
     ) -> WitResult<()> {
         let manifest = from_wit_manifest(manifest);
-        let metadata = &self.backends().metadata;
+        let metadata = &self.backends.metadata;
         wit(metadata
             .put_manifest(&repository, &manifest, &references, tag.as_deref())
             .await)
@@ -77,7 +73,7 @@ impl Host for StorageCtx<'_> {
         digest: String,
     ) -> WitResult<Option<ManifestInfo>> {
         let found = self
-            .backends()
+            .backends
             .metadata
             .get_manifest(&repository, &digest)
             .await;
@@ -85,23 +81,19 @@ impl Host for StorageCtx<'_> {
     }
 
     async fn resolve_tag(&mut self, repository: String, tag: String) -> WitResult<Option<String>> {
-        wit(self
-            .backends()
-            .metadata
-            .resolve_tag(&repository, &tag)
-            .await)
+        wit(self.backends.metadata.resolve_tag(&repository, &tag).await)
     }
 
     async fn delete_manifest(&mut self, repository: String, digest: String) -> WitResult<bool> {
         wit(self
-            .backends()
+            .backends
             .metadata
             .delete_manifest(&repository, &digest)
             .await)
     }
 
     async fn delete_tag(&mut self, repository: String, tag: String) -> WitResult<bool> {
-        wit(self.backends().metadata.delete_tag(&repository, &tag).await)
+        wit(self.backends.metadata.delete_tag(&repository, &tag).await)
     }
 
     async fn list_tags(
@@ -110,12 +102,12 @@ impl Host for StorageCtx<'_> {
         page: Page,
     ) -> WitResult<Option<Vec<String>>> {
         let page = from_wit_page(page);
-        wit(self.backends().metadata.list_tags(&repository, &page).await)
+        wit(self.backends.metadata.list_tags(&repository, &page).await)
     }
 
     async fn list_repositories(&mut self, page: Page) -> WitResult<Vec<String>> {
         let page = from_wit_page(page);
-        wit(self.backends().metadata.list_repositories(&page).await)
+        wit(self.backends.metadata.list_repositories(&page).await)
     }
 
     async fn list_referrers(
@@ -124,7 +116,7 @@ impl Host for StorageCtx<'_> {
         subject: String,
         artifact_type: Option<String>,
     ) -> WitResult<Vec<ManifestInfo>> {
-        let metadata = &self.backends().metadata;
+        let metadata = &self.backends.metadata;
         let found = metadata
             .list_referrers(&repository, &subject, artifact_type.as_deref())
             .await;
@@ -132,18 +124,14 @@ impl Host for StorageCtx<'_> {
     }
 
     async fn begin_upload(&mut self, repository: String, id: String) -> WitResult<()> {
-        wit(self
-            .backends()
-            .metadata
-            .begin_upload(&repository, &id)
-            .await)
+        wit(self.backends.metadata.begin_upload(&repository, &id).await)
     }
 
     async fn upload_repository(&mut self, id: String) -> WitResult<Option<String>> {
-        wit(self.backends().metadata.upload_repository(&id).await)
+        wit(self.backends.metadata.upload_repository(&id).await)
     }
 
     async fn end_upload(&mut self, id: String) -> WitResult<()> {
-        wit(self.backends().metadata.end_upload(&id).await)
+        wit(self.backends.metadata.end_upload(&id).await)
     }
 }

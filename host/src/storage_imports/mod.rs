@@ -31,16 +31,6 @@ pub struct StorageCtx<'a> {
     pub table: &'a mut ResourceTable,
 }
 
-impl StorageCtx<'_> {
-    fn backends(&self) -> &Backends {
-        self.backends
-    }
-
-    fn table(&mut self) -> &mut ResourceTable {
-        self.table
-    }
-}
-
 /// Marker for `add_to_linker`: the imports' data is a `StorageCtx`.
 pub struct StorageImports;
 
