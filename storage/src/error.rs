@@ -15,6 +15,8 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("sqlite error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("object store error: {0}")]
+    ObjectStore(#[from] object_store::Error),
     #[error("backend error: {0}")]
     Backend(String),
 }

@@ -9,12 +9,16 @@ pub mod conformance;
 mod digest;
 mod error;
 pub mod fs_blobs;
+pub mod layout_meta;
+pub mod object_blobs;
 pub mod small_blob_cache;
 pub mod sqlite_meta;
 
 pub use digest::Digest;
 pub use error::{Result, StorageError};
 pub use fs_blobs::FsBlobStore;
+pub use layout_meta::LayoutMetadata;
+pub use object_blobs::ObjectBlobStore;
 pub use small_blob_cache::SmallBlobCache;
 pub use sqlite_meta::SqliteMetadata;
 
@@ -62,6 +66,12 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn commit(&self, id: &str, expected: &Digest) -> Result<u64>;
     /// Discards a session and its bytes.
     async fn abort(&self, id: &str) -> Result<()>;
+    /// A URL a client may fetch the committed blob from directly (a
+    /// presigned object-store URL), or `None` to serve the bytes through
+    /// the registry. Stores without such URLs keep the default.
+    async fn redirect_url(&self, _digest: &Digest) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// A manifest as stored; mirrors WIT `metadata.manifest-info`.

@@ -135,6 +135,10 @@ impl<S: BlobStore> BlobStore for SmallBlobCache<S> {
     async fn abort(&self, id: &str) -> Result<()> {
         self.inner.abort(id).await
     }
+
+    async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>> {
+        self.inner.redirect_url(digest).await
+    }
 }
 
 #[cfg(test)]
