@@ -1,8 +1,13 @@
 //! Filesystem blob store, the default backend.
 //!
 //! Layout under the root:
-//! - `blobs/sha256/<2 hex>/<64 hex>`: committed blobs, one file each;
-//! - `uploads/<uuid>/data`: the bytes of an upload session so far;
+//! - committed blobs, one file each, at `blobs/sha256/<2 hex>/<64 hex>`
+//!   ([`FsBlobStore::open`]) or, in the tree distribution's `registry:2`
+//!   filesystem driver keeps, at
+//!   `docker/registry/v2/blobs/sha256/<2 hex>/<64 hex>/data`
+//!   ([`FsBlobStore::open_distribution`]);
+//! - `uploads/<uuid>/data`: the bytes of an upload session so far (outside
+//!   registry:2's tree, which has its own `_uploads`);
 //! - `uploads/<uuid>/startedat`: session creation time (unix seconds), so an
 //!   operator or a later purge can find abandoned sessions.
 //!
@@ -81,30 +86,67 @@ fn open_range(path: &Path, offset: u64, length: u64) -> Result<OpenedRange> {
     Ok(OpenedRange::File(file))
 }
 
+/// Where committed blobs live under the root.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    /// `blobs/sha256/<2 hex>/<64 hex>`: Berth's own.
+    Flat,
+    /// `docker/registry/v2/blobs/sha256/<2 hex>/<64 hex>/data`: registry:2's,
+    /// so either registry can serve the other's directory.
+    Distribution,
+}
+
+impl Layout {
+    /// The directory holding every `sha256/` blob.
+    fn sha256_dir(self, root: &Path) -> PathBuf {
+        match self {
+            Layout::Flat => root.join("blobs").join("sha256"),
+            Layout::Distribution => root.join("docker/registry/v2/blobs/sha256"),
+        }
+    }
+
+    fn blob_path(self, root: &Path, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        let fan_out = self.sha256_dir(root).join(&hex[..2]);
+        match self {
+            Layout::Flat => fan_out.join(hex),
+            Layout::Distribution => fan_out.join(hex).join("data"),
+        }
+    }
+}
+
 /// Content-addressed blobs in a directory tree.
 pub struct FsBlobStore {
     root: PathBuf,
+    layout: Layout,
     sessions: Sessions,
 }
 
 impl FsBlobStore {
     /// Opens (creating if needed) a blob store rooted at `root`.
     pub fn open(root: &Path) -> Result<Self> {
-        std::fs::create_dir_all(root.join("blobs").join("sha256"))?;
+        Self::open_with(root, Layout::Flat)
+    }
+
+    /// Opens (creating if needed) a blob store keeping committed blobs where
+    /// registry:2's filesystem driver does, with `root` as its
+    /// `rootdirectory`.
+    pub fn open_distribution(root: &Path) -> Result<Self> {
+        Self::open_with(root, Layout::Distribution)
+    }
+
+    fn open_with(root: &Path, layout: Layout) -> Result<Self> {
+        std::fs::create_dir_all(layout.sha256_dir(root))?;
         std::fs::create_dir_all(root.join("uploads"))?;
         Ok(Self {
             root: root.to_path_buf(),
+            layout,
             sessions: Sessions::default(),
         })
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.hex();
-        self.root
-            .join("blobs")
-            .join("sha256")
-            .join(&hex[..2])
-            .join(hex)
+        self.layout.blob_path(&self.root, digest)
     }
 
     /// The session directory, after checking `id` cannot escape `uploads/`.
@@ -167,11 +209,20 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn delete(&self, digest: &Digest) -> Result<bool> {
-        match tokio::fs::remove_file(self.blob_path(digest)).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e.into()),
+        let path = self.blob_path(digest);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
         }
+        if let Layout::Distribution = self.layout
+            && let Some(dir) = path.parent()
+        {
+            // The `<hex>/` directory held only `data`; registry:2 removes it
+            // with the blob too. Failing (not empty, gone) is harmless.
+            let _ = tokio::fs::remove_dir(dir).await;
+        }
+        Ok(true)
     }
 
     async fn create_upload(&self) -> Result<String> {
@@ -268,13 +319,25 @@ fn finish(
     }
     file.sync_all()?;
     drop(file);
-    let created = !parent.exists();
+    let mut created = missing_dirs(parent);
     std::fs::create_dir_all(parent)?;
-    std::fs::rename(&data, final_path)?;
-    // Make the new directory entries durable, not just the bytes.
+    if let Err(e) = std::fs::rename(&data, final_path) {
+        if e.kind() != ErrorKind::NotFound {
+            return Err(e.into());
+        }
+        // A delete of the same digest may have just removed the emptied
+        // per-blob directory (distribution layout): make it again, once.
+        created = missing_dirs(parent);
+        std::fs::create_dir_all(parent)?;
+        std::fs::rename(&data, final_path)?;
+    }
+    // Make the new directory entries durable, not just the bytes: the blob's
+    // entry, and that of every directory just created in its parent.
     sync_dir(parent)?;
-    if created && let Some(grand) = parent.parent() {
-        sync_dir(grand)?;
+    for new_dir in &created {
+        if let Some(up) = new_dir.parent() {
+            sync_dir(up)?;
+        }
     }
     std::fs::remove_dir_all(dir)?;
     tracing::debug!(digest = %expected, size, "blob committed");
@@ -293,6 +356,14 @@ fn rehash(file: &mut std::fs::File) -> Result<Sha256> {
         };
         hasher.update(&buf[..n]);
     }
+}
+
+/// `dir` and those of its ancestors that do not exist yet, deepest first.
+fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect()
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

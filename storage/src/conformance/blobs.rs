@@ -286,3 +286,71 @@ pub async fn all_blob_tests(store: &dyn BlobStore) {
     abort_discards(store).await;
     bad_upload_ids(store).await;
 }
+
+/// A chunked upload whose chunks alternate between two handles on the same
+/// storage (two hosts behind a load balancer) commits the concatenation,
+/// whichever handle commits and whatever each one cached.
+pub async fn hosts_alternate(open: Reopen<'_, dyn BlobStore>) {
+    let (a, b) = (open(), open());
+    let hosts = [&*a, &*b];
+    let parts: [&[u8]; 5] = [b"one ", b"two ", b"three ", b"four ", b"five"];
+    let id = a.create_upload().await.expect("create");
+    let mut total = 0u64;
+    for (i, part) in parts.iter().enumerate() {
+        let host = hosts[i % 2];
+        assert_eq!(host.upload_size(&id).await.expect("size"), total);
+        append_all(host, &id, part).await;
+        total += part.len() as u64;
+        assert_eq!(
+            hosts[(i + 1) % 2].upload_size(&id).await.expect("size"),
+            total
+        );
+    }
+    let data = parts.concat();
+    // `a` wrote the first chunk and `b` the last: neither saw every byte.
+    assert_eq!(
+        b.commit(&id, &digest_of(&data)).await.expect("commit"),
+        total
+    );
+    assert_eq!(read_range(&*a, &digest_of(&data), 0, total).await, data);
+    assert_not_found(a.upload_size(&id).await);
+    assert_not_found(a.commit(&id, &digest_of(&data)).await);
+}
+
+/// Aborting a session while a writer is still open: whatever the writer's
+/// shutdown reports, the session stays gone and nothing becomes visible.
+pub async fn abort_with_open_writer(store: &dyn BlobStore) {
+    let data = b"written while aborted";
+    let id = store.create_upload().await.expect("create");
+    let mut w = store.append(&id).await.expect("append");
+    w.write_all(data).await.expect("write");
+    store.abort(&id).await.expect("abort with open writer");
+    let _ = w.shutdown().await;
+    drop(w);
+    assert_not_found(store.upload_size(&id).await);
+    assert!(store.append(&id).await.is_err());
+    assert!(store.commit(&id, &digest_of(data)).await.is_err());
+    assert_eq!(store.stat(&digest_of(data)).await.expect("stat"), None);
+}
+
+/// Several sessions upload the same bytes in several chunks each, all at
+/// once, and commit at once: every commit succeeds and one blob remains.
+pub async fn many_writers_same_digest(store: &dyn BlobStore) {
+    const SESSIONS: usize = 4;
+    let chunks: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i + 1; (1 << 20) + 17]).collect();
+    let data = chunks.concat();
+    let d = digest_of(&data);
+    let upload = |_| async {
+        let id = store.create_upload().await.expect("create");
+        for chunk in &chunks {
+            append_all(store, &id, chunk).await;
+        }
+        store.commit(&id, &d).await
+    };
+    let results = futures::future::join_all((0..SESSIONS).map(upload)).await;
+    for result in results {
+        assert_eq!(result.expect("commit"), data.len() as u64);
+    }
+    assert_eq!(store.stat(&d).await.expect("stat"), Some(data.len() as u64));
+    assert_eq!(read_range(store, &d, 0, data.len() as u64).await, data);
+}

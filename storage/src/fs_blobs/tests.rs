@@ -224,3 +224,40 @@ async fn commit_rehashes_when_state_is_stale() {
         4
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distribution_layout_conformance() {
+    let dir = TempDir::new().expect("tempdir");
+    let store = FsBlobStore::open_distribution(dir.path()).expect("open");
+    c::all_blob_tests(&store).await;
+}
+
+/// Committed blobs land where registry:2's filesystem driver keeps them;
+/// sessions stay outside its tree; deleting leaves no `<hex>/` behind.
+#[tokio::test]
+async fn distribution_layout_of_blobs() {
+    let dir = TempDir::new().expect("tempdir");
+    let store = FsBlobStore::open_distribution(dir.path()).expect("open");
+    let id = store.create_upload().await.expect("create");
+    assert_eq!(
+        files(dir.path()),
+        [
+            format!("uploads/{id}/data"),
+            format!("uploads/{id}/startedat")
+        ]
+    );
+    append_all(&store, &id, b"registry:2").await;
+    let d = digest_of(b"registry:2");
+    store.commit(&id, &d).await.expect("commit");
+    let hex = d.hex();
+    let data = format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]);
+    assert_eq!(files(dir.path()), std::slice::from_ref(&data));
+    assert_eq!(
+        std::fs::read(dir.path().join(&data)).expect("read blob"),
+        b"registry:2"
+    );
+    assert_eq!(store.stat(&d).await.expect("stat"), Some(10));
+    assert!(store.delete(&d).await.expect("delete"));
+    assert!(!dir.path().join(&data).parent().expect("dir").exists());
+    assert_eq!(store.stat(&d).await.expect("stat"), None);
+}
