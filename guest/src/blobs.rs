@@ -15,6 +15,16 @@ pub fn get(req: &Request, name: &str, digest: &Digest, head: bool) -> Result<Res
     if !metadata::blob_linked(name, digest.as_str())? {
         return Err(unknown());
     }
+    // With redirects configured the client fetches the bytes straight from
+    // the object store; HEAD is still answered here, it moves no bytes.
+    if !head
+        && let Some(url) = blobs::redirect(digest.as_str())
+            .map_err(|e| ApiError::storage("blob redirect", e, unknown()))?
+    {
+        return Ok(Response::new(307)
+            .header("location", url)
+            .header("docker-content-digest", digest.as_str()));
+    }
     let size = blobs::stat(digest.as_str())
         .map_err(|e| ApiError::storage("blob stat", e, unknown()))?
         .ok_or_else(unknown)?;

@@ -37,6 +37,14 @@ impl Host for StorageCtx<'_> {
         Ok(Ok(self.table.push(stream)?))
     }
 
+    async fn redirect(&mut self, digest: String) -> WitResult<Option<String>> {
+        let digest = match parse_digest(&digest) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        wit(self.backends.blobs.redirect_url(&digest).await)
+    }
+
     async fn delete(&mut self, digest: String) -> WitResult<bool> {
         let digest = match parse_digest(&digest) {
             Ok(d) => d,
