@@ -1,4 +1,5 @@
-use berth::cli::{Cli, Command};
+use berth::cli::{Cli, Command, ConfigCommand};
+use berth::config::{Config, Overrides};
 use clap::Parser;
 
 #[tokio::main]
@@ -10,6 +11,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => berth::serve(args).await,
+        Command::Serve(args) => berth::serve(args.resolve()?).await,
+        Command::Config(ConfigCommand::Check { file }) => {
+            let config = Config::load(Some(&file), std::env::vars(), &Overrides::default())?;
+            print!("{}", config.render());
+            Ok(())
+        }
     }
 }

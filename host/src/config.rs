@@ -1,0 +1,213 @@
+//! `berth.toml`: what a server stores where, from defaults, a file, the
+//! environment and the command line, in rising order of precedence.
+//!
+//! Every key can be set by an environment variable named `BERTH_` + the key
+//! path in capitals joined by `_` (`storage.s3.bucket` →
+//! `BERTH_STORAGE_S3_BUCKET`). Because key names contain `_` themselves, the
+//! variable names are matched against the known key list, never split.
+
+mod env;
+mod errors;
+
+pub use errors::ConfigError;
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration. Unknown keys are errors, so that a typo never
+/// silently falls back to a default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub metadata: MetadataConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// A guest component to run instead of the embedded one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            guest: None,
+        }
+    }
+}
+
+/// Where blob bytes live.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    #[default]
+    Filesystem,
+    S3,
+    /// Nothing survives the process: for tests and experiments.
+    Memory,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub kind: StorageKind,
+    /// Local state: blobs and uploads (filesystem), the SQLite database,
+    /// the compiled-guest cache.
+    pub root: PathBuf,
+    pub s3: S3Config,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            kind: StorageKind::Filesystem,
+            root: PathBuf::from("./registry-data"),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+/// An S3-compatible bucket. Unset credentials, region and endpoint fall back
+/// to the usual `AWS_*` environment variables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// e.g. `http://127.0.0.1:9000` for MinIO; unset means AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Key prefix inside the bucket (registry:2's `rootdirectory`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<Secret>,
+    /// Permit plain `http://` endpoints (local servers).
+    pub allow_http: bool,
+    /// Answer blob GETs with a 307 to a presigned URL of the bucket.
+    pub redirect: bool,
+}
+
+/// Where repositories, tags and manifests are recorded.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataKind {
+    /// `<root>/metadata.db`, local to this host.
+    #[default]
+    Sqlite,
+    /// Inside the blob store, in registry:2's layout: shareable by several
+    /// hosts and by registry:2 itself.
+    Layout,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataConfig {
+    pub kind: MetadataKind,
+}
+
+/// A value that must not be printed: `Debug` and `Serialize` mask it.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"****\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("****")
+    }
+}
+
+/// Command-line values, which win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub addr: Option<SocketAddr>,
+    pub root: Option<PathBuf>,
+    pub guest: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then `BERTH_*` variables from `vars`,
+    /// then `overrides`; checked for consistency.
+    pub fn load(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => Self::read_file(path)?,
+            None => toml::Table::new(),
+        };
+        env::apply(&mut table, vars)?;
+        let mut config: Config =
+            Config::deserialize(toml::Value::Table(table)).map_err(ConfigError::Environment)?;
+        if let Some(addr) = overrides.addr {
+            config.server.addr = addr;
+        }
+        if let Some(root) = &overrides.root {
+            config.storage.root = root.clone();
+        }
+        if let Some(guest) = &overrides.guest {
+            config.server.guest = Some(guest.clone());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses the file strictly (so errors carry its line and column) and
+    /// returns it as a table the environment can be layered onto.
+    fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str::<Config>(&text).map_err(|e| errors::in_file(path, &text, &e))?;
+        toml::from_str::<toml::Table>(&text).map_err(|e| errors::in_file(path, &text, &e))
+    }
+
+    /// Combinations that parse but cannot work.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.storage.kind == StorageKind::S3 && self.storage.s3.bucket.is_none() {
+            return Err(ConfigError::Invalid(
+                "storage.s3.bucket is required when storage.kind = \"s3\"".into(),
+            ));
+        }
+        if self.storage.s3.redirect && self.storage.kind != StorageKind::S3 {
+            return Err(ConfigError::Invalid(
+                "storage.s3.redirect needs storage.kind = \"s3\"".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The resolved configuration as TOML, secrets masked.
+    pub fn render(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+//! `BERTH_*` environment variables layered over the file's table.
+
+use super::ConfigError;
+
+/// What a key's value must look like, checked before it enters the table so
+/// that a bad value is reported with the variable's name.
+#[derive(Clone, Copy)]
+enum ValueKind {
+    Text,
+    Bool,
+    Addr,
+    OneOf(&'static [&'static str]),
+}
+
+/// Every settable key. A new field in `Config` needs a line here.
+const KEYS: &[(&str, ValueKind)] = &[
+    ("server.addr", ValueKind::Addr),
+    ("server.guest", ValueKind::Text),
+    (
+        "storage.kind",
+        ValueKind::OneOf(&["filesystem", "s3", "memory"]),
+    ),
+    ("storage.root", ValueKind::Text),
+    ("storage.s3.bucket", ValueKind::Text),
+    ("storage.s3.endpoint", ValueKind::Text),
+    ("storage.s3.region", ValueKind::Text),
+    ("storage.s3.prefix", ValueKind::Text),
+    ("storage.s3.access_key_id", ValueKind::Text),
+    ("storage.s3.secret_access_key", ValueKind::Text),
+    ("storage.s3.allow_http", ValueKind::Bool),
+    ("storage.s3.redirect", ValueKind::Bool),
+    ("metadata.kind", ValueKind::OneOf(&["sqlite", "layout"])),
+];
+
+/// Sections whose variables must all be known keys: a typo there is an
+/// error, while other `BERTH_*` variables (build and test knobs) pass.
+const SECTIONS: &[&str] = &["BERTH_SERVER_", "BERTH_STORAGE_", "BERTH_METADATA_"];
+
+/// `storage.s3.allow_http` → `BERTH_STORAGE_S3_ALLOW_HTTP`
+pub fn var_name(key: &str) -> String {
+    format!("BERTH_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// Every key with its variable name.
+#[cfg(test)]
+pub fn keys() -> impl Iterator<Item = (&'static str, String)> {
+    KEYS.iter().map(|(key, _)| (*key, var_name(key)))
+}
+
+/// Sets each key named by a variable in `vars` in `table`.
+pub fn apply(
+    table: &mut toml::Table,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let mut vars: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("BERTH_"))
+        .collect();
+    // Deterministic order, so errors do not depend on the environment's.
+    vars.sort();
+    for (name, value) in vars {
+        let Some((key, kind)) = KEYS.iter().find(|(key, _)| var_name(key) == name) else {
+            if SECTIONS.iter().any(|s| name.starts_with(s)) {
+                return Err(ConfigError::UnknownVariable(name));
+            }
+            continue;
+        };
+        let value = parse(&name, &value, *kind)?;
+        insert(table, key, value)?;
+    }
+    Ok(())
+}
+
+fn parse(name: &str, value: &str, kind: ValueKind) -> Result<toml::Value, ConfigError> {
+    let bad = |expected: String| ConfigError::BadVariable {
+        name: name.to_string(),
+        value: value.to_string(),
+        expected,
+    };
+    match kind {
+        ValueKind::Text => Ok(toml::Value::String(value.to_string())),
+        ValueKind::Bool => match value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" | "no" => Ok(toml::Value::Boolean(false)),
+            _ => Err(bad("true or false".into())),
+        },
+        ValueKind::Addr => value
+            .parse::<std::net::SocketAddr>()
+            .map(|_| toml::Value::String(value.to_string()))
+            .map_err(|_| bad("an address like 127.0.0.1:5000".into())),
+        ValueKind::OneOf(choices) if choices.contains(&value) => {
+            Ok(toml::Value::String(value.to_string()))
+        }
+        ValueKind::OneOf(choices) => Err(bad(format!("one of {}", choices.join(", ")))),
+    }
+}
+
+/// Sets `a.b.c` in `table`, creating the tables on the way.
+fn insert(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), ConfigError> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let Some(leaf) = parts.pop() else {
+        return Ok(());
+    };
+    let mut current = table;
+    for part in parts {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(ConfigError::Invalid(format!("`{part}` is not a table"))),
+        };
+    }
+    current.insert(leaf.to_string(), value);
+    Ok(())
+}

@@ -1,0 +1,196 @@
+use super::*;
+
+fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("berth.toml");
+    std::fs::write(&path, text).expect("write config");
+    (dir, path)
+}
+
+fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let (_dir, path) = write(text);
+    Config::load(Some(&path), vars(env), &Overrides::default())
+}
+
+const S3_FILE: &str = r#"
+[storage]
+kind = "s3"
+root = "/var/lib/berth"
+
+[storage.s3]
+bucket = "images"
+endpoint = "http://127.0.0.1:9000"
+region = "eu-west-1"
+prefix = "registry"
+access_key_id = "AKIA"
+secret_access_key = "hunter2"
+allow_http = true
+redirect = true
+
+[metadata]
+kind = "layout"
+"#;
+
+#[test]
+fn defaults_without_file_or_environment() {
+    let config = Config::load(None, vars(&[]), &Overrides::default()).expect("load");
+    assert_eq!(config, Config::default());
+    assert_eq!(config.storage.kind, StorageKind::Filesystem);
+    assert_eq!(config.storage.root, PathBuf::from("./registry-data"));
+    assert_eq!(config.metadata.kind, MetadataKind::Sqlite);
+    assert_eq!(config.server.addr.to_string(), "127.0.0.1:5000");
+}
+
+#[test]
+fn every_key_of_a_full_file_is_read() {
+    let config = load(S3_FILE, &[]).expect("load");
+    let s3 = &config.storage.s3;
+    assert_eq!(config.storage.kind, StorageKind::S3);
+    assert_eq!(config.storage.root, PathBuf::from("/var/lib/berth"));
+    assert_eq!(s3.bucket.as_deref(), Some("images"));
+    assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+    assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(s3.prefix.as_deref(), Some("registry"));
+    assert_eq!(s3.access_key_id.as_deref(), Some("AKIA"));
+    assert_eq!(
+        s3.secret_access_key.as_ref().map(Secret::expose),
+        Some("hunter2")
+    );
+    assert!(s3.allow_http && s3.redirect);
+    assert_eq!(config.metadata.kind, MetadataKind::Layout);
+}
+
+#[test]
+fn environment_beats_file_and_flags_beat_environment() {
+    let (_dir, path) = write(S3_FILE);
+    let env = vars(&[
+        ("BERTH_STORAGE_S3_BUCKET", "other"),
+        ("BERTH_STORAGE_S3_ALLOW_HTTP", "false"),
+        ("BERTH_STORAGE_ROOT", "/from/env"),
+        ("BERTH_SERVER_ADDR", "0.0.0.0:6000"),
+        ("BERTH_GUEST_WASM", "not a config key, ignored"),
+    ]);
+    let flags = Overrides {
+        root: Some(PathBuf::from("/from/flag")),
+        ..Overrides::default()
+    };
+    let config = Config::load(Some(&path), env, &flags).expect("load");
+    assert_eq!(config.storage.s3.bucket.as_deref(), Some("other"));
+    assert!(!config.storage.s3.allow_http);
+    assert_eq!(config.storage.root, PathBuf::from("/from/flag"));
+    assert_eq!(config.server.addr.to_string(), "0.0.0.0:6000");
+}
+
+#[test]
+fn environment_alone_selects_s3() {
+    let env = vars(&[
+        ("BERTH_STORAGE_KIND", "s3"),
+        ("BERTH_STORAGE_S3_BUCKET", "images"),
+        ("BERTH_METADATA_KIND", "layout"),
+    ]);
+    let config = Config::load(None, env, &Overrides::default()).expect("load");
+    assert_eq!(config.storage.kind, StorageKind::S3);
+    assert_eq!(config.metadata.kind, MetadataKind::Layout);
+}
+
+#[test]
+fn unknown_key_names_the_key_and_position() {
+    let err = load("[storage.s3]\nbucket = \"x\"\nbukket = \"y\"\n", &[])
+        .expect_err("unknown key must fail")
+        .to_string();
+    assert!(err.contains("berth.toml:3:1"), "{err}");
+    assert!(err.contains("storage.s3.bukket"), "{err}");
+    assert!(err.contains("unknown field"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_the_key_and_position() {
+    let err = load("[storage.s3]\nbucket = \"x\"\nallow_http = \"yes\"\n", &[])
+        .expect_err("wrong type must fail")
+        .to_string();
+    assert!(err.contains("berth.toml:3:14"), "{err}");
+    assert!(err.contains("storage.s3.allow_http"), "{err}");
+}
+
+#[test]
+fn unknown_kind_is_an_error() {
+    let err = load("[storage]\nkind = \"ftp\"\n", &[])
+        .expect_err("bad kind must fail")
+        .to_string();
+    assert!(err.contains("berth.toml:2:8"), "{err}");
+    assert!(err.contains("storage.kind"), "{err}");
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let bad = [
+        ("BERTH_STORAGE_S3_ALLOW_HTTP", "maybe"),
+        ("BERTH_STORAGE_KIND", "ftp"),
+        ("BERTH_SERVER_ADDR", "localhost"),
+        ("BERTH_STORAGE_S3_BUKKET", "x"),
+    ];
+    for (name, value) in bad {
+        let err = Config::load(None, vars(&[(name, value)]), &Overrides::default())
+            .expect_err(name)
+            .to_string();
+        assert!(err.contains(name), "{err}");
+    }
+}
+
+#[test]
+fn s3_needs_a_bucket() {
+    let err = load("[storage]\nkind = \"s3\"\n", &[])
+        .expect_err("s3 without bucket")
+        .to_string();
+    assert!(err.contains("storage.s3.bucket"), "{err}");
+}
+
+#[test]
+fn render_masks_secrets_and_reloads() {
+    let config = load(S3_FILE, &[]).expect("load");
+    let text = config.render();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("secret_access_key = \"****\""), "{text}");
+    assert!(!format!("{config:?}").contains("hunter2"));
+    let (_dir, path) = write(&text);
+    let again = Config::load(Some(&path), vars(&[]), &Overrides::default()).expect("reload");
+    assert_eq!(again.storage.s3.bucket, config.storage.s3.bucket);
+}
+
+#[test]
+fn every_key_has_its_variable() {
+    let names: Vec<String> = env::keys().map(|(_, var)| var).collect();
+    assert!(names.contains(&"BERTH_STORAGE_S3_ACCESS_KEY_ID".to_string()));
+    assert!(names.contains(&"BERTH_METADATA_KIND".to_string()));
+    // Each key in a rendered full config is settable from the environment.
+    let config = load(S3_FILE, &[]).expect("load");
+    let table: toml::Table = toml::from_str(&config.render()).expect("render parses");
+    let mut leaves = Vec::new();
+    collect_leaves(&table, "", &mut leaves);
+    for leaf in leaves {
+        assert!(
+            env::keys().any(|(key, _)| key == leaf),
+            "{leaf} has no variable"
+        );
+    }
+}
+
+fn collect_leaves(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in table {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => collect_leaves(t, &path, out),
+            _ => out.push(path),
+        }
+    }
+}
