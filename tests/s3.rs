@@ -1,0 +1,306 @@
+//! Berth on a real S3-compatible server (SeaweedFS, started by the test):
+//! the client flows of `tests/clients.rs` on the `s3` backend, several hosts
+//! over one bucket, and blob redirects to presigned URLs.
+
+mod common;
+
+use common::Berth;
+use common::clients::*;
+use common::images;
+use common::seaweed::{self, Seaweed};
+use reqwest::blocking::Client;
+use serde_json::json;
+
+/// A Berth over its own prefix of the shared bucket.
+fn berth_on_s3(name: &str, metadata: &str) -> (Berth, String) {
+    let prefix = seaweed::unique_prefix(name);
+    let berth = Berth::start_env(seaweed::shared().berth_env(&prefix, metadata));
+    (berth, prefix)
+}
+
+/// A second host over the same bucket and prefix as `env`.
+fn host(s3: &Seaweed, prefix: &str) -> Berth {
+    Berth::start_env(s3.berth_env(prefix, "layout"))
+}
+
+fn no_redirects() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+#[test]
+fn skopeo_small_roundtrip_s3_layout() {
+    let _serial = serial();
+    let (berth, _) = berth_on_s3("small", "layout");
+    skopeo_roundtrip(&berth, images::small(), "skopeo/small");
+}
+
+#[test]
+fn skopeo_small_roundtrip_s3_sqlite() {
+    let _serial = serial();
+    let (berth, _) = berth_on_s3("sqlite", "sqlite");
+    skopeo_roundtrip(&berth, images::small(), "skopeo/small");
+}
+
+#[test]
+fn skopeo_multi_layer_roundtrip_s3() {
+    let _serial = serial();
+    let (berth, _) = berth_on_s3("multi", "layout");
+    skopeo_roundtrip(&berth, images::multi(), "skopeo/multi");
+}
+
+#[test]
+fn skopeo_big_1gib_roundtrip_s3() {
+    let _serial = serial();
+    let (berth, _) = berth_on_s3("big", "layout");
+    skopeo_roundtrip(&berth, images::big(), "skopeo/big");
+}
+
+#[test]
+fn docker_seed_flow_s3() {
+    let _serial = serial();
+    let (berth, _) = berth_on_s3("docker", "layout");
+    docker_seed_flow(&berth);
+}
+
+#[test]
+fn restart_keeps_images_s3() {
+    let _serial = serial();
+    let image = images::small();
+    let (mut berth, _) = berth_on_s3("restart", "layout");
+    skopeo_push(&berth, &image, "persist");
+    berth.restart();
+    assert_eq!(
+        tags(&berth, "persist"),
+        json!({"name": "persist", "tags": [image.tag]})
+    );
+    skopeo_pull_and_compare(&berth, &image, "persist");
+}
+
+/// Push through host A, pull through host B.
+#[test]
+fn two_hosts_push_a_pull_b() {
+    let _serial = serial();
+    let s3 = seaweed::shared();
+    let prefix = seaweed::unique_prefix("two-hosts");
+    let (a, b) = (host(s3, &prefix), host(s3, &prefix));
+    let image = images::multi();
+    skopeo_push(&a, &image, "shared/app");
+    assert_registry_has(&b, &image, "shared/app");
+    skopeo_pull_and_compare(&b, &image, "shared/app");
+    assert_eq!(catalog(&b), json!({"repositories": ["shared/app"]}));
+}
+
+/// One chunked upload whose requests alternate between two hosts.
+#[test]
+fn two_hosts_chunked_upload_alternating() {
+    let s3 = seaweed::shared();
+    let prefix = seaweed::unique_prefix("alternate");
+    let hosts = [host(s3, &prefix), host(s3, &prefix)];
+    let http = no_redirects();
+    let chunks: Vec<Vec<u8>> = (0..5u8)
+        .map(|i| {
+            (0..(1 << 20) + 7 * i as usize)
+                .map(|j| (j as u8) ^ i)
+                .collect()
+        })
+        .collect();
+    let whole: Vec<u8> = chunks.concat();
+    let digest = common::sha256_digest(&whole);
+
+    let resp = http
+        .post(format!("{}/v2/alt/blobs/uploads/", hosts[0].url()))
+        .send()
+        .expect("POST");
+    assert_eq!(resp.status(), 202);
+    let mut location = location_header(&resp);
+    let mut offset = 0usize;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let host = &hosts[i % 2];
+        let end = offset + chunk.len() - 1;
+        let resp = http
+            .patch(absolute(host, &location))
+            .header("content-type", "application/octet-stream")
+            .header("content-range", format!("{offset}-{end}"))
+            .body(chunk.clone())
+            .send()
+            .expect("PATCH");
+        assert_eq!(resp.status(), 202, "PATCH {i} on host {}", i % 2);
+        assert_eq!(
+            header(&resp, "range"),
+            format!("0-{end}"),
+            "range after {i}"
+        );
+        location = location_header(&resp);
+        offset = end + 1;
+    }
+    // Status from the other host reflects every chunk.
+    let status = http
+        .get(absolute(&hosts[1], &location))
+        .send()
+        .expect("status");
+    assert_eq!(status.status(), 204);
+    assert_eq!(header(&status, "range"), format!("0-{}", whole.len() - 1));
+
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let resp = http
+        .put(format!(
+            "{}{sep}digest={digest}",
+            absolute(&hosts[0], &location)
+        ))
+        .send()
+        .expect("PUT");
+    assert_eq!(resp.status(), 201);
+    for host in &hosts {
+        let got = http
+            .get(format!("{}/v2/alt/blobs/{digest}", host.url()))
+            .send()
+            .expect("GET blob");
+        assert_eq!(got.status(), 200);
+        let body = got.bytes().expect("blob body");
+        assert_eq!(body.len(), whole.len());
+        assert_eq!(common::sha256_digest(&body), digest);
+    }
+}
+
+/// A tag moved on host A is seen at once on host B.
+#[test]
+fn two_hosts_tag_move_seen_at_once() {
+    let s3 = seaweed::shared();
+    let prefix = seaweed::unique_prefix("tag-move");
+    let (a, b) = (host(s3, &prefix), host(s3, &prefix));
+    let http = no_redirects();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let config_digest = push_blob(&http, &a, "moving", &config);
+    let mut digests = Vec::new();
+    for round in 0..3 {
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": images::MEDIA_TYPE_MANIFEST,
+            "config": {"mediaType": images::MEDIA_TYPE_CONFIG, "digest": config_digest, "size": config.len()},
+            "layers": [],
+            "annotations": {"round": round.to_string()},
+        })
+        .to_string();
+        let resp = http
+            .put(format!("{}/v2/moving/manifests/latest", a.url()))
+            .header("content-type", images::MEDIA_TYPE_MANIFEST)
+            .body(manifest.clone())
+            .send()
+            .expect("PUT manifest");
+        assert_eq!(resp.status(), 201);
+        let digest = common::sha256_digest(manifest.as_bytes());
+        let seen = http
+            .head(format!("{}/v2/moving/manifests/latest", b.url()))
+            .header("accept", images::MEDIA_TYPE_MANIFEST)
+            .send()
+            .expect("HEAD on B");
+        assert_eq!(seen.status(), 200);
+        assert_eq!(
+            header(&seen, "docker-content-digest"),
+            digest,
+            "round {round}"
+        );
+        digests.push(digest);
+    }
+    // Old revisions stay reachable by digest from either host.
+    let old = http
+        .get(format!("{}/v2/moving/manifests/{}", b.url(), digests[0]))
+        .header("accept", images::MEDIA_TYPE_MANIFEST)
+        .send()
+        .expect("GET old");
+    assert_eq!(old.status(), 200);
+    // A delete on B is seen on A.
+    let del = http
+        .delete(format!("{}/v2/moving/manifests/{}", b.url(), digests[2]))
+        .send()
+        .expect("DELETE on B");
+    assert_eq!(del.status(), 202);
+    let gone = http
+        .get(format!("{}/v2/moving/manifests/latest", a.url()))
+        .header("accept", images::MEDIA_TYPE_MANIFEST)
+        .send()
+        .expect("GET on A");
+    assert_eq!(gone.status(), 404);
+}
+
+/// With `redirect = true`, blob GETs answer 307 to a presigned URL of the
+/// bucket that serves the right bytes, HEAD stays local, and skopeo pulls.
+#[test]
+fn blob_get_redirects_to_presigned_url() {
+    let _serial = serial();
+    let s3 = seaweed::shared();
+    let prefix = seaweed::unique_prefix("redirect");
+    let mut env = s3.berth_env(&prefix, "layout");
+    env.push(("BERTH_STORAGE_S3_REDIRECT".into(), "true".into()));
+    let berth = Berth::start_env(env);
+    let http = no_redirects();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = push_blob(&http, &berth, "redir", &data);
+
+    let url = format!("{}/v2/redir/blobs/{digest}", berth.url());
+    let resp = http.get(&url).send().expect("GET");
+    assert_eq!(resp.status(), 307);
+    let target = header(&resp, "location");
+    assert!(target.starts_with(&s3.endpoint), "{target}");
+    assert!(target.contains("X-Amz-Signature="), "{target}");
+    let fetched = http.get(&target).send().expect("presigned GET");
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(
+        common::sha256_digest(&fetched.bytes().expect("body")),
+        digest
+    );
+
+    let head = http.head(&url).send().expect("HEAD");
+    assert_eq!(head.status(), 200);
+    assert_eq!(header(&head, "content-length"), data.len().to_string());
+    // An unknown blob is still a 404, not a redirect.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let resp = http
+        .get(format!("{}/v2/redir/blobs/{missing}", berth.url()))
+        .send()
+        .expect("GET missing");
+    assert_eq!(resp.status(), 404);
+
+    let image = images::multi();
+    skopeo_push(&berth, &image, "redir/app");
+    skopeo_pull_and_compare(&berth, &image, "redir/app");
+}
+
+fn header(resp: &reqwest::blocking::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("missing {name} header"))
+        .to_string()
+}
+
+fn location_header(resp: &reqwest::blocking::Response) -> String {
+    header(resp, "location")
+}
+
+/// `location` (absolute or path-only) made relative to `host`.
+fn absolute(host: &Berth, location: &str) -> String {
+    match location.find("/v2/") {
+        Some(i) => format!("{}{}", host.url(), &location[i..]),
+        None => panic!("upload location without /v2/: {location}"),
+    }
+}
+
+/// Monolithic POST+PUT upload through `berth`; returns the digest.
+fn push_blob(http: &Client, berth: &Berth, repo: &str, data: &[u8]) -> String {
+    let digest = common::sha256_digest(data);
+    let resp = http
+        .post(format!(
+            "{}/v2/{repo}/blobs/uploads/?digest={digest}",
+            berth.url()
+        ))
+        .header("content-type", "application/octet-stream")
+        .body(data.to_vec())
+        .send()
+        .expect("POST blob");
+    assert_eq!(resp.status(), 201, "monolithic upload");
+    digest
+}
