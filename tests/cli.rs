@@ -1,5 +1,6 @@
-//! The `berth serve` command line beyond the defaults: `--guest` runs the
-//! component it is given, and the compiled guest is cached under the root.
+//! The command line beyond the defaults: `--guest` runs the component it is
+//! given, the compiled guest is cached under the root, `berth config check`
+//! resolves and validates configuration, and `storage.kind = "memory"`.
 
 mod common;
 
@@ -90,4 +91,84 @@ fn compiled_guest_is_cached_and_reused_across_restarts() {
         written, after,
         "restart recompiled the guest instead of loading it"
     );
+}
+
+fn berth_config_check(file: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["config", "check"])
+        .arg(file)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run berth config check")
+}
+
+#[test]
+fn config_check_prints_the_resolved_config_with_secrets_masked() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("berth.toml");
+    std::fs::write(
+        &file,
+        "[storage]\nkind = \"s3\"\n[storage.s3]\nbucket = \"images\"\nsecret_access_key = \"hunter2\"\n",
+    )
+    .expect("write config");
+    let out = berth_config_check(&file, &[("BERTH_METADATA_KIND", "layout")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    assert!(stdout.contains("secret_access_key = \"****\""), "{stdout}");
+    assert!(stdout.contains("bucket = \"images\""), "{stdout}");
+    // The environment was applied on top of the file.
+    assert!(stdout.contains("kind = \"layout\""), "{stdout}");
+}
+
+#[test]
+fn config_check_names_the_bad_key_and_its_position() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("berth.toml");
+    std::fs::write(&file, "[metadata]\nkind = \"sqlite\"\nknd = \"layout\"\n").expect("write");
+    let out = berth_config_check(&file, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("berth.toml:3:1: metadata.knd"), "{stderr}");
+}
+
+/// `kind = "memory"` with layout metadata serves pushes and pulls, and
+/// keeps nothing on disk but the compiled-guest cache.
+#[test]
+fn memory_storage_serves_and_stores_nothing_on_disk() {
+    let berth = common::Berth::start_env(vec![
+        ("BERTH_STORAGE_KIND".into(), "memory".into()),
+        ("BERTH_METADATA_KIND".into(), "layout".into()),
+    ]);
+    let http = reqwest::blocking::Client::new();
+    let data = b"held in memory only".to_vec();
+    let digest = common::sha256_digest(&data);
+    let resp = http
+        .post(format!(
+            "{}/v2/mem/blobs/uploads/?digest={digest}",
+            berth.url()
+        ))
+        .body(data.clone())
+        .send()
+        .expect("POST");
+    assert_eq!(resp.status(), 201);
+    let got = http
+        .get(format!("{}/v2/mem/blobs/{digest}", berth.url()))
+        .send()
+        .expect("GET");
+    assert_eq!(got.bytes().expect("body").as_ref(), data.as_slice());
+    let catalog = http
+        .get(format!("{}/v2/_catalog", berth.url()))
+        .send()
+        .expect("catalog")
+        .text()
+        .expect("text");
+    assert_eq!(catalog, r#"{"repositories":["mem"]}"#);
+    let on_disk: Vec<String> = std::fs::read_dir(&berth.root)
+        .expect("root")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(on_disk, vec![".cache".to_string()]);
 }
