@@ -9,16 +9,22 @@
 //! - `uploads/<uuid>/data`: the bytes of an upload session so far (outside
 //!   registry:2's tree, which has its own `_uploads`);
 //! - `uploads/<uuid>/startedat`: session creation time (unix seconds), so an
-//!   operator or a later purge can find abandoned sessions.
+//!   operator or a later purge can find abandoned sessions;
+//! - `quarantine/sha256/<64 hex>`: blobs taken out of service by
+//!   [`BlobStore::quarantine`], kept for inspection (outside registry:2's
+//!   tree too).
 //!
 //! A blob only appears under `blobs/` through an atomic rename of a fully
 //! written, fsynced and verified session file, so readers never see partial
 //! content.
 
+mod listing;
 mod sessions;
 mod writer;
 
-use crate::{BlobReader, BlobStore, Digest, Result, StorageError, UploadWriter};
+use crate::{
+    BlobListing, BlobReader, BlobStore, Digest, Result, StorageError, UploadEntry, UploadWriter,
+};
 use async_trait::async_trait;
 use futures::StreamExt as _;
 use sessions::{HashState, Sessions};
@@ -147,6 +153,14 @@ impl FsBlobStore {
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.layout.blob_path(&self.root, digest)
+    }
+
+    /// Where [`BlobStore::quarantine`] moves a blob, whatever the layout.
+    fn quarantine_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("quarantine")
+            .join("sha256")
+            .join(digest.hex())
     }
 
     /// The session directory, after checking `id` cannot escape `uploads/`.
@@ -283,6 +297,73 @@ impl BlobStore for FsBlobStore {
         tracing::debug!(upload = %id, "upload session aborted");
         Ok(())
     }
+
+    async fn list_blobs(&self) -> Result<BlobListing> {
+        Ok(listing::list_blobs(self.layout, &self.root))
+    }
+
+    async fn list_uploads(&self) -> Result<Vec<UploadEntry>> {
+        let uploads = self.root.join("uploads");
+        blocking(move || listing::list_uploads(&uploads)).await
+    }
+
+    async fn quarantine(&self, digest: &Digest) -> Result<bool> {
+        let (from, to) = (self.blob_path(digest), self.quarantine_path(digest));
+        let layout = self.layout;
+        let moved = blocking(move || quarantine(layout, &from, &to)).await?;
+        if moved {
+            tracing::warn!(%digest, "blob quarantined");
+        }
+        Ok(moved)
+    }
+}
+
+/// Moves a committed blob's file to `to` and makes both directory changes
+/// durable; blocking. `false` when there was no blob. An earlier
+/// quarantined copy of the same digest is replaced.
+fn quarantine(layout: Layout, from: &Path, to: &Path) -> Result<bool> {
+    match std::fs::symlink_metadata(from) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    let parent = to
+        .parent()
+        .ok_or_else(|| StorageError::Backend("quarantine path has no parent".into()))?;
+    let created = missing_dirs(parent);
+    std::fs::create_dir_all(parent)?;
+    match std::fs::rename(from, to) {
+        Ok(()) => {}
+        // Deleted (or quarantined) since we looked.
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    sync_dir(parent)?;
+    for new_dir in &created {
+        if let Some(up) = new_dir.parent() {
+            sync_dir(up)?;
+        }
+    }
+    let Some(old_dir) = from.parent() else {
+        return Ok(true);
+    };
+    match layout {
+        Layout::Flat => sync_dir(old_dir)?,
+        Layout::Distribution => {
+            // As `delete` does: the `<hex>/` directory held only `data`.
+            // If it cannot go (not empty), its entry for `data` must.
+            match std::fs::remove_dir(old_dir) {
+                Ok(()) => {
+                    if let Some(fan_out) = old_dir.parent() {
+                        sync_dir(fan_out)?;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(_) => sync_dir(old_dir)?,
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Verifies, fsyncs and publishes a session's data; blocking.

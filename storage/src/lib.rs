@@ -72,6 +72,36 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn redirect_url(&self, _digest: &Digest) -> Result<Option<String>> {
         Ok(None)
     }
+    /// Every committed blob, in no particular order, streamed (a store may
+    /// hold millions). Used by garbage collection, fsck and usage reports.
+    async fn list_blobs(&self) -> Result<BlobListing>;
+    /// Every upload session with its start time (unix seconds), for purging
+    /// abandoned ones.
+    async fn list_uploads(&self) -> Result<Vec<UploadEntry>>;
+    /// Moves a committed blob out of service (fsck --repair of a corrupt
+    /// blob): it is no longer served or listed, but kept for inspection
+    /// where the store can. `false` when it was not there.
+    async fn quarantine(&self, digest: &Digest) -> Result<bool>;
+}
+
+/// One committed blob in a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobEntry {
+    pub digest: Digest,
+    pub size: u64,
+    /// When its bytes were written (unix seconds).
+    pub modified: u64,
+}
+
+/// A stream of every committed blob.
+pub type BlobListing = futures::stream::BoxStream<'static, Result<BlobEntry>>;
+
+/// One upload session in a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadEntry {
+    pub id: String,
+    /// Unix seconds.
+    pub started_at: u64,
 }
 
 /// A manifest as stored; mirrors WIT `metadata.manifest-info`.
@@ -121,4 +151,100 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn begin_upload(&self, repo: &str, id: &str) -> Result<()>;
     async fn upload_repository(&self, id: &str) -> Result<Option<String>>;
     async fn end_upload(&self, id: &str) -> Result<()>;
+
+    /// Called before blob `digest` is (re)committed from an upload: marks it
+    /// as in flight, so garbage collection leaves it alone for the upload
+    /// grace period. `Conflict` when a collection pass has already condemned
+    /// it (the client retries; its bytes are about to go). Stores without
+    /// garbage collection accept everything.
+    async fn protect_blob(&self, _digest: &str) -> Result<()> {
+        Ok(())
+    }
+    /// Garbage-collection bookkeeping, for stores that keep it.
+    fn gc(&self) -> Option<&dyn GcMetadata> {
+        None
+    }
+}
+
+/// How long blobs wait in the review queue before they may be collected.
+#[derive(Clone, Copy, Debug)]
+pub struct GracePeriods {
+    /// After the last manifest or link referring to a blob was removed.
+    pub unreferenced: u64,
+    /// After a blob was uploaded (or re-uploaded) and not yet referenced by
+    /// a manifest: covers pushes in flight.
+    pub uploaded: u64,
+}
+
+/// Something in the metadata that names a digest, for fsck.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Reference {
+    /// Repository `repo` links blob `digest`.
+    Link { repo: String, digest: String },
+    /// Repository `repo` holds manifest `digest` (its bytes are a blob).
+    Manifest { repo: String, digest: String },
+    /// Manifest `manifest` of `repo` references `digest`.
+    Ref {
+        repo: String,
+        manifest: String,
+        digest: String,
+    },
+}
+
+impl Reference {
+    /// The digest that must exist in the blob store.
+    pub fn digest(&self) -> &str {
+        match self {
+            Reference::Link { digest, .. }
+            | Reference::Manifest { digest, .. }
+            | Reference::Ref { digest, .. } => digest,
+        }
+    }
+}
+
+/// One repository's share of the store, for `berth du`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RepositoryUsage {
+    pub name: String,
+    pub tags: Vec<String>,
+    pub manifests: u64,
+    /// Every digest the repository needs: its manifests and what they
+    /// reference, and linked blobs.
+    pub digests: Vec<String>,
+}
+
+/// Online garbage collection's view of the metadata (a review queue in the
+/// spirit of GitLab's container registry). All times are unix seconds.
+#[async_trait]
+pub trait GcMetadata: Send + Sync {
+    /// Queued blobs whose grace periods have passed at `now`, at most `limit`.
+    async fn gc_due(&self, now: u64, grace: GracePeriods, limit: u32) -> Result<Vec<String>>;
+    /// In one transaction: a queued blob that is referenced (by a manifest,
+    /// or as a manifest) leaves the queue and `false` is returned; one that
+    /// is still unreferenced and due loses its repository links, is
+    /// tombstoned and `true` is returned (the caller then deletes its bytes
+    /// and calls `gc_bury`). Anything else: `false`, nothing changes.
+    async fn gc_condemn(&self, digest: &str, now: u64, grace: GracePeriods) -> Result<bool>;
+    /// Forgets the tombstone of a blob whose bytes are gone.
+    async fn gc_bury(&self, digest: &str) -> Result<()>;
+    /// Tombstones left by an interrupted pass: their bytes must be deleted.
+    async fn gc_tombstones(&self) -> Result<Vec<String>>;
+    /// Queues every `(digest, written_at)` the metadata neither references
+    /// nor queues yet, as uploaded at `written_at` (blobs that reached the
+    /// store without the metadata knowing, e.g. a crash before link).
+    /// Returns how many were queued.
+    async fn gc_adopt(&self, present: &[(String, u64)]) -> Result<u64>;
+    /// True when a manifest references `digest` or it is a manifest.
+    async fn gc_is_referenced(&self, digest: &str) -> Result<bool>;
+    /// `(repository, digest)` of manifests with no tag, not referenced by
+    /// another manifest of the repository, whose subject (if any) is gone,
+    /// stored before `before`: what untagged-manifest collection deletes.
+    async fn gc_untagged(&self, before: u64) -> Result<Vec<(String, String)>>;
+    /// Everything the metadata names, for fsck.
+    async fn references(&self) -> Result<Vec<Reference>>;
+    /// Removes one dangling reference (fsck --repair). A `Ref` removes the
+    /// manifest holding it.
+    async fn drop_reference(&self, reference: &Reference) -> Result<()>;
+    /// Per repository: tags, manifest count and the digests it needs.
+    async fn usage(&self) -> Result<Vec<RepositoryUsage>>;
 }

@@ -11,13 +11,17 @@
 mod chunks;
 mod commit;
 mod layout;
+mod listing;
+mod quarantine;
 mod read;
 mod sessions;
 mod writer;
 
 pub use layout::blob_path;
 
-use crate::{BlobReader, BlobStore, Digest, Result, StorageError, UploadWriter};
+use crate::{
+    BlobListing, BlobReader, BlobStore, Digest, Result, StorageError, UploadEntry, UploadWriter,
+};
 use async_trait::async_trait;
 use layout::SessionId;
 use object_store::signer::{Method, Signer};
@@ -156,6 +160,22 @@ impl BlobStore for ObjectBlobStore {
             .signed_url(Method::GET, &blob_path(digest), REDIRECT_TTL)
             .await?;
         Ok(Some(url.into()))
+    }
+
+    async fn list_blobs(&self) -> Result<BlobListing> {
+        Ok(listing::list_blobs(&*self.shared.store))
+    }
+
+    async fn list_uploads(&self) -> Result<Vec<UploadEntry>> {
+        listing::list_uploads(&self.shared).await
+    }
+
+    async fn quarantine(&self, digest: &Digest) -> Result<bool> {
+        let moved = quarantine::quarantine(&self.shared, digest).await?;
+        if moved {
+            tracing::warn!(%digest, "blob quarantined");
+        }
+        Ok(moved)
     }
 }
 

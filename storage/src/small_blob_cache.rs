@@ -1,8 +1,8 @@
 //! A decorator that keeps small whole blobs (manifests, image configs) in
 //! memory. Blobs are content-addressed, so a cached copy can never be stale;
-//! only `delete` has to forget it.
+//! only `delete` and `quarantine` have to forget it.
 
-use crate::{BlobReader, BlobStore, Digest, Result, UploadWriter};
+use crate::{BlobListing, BlobReader, BlobStore, Digest, Result, UploadEntry, UploadWriter};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -139,6 +139,23 @@ impl<S: BlobStore> BlobStore for SmallBlobCache<S> {
     async fn redirect_url(&self, digest: &Digest) -> Result<Option<String>> {
         self.inner.redirect_url(digest).await
     }
+
+    async fn list_blobs(&self) -> Result<BlobListing> {
+        self.inner.list_blobs().await
+    }
+
+    async fn list_uploads(&self) -> Result<Vec<UploadEntry>> {
+        self.inner.list_uploads().await
+    }
+
+    async fn quarantine(&self, digest: &Digest) -> Result<bool> {
+        self.forget(digest);
+        let moved = self.inner.quarantine(digest).await;
+        // A whole read racing with the move may have cached it meanwhile:
+        // quarantined bytes are suspect, they must not be served.
+        self.forget(digest);
+        moved
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +182,26 @@ mod tests {
     async fn passes_the_blob_conformance_suite() {
         let (_dir, store) = cached(1 << 20);
         c::all_blob_tests(&store).await;
+    }
+
+    #[tokio::test]
+    async fn passes_the_listing_conformance_suite() {
+        let (_dir, store) = cached(1 << 20);
+        c::all_blob_tests(&store).await;
+        c::all_listing_tests(&store).await;
+    }
+
+    #[tokio::test]
+    async fn quarantine_forgets_the_cached_copy() {
+        let (_dir, store) = cached(1 << 20);
+        c::quarantine_hides(&store).await;
+        let data = b"cached, then quarantined".to_vec();
+        let d = put(&store, &data).await;
+        assert_eq!(read_range(&store, &d, 0, data.len() as u64).await, data);
+        assert!(store.lock().blobs.contains_key(&d), "not cached");
+        assert!(store.quarantine(&d).await.expect("quarantine"));
+        assert!(!store.lock().blobs.contains_key(&d), "still cached");
+        assert!(store.read(&d, 0, data.len() as u64).await.is_err());
     }
 
     #[tokio::test]

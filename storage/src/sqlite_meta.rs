@@ -4,11 +4,18 @@
 //! transaction; reads go through a small pool of read-only connections,
 //! which WAL mode lets proceed while a write is in progress. All SQLite work
 //! runs on tokio's blocking pool so it never stalls the async executor.
+//!
+//! It also keeps online garbage collection's review queue ([`GcMetadata`],
+//! `gc.rs`), fed by triggers on the tables above.
 
+mod gc;
 mod queries;
 mod schema;
 
-use crate::{ManifestInfo, MetadataStore, Page, Result, StorageError};
+use crate::{
+    GcMetadata, GracePeriods, ManifestInfo, MetadataStore, Page, Reference, RepositoryUsage,
+    Result, StorageError,
+};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -246,7 +253,69 @@ impl MetadataStore for SqliteMetadata {
         let id = id.to_owned();
         self.write(move |tx| queries::end_upload(tx, &id)).await
     }
+
+    async fn protect_blob(&self, digest: &str) -> Result<()> {
+        require("digest", digest)?;
+        let digest = digest.to_owned();
+        self.write(move |tx| gc::protect_blob(tx, &digest)).await
+    }
+
+    fn gc(&self) -> Option<&dyn GcMetadata> {
+        Some(self)
+    }
 }
 
+#[async_trait]
+impl GcMetadata for SqliteMetadata {
+    async fn gc_due(&self, now: u64, grace: GracePeriods, limit: u32) -> Result<Vec<String>> {
+        self.read(move |tx| gc::due(tx, now, grace, limit)).await
+    }
+
+    async fn gc_condemn(&self, digest: &str, now: u64, grace: GracePeriods) -> Result<bool> {
+        let digest = digest.to_owned();
+        self.write(move |tx| gc::condemn(tx, &digest, now, grace))
+            .await
+    }
+
+    async fn gc_bury(&self, digest: &str) -> Result<()> {
+        let digest = digest.to_owned();
+        self.write(move |tx| gc::bury(tx, &digest)).await
+    }
+
+    async fn gc_tombstones(&self) -> Result<Vec<String>> {
+        self.read(|tx| gc::tombstones(tx)).await
+    }
+
+    async fn gc_adopt(&self, present: &[(String, u64)]) -> Result<u64> {
+        let present = present.to_vec();
+        self.write(move |tx| gc::adopt(tx, &present)).await
+    }
+
+    async fn gc_is_referenced(&self, digest: &str) -> Result<bool> {
+        let digest = digest.to_owned();
+        self.read(move |tx| gc::is_referenced(tx, &digest)).await
+    }
+
+    async fn gc_untagged(&self, before: u64) -> Result<Vec<(String, String)>> {
+        self.read(move |tx| gc::untagged(tx, before)).await
+    }
+
+    async fn references(&self) -> Result<Vec<Reference>> {
+        self.read(|tx| gc::references(tx)).await
+    }
+
+    async fn drop_reference(&self, reference: &Reference) -> Result<()> {
+        let reference = reference.clone();
+        self.write(move |tx| gc::drop_reference(tx, &reference))
+            .await
+    }
+
+    async fn usage(&self) -> Result<Vec<RepositoryUsage>> {
+        self.read(|tx| gc::usage(tx)).await
+    }
+}
+
+#[cfg(test)]
+mod gc_tests;
 #[cfg(test)]
 mod tests;

@@ -354,3 +354,205 @@ pub async fn many_writers_same_digest(store: &dyn BlobStore) {
     assert_eq!(store.stat(&d).await.expect("stat"), Some(data.len() as u64));
     assert_eq!(read_range(store, &d, 0, data.len() as u64).await, data);
 }
+
+/// Now in unix seconds, to check listed times against.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+fn assert_recent(what: &str, time: u64, now: u64) {
+    assert!(
+        time.abs_diff(now) <= 60,
+        "{what}: time {time} is not within a minute of {now}"
+    );
+}
+
+/// The whole `list_blobs` stream by digest; panics on an error or on a
+/// digest listed twice.
+pub async fn listed_blobs(
+    store: &dyn BlobStore,
+) -> std::collections::HashMap<Digest, crate::BlobEntry> {
+    let mut listing = store.list_blobs().await.expect("list blobs");
+    let mut listed = std::collections::HashMap::new();
+    while let Some(entry) = listing.next().await {
+        let entry = entry.expect("listed blob");
+        if let Some(twice) = listed.insert(entry.digest.clone(), entry) {
+            panic!("{} listed twice", twice.digest);
+        }
+    }
+    listed
+}
+
+/// The whole `list_uploads` by id; panics on an id listed twice.
+pub async fn listed_uploads(store: &dyn BlobStore) -> std::collections::HashMap<String, u64> {
+    let mut listed = std::collections::HashMap::new();
+    for entry in store.list_uploads().await.expect("list uploads") {
+        assert!(
+            listed.insert(entry.id.clone(), entry.started_at).is_none(),
+            "upload {} listed twice",
+            entry.id
+        );
+    }
+    listed
+}
+
+/// `list_blobs` yields exactly the committed blobs, each once, with its
+/// size and the time it was written; not uploads in progress, not deleted
+/// blobs. Blobs other tests left in the store are tolerated.
+pub async fn listing(store: &dyn BlobStore) {
+    let blobs: Vec<Vec<u8>> = [1usize, 100, 4_096, 65_537, 300_000]
+        .into_iter()
+        .enumerate()
+        .map(|(i, size)| {
+            let mut data = vec![0u8; size];
+            Pattern::new(0x6c69_7374 + i as u64).fill(&mut data);
+            data
+        })
+        .collect();
+    // Runnable twice on one store: start without our blobs.
+    for data in &blobs {
+        store.delete(&digest_of(data)).await.expect("delete");
+    }
+    let before = listed_blobs(store).await;
+    let now = unix_now();
+    let mut ours = std::collections::BTreeMap::new();
+    for data in &blobs {
+        ours.insert(put(store, data).await, data.len() as u64);
+    }
+    // Sessions in progress, with or without bytes, hold no blobs.
+    let pending_data = b"listing: uploaded, never committed";
+    let pending = store.create_upload().await.expect("create");
+    append_all(store, &pending, pending_data).await;
+    let empty = store.create_upload().await.expect("create");
+
+    let after = listed_blobs(store).await;
+    let new: std::collections::BTreeMap<Digest, u64> = after
+        .values()
+        .filter(|entry| !before.contains_key(&entry.digest))
+        .map(|entry| (entry.digest.clone(), entry.size))
+        .collect();
+    assert_eq!(new, ours, "blobs listed after the puts, minus those before");
+    assert!(
+        before.keys().all(|d| after.contains_key(d)),
+        "a blob listed before the puts is missing"
+    );
+    for d in ours.keys() {
+        assert_recent(&format!("modified of {d}"), after[d].modified, now);
+    }
+    assert!(!after.contains_key(&digest_of(pending_data)));
+    // Whatever is listed is served, at the listed size.
+    for entry in after.values() {
+        assert_eq!(
+            store.stat(&entry.digest).await.expect("stat"),
+            Some(entry.size),
+            "listed {}",
+            entry.digest
+        );
+    }
+
+    let gone = digest_of(&blobs[2]);
+    assert!(store.delete(&gone).await.expect("delete"));
+    let after_delete = listed_blobs(store).await;
+    assert!(
+        !after_delete.contains_key(&gone),
+        "deleted blob still listed"
+    );
+    assert_eq!(after_delete.len(), after.len() - 1);
+    store.abort(&pending).await.expect("abort");
+    store.abort(&empty).await.expect("abort");
+}
+
+/// `list_uploads` lists every open session once, with a start time of
+/// about now, and none that was committed, aborted or failed its commit.
+pub async fn uploads_listing(store: &dyn BlobStore) {
+    let now = unix_now();
+    let idle = store.create_upload().await.expect("create");
+    let filled = store.create_upload().await.expect("create");
+    append_all(store, &filled, b"uploads_listing: filled").await;
+    let committed = store.create_upload().await.expect("create");
+    append_all(store, &committed, b"uploads_listing: committed").await;
+    store
+        .commit(&committed, &digest_of(b"uploads_listing: committed"))
+        .await
+        .expect("commit");
+    let aborted = store.create_upload().await.expect("create");
+    append_all(store, &aborted, b"uploads_listing: aborted").await;
+    store.abort(&aborted).await.expect("abort");
+    let mismatched = store.create_upload().await.expect("create");
+    append_all(store, &mismatched, b"uploads_listing: mismatched").await;
+    assert!(matches!(
+        store
+            .commit(&mismatched, &digest_of(b"something else"))
+            .await,
+        Err(StorageError::DigestMismatch { .. })
+    ));
+
+    let listed = listed_uploads(store).await;
+    for id in [&idle, &filled] {
+        let started_at = *listed
+            .get(id)
+            .unwrap_or_else(|| panic!("open upload {id} not listed in {listed:?}"));
+        assert_recent(&format!("start of upload {id}"), started_at, now);
+    }
+    for id in [&committed, &aborted, &mismatched] {
+        assert!(!listed.contains_key(id), "finished upload {id} listed");
+    }
+
+    store.abort(&idle).await.expect("abort");
+    store.abort(&filled).await.expect("abort");
+    let listed = listed_uploads(store).await;
+    for id in [&idle, &filled] {
+        assert!(!listed.contains_key(id), "aborted upload {id} listed");
+    }
+}
+
+/// A quarantined blob is neither served nor listed, and can be uploaded
+/// again; quarantining a missing blob is `false`. Reads it whole first, so
+/// a caching store must drop its copy too.
+pub async fn quarantine_hides(store: &dyn BlobStore) {
+    let data = b"quarantine_hides: suspect bytes".to_vec();
+    let bystander = b"quarantine_hides: bystander".to_vec();
+    let len = data.len() as u64;
+    let d = put(store, &data).await;
+    let kept = put(store, &bystander).await;
+    assert_eq!(read_range(store, &d, 0, len).await, data);
+
+    assert!(store.quarantine(&d).await.expect("quarantine"));
+    assert_eq!(store.stat(&d).await.expect("stat"), None);
+    assert_not_found(store.read(&d, 0, len).await.map(|_| ()));
+    assert_not_found(store.read(&d, 1, 2).await.map(|_| ()));
+    assert_eq!(store.redirect_url(&d).await.expect("redirect url"), None);
+    let listed = listed_blobs(store).await;
+    assert!(!listed.contains_key(&d), "quarantined blob listed");
+    assert_eq!(
+        listed.get(&kept).map(|e| e.size),
+        Some(bystander.len() as u64)
+    );
+    assert_eq!(
+        read_range(store, &kept, 0, bystander.len() as u64).await,
+        bystander
+    );
+
+    assert!(!store.quarantine(&d).await.expect("quarantine again"));
+    assert!(!store.delete(&d).await.expect("delete quarantined"));
+    let never = digest_of(b"quarantine_hides: never stored");
+    assert!(!store.quarantine(&never).await.expect("quarantine missing"));
+
+    // fsck's repair: the blob is pushed again, and may be quarantined again.
+    assert_eq!(put(store, &data).await, d);
+    assert_eq!(store.stat(&d).await.expect("stat"), Some(len));
+    assert_eq!(read_range(store, &d, 0, len).await, data);
+    assert_eq!(listed_blobs(store).await.get(&d).map(|e| e.size), Some(len));
+    assert!(store.quarantine(&d).await.expect("quarantine re-pushed"));
+    assert_eq!(store.stat(&d).await.expect("stat"), None);
+}
+
+/// Runs every listing and quarantine test, in one store.
+pub async fn all_listing_tests(store: &dyn BlobStore) {
+    listing(store).await;
+    uploads_listing(store).await;
+    quarantine_hides(store).await;
+}

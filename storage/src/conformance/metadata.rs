@@ -177,6 +177,11 @@ pub async fn manifests_and_tags(meta: &dyn MetadataStore) {
         meta.resolve_tag(repo, "latest").await.expect("resolve"),
         None
     );
+    // Pushed first, as a client does: a store may refuse a manifest whose
+    // blobs are not in the repository.
+    for blob in ["sha256:c1", "sha256:l1"] {
+        meta.link_blob(repo, blob).await.expect("link");
+    }
     meta.put_manifest(
         repo,
         &m1,

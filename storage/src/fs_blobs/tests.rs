@@ -4,6 +4,7 @@
 use super::FsBlobStore;
 use crate::conformance::{self as c, append_all, digest_of, put};
 use crate::{BlobStore, StorageError};
+use futures::StreamExt as _;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
@@ -62,6 +63,10 @@ conformance!(
     abort_discards,
     bad_upload_ids,
     all_blob_tests,
+    listing,
+    uploads_listing,
+    quarantine_hides,
+    all_listing_tests,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,4 +265,218 @@ async fn distribution_layout_of_blobs() {
     assert!(store.delete(&d).await.expect("delete"));
     assert!(!dir.path().join(&data).parent().expect("dir").exists());
     assert_eq!(store.stat(&d).await.expect("stat"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distribution_layout_listing_conformance() {
+    let dir = TempDir::new().expect("tempdir");
+    let store = FsBlobStore::open_distribution(dir.path()).expect("open");
+    c::all_blob_tests(&store).await;
+    c::all_listing_tests(&store).await;
+}
+
+/// Where a blob named `hex` sits in either layout.
+fn planted_path(root: &Path, distribution: bool, fan_out: &str, name: &str) -> PathBuf {
+    if distribution {
+        root.join("docker/registry/v2/blobs/sha256")
+            .join(fan_out)
+            .join(name)
+            .join("data")
+    } else {
+        root.join("blobs/sha256").join(fan_out).join(name)
+    }
+}
+
+fn plant(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, bytes).expect("plant");
+}
+
+/// 2,000 blobs, 1,500 of them in one fan-out directory (more than one
+/// batch of the walk), are each listed once with their size, next to files
+/// that are not blobs and must not be listed.
+async fn listing_streams_many_blobs(distribution: bool) {
+    let dir = TempDir::new().expect("tempdir");
+    let root = dir.path();
+    let store = if distribution {
+        FsBlobStore::open_distribution(root)
+    } else {
+        FsBlobStore::open(root)
+    }
+    .expect("open");
+    let mut expected = std::collections::BTreeMap::new();
+    // Listing trusts names, not contents: the crowded directory holds
+    // made-up digests.
+    for i in 0..1_500u64 {
+        let hex = format!("ab{i:062x}");
+        let size = (i % 97) as usize;
+        plant(
+            &planted_path(root, distribution, "ab", &hex),
+            &vec![7; size],
+        );
+        expected.insert(hex, size as u64);
+    }
+    for i in 0..499u64 {
+        let data = format!("spread blob {i}").into_bytes();
+        let hex = digest_of(&data).hex().to_owned();
+        plant(&planted_path(root, distribution, &hex[..2], &hex), &data);
+        expected.insert(hex, data.len() as u64);
+    }
+    let through_store = put(&store, b"committed through the store").await;
+    expected.insert(through_store.hex().to_owned(), 27);
+    assert_eq!(expected.len(), 2_000);
+
+    let real = digest_of(b"not listed anywhere").hex().to_owned();
+    let wrong_fan_out = if real.starts_with("ab") { "cd" } else { "ab" };
+    let sha256 = if distribution {
+        root.join("docker/registry/v2/blobs/sha256")
+    } else {
+        root.join("blobs/sha256")
+    };
+    let fan_out = &real[..2];
+    for junk in [
+        planted_path(root, distribution, fan_out, &format!("{real}.tmp")),
+        planted_path(root, distribution, fan_out, &format!(".{real}")),
+        planted_path(root, distribution, fan_out, &real[..63]),
+        planted_path(root, distribution, fan_out, &real.to_uppercase()),
+        planted_path(root, distribution, wrong_fan_out, &real),
+        planted_path(root, distribution, "zz", &format!("zz{}", &real[2..])),
+        planted_path(root, distribution, &real[..3], &real),
+        sha256.join(&real),
+    ] {
+        plant(&junk, b"junk");
+    }
+    if distribution {
+        // registry:2's per-blob directory without its `data`, and one with
+        // `data` as a directory.
+        let other = digest_of(b"no data").hex().to_owned();
+        std::fs::create_dir_all(sha256.join(&other[..2]).join(&other)).expect("mkdir");
+        let other = digest_of(b"data is a directory").hex().to_owned();
+        std::fs::create_dir_all(sha256.join(&other[..2]).join(&other).join("data")).expect("mkdir");
+    } else {
+        let other = digest_of(b"a directory").hex().to_owned();
+        std::fs::create_dir_all(sha256.join(&other[..2]).join(&other)).expect("mkdir");
+    }
+    // And an upload in progress.
+    let id = store.create_upload().await.expect("create");
+    append_all(&store, &id, b"in progress").await;
+
+    let listed = c::listed_blobs(&store).await;
+    let listed: std::collections::BTreeMap<String, u64> = listed
+        .into_values()
+        .map(|entry| (entry.digest.hex().to_owned(), entry.size))
+        .collect();
+    assert_eq!(listed.len(), expected.len());
+    assert_eq!(listed, expected);
+
+    // A listing dropped part-way stops cleanly; a new one starts afresh.
+    let mut partial = store.list_blobs().await.expect("list");
+    for _ in 0..10 {
+        partial.next().await.expect("entry").expect("ok");
+    }
+    drop(partial);
+    assert_eq!(c::listed_blobs(&store).await.len(), 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_streams_many_blobs_flat() {
+    listing_streams_many_blobs(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_streams_many_blobs_distribution() {
+    listing_streams_many_blobs(true).await;
+}
+
+#[tokio::test]
+async fn listing_an_empty_store() {
+    let (dir, store) = store();
+    assert!(c::listed_blobs(&store).await.is_empty());
+    assert!(store.list_uploads().await.expect("uploads").is_empty());
+    // Even with its blob directory gone.
+    std::fs::remove_dir_all(dir.path().join("blobs")).expect("remove");
+    assert!(c::listed_blobs(&store).await.is_empty());
+}
+
+/// Quarantine moves the file under `quarantine/`, intact, leaving no empty
+/// registry:2 directory behind.
+async fn quarantine_moves_the_file(distribution: bool) {
+    let dir = TempDir::new().expect("tempdir");
+    let store = if distribution {
+        FsBlobStore::open_distribution(dir.path())
+    } else {
+        FsBlobStore::open(dir.path())
+    }
+    .expect("open");
+    let kept = put(&store, b"kept").await;
+    let d = put(&store, b"corrupt, supposedly").await;
+    let blob = planted_path(dir.path(), distribution, &d.hex()[..2], d.hex());
+    assert!(blob.is_file());
+    assert!(store.quarantine(&d).await.expect("quarantine"));
+    let quarantined = format!("quarantine/sha256/{}", d.hex());
+    let kept_path = planted_path(dir.path(), distribution, &kept.hex()[..2], kept.hex());
+    let kept_file = kept_path
+        .strip_prefix(dir.path())
+        .expect("prefix")
+        .to_string_lossy()
+        .into_owned();
+    let mut expected = vec![quarantined.clone(), kept_file];
+    expected.sort();
+    assert_eq!(files(dir.path()), expected);
+    assert_eq!(
+        std::fs::read(dir.path().join(&quarantined)).expect("read"),
+        b"corrupt, supposedly"
+    );
+    assert!(!blob.exists());
+    if distribution {
+        assert!(!blob.parent().expect("dir").exists(), "empty <hex>/ left");
+    }
+}
+
+#[tokio::test]
+async fn quarantine_moves_the_file_flat() {
+    quarantine_moves_the_file(false).await;
+}
+
+#[tokio::test]
+async fn quarantine_moves_the_file_distribution() {
+    quarantine_moves_the_file(true).await;
+}
+
+/// A session whose `startedat` is missing or unreadable is listed with its
+/// directory's mtime; what is not a session directory is not listed.
+#[tokio::test]
+async fn uploads_listing_falls_back_to_directory_time() {
+    let (dir, store) = store();
+    let uploads = dir.path().join("uploads");
+    let recorded = store.create_upload().await.expect("create");
+    std::fs::write(uploads.join(&recorded).join("startedat"), "12345\n").expect("write");
+    let garbled = store.create_upload().await.expect("create");
+    std::fs::write(uploads.join(&garbled).join("startedat"), "soon").expect("write");
+    let missing = store.create_upload().await.expect("create");
+    std::fs::remove_file(uploads.join(&missing).join("startedat")).expect("remove");
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    for id in [&garbled, &missing] {
+        std::fs::File::open(uploads.join(id))
+            .expect("open dir")
+            .set_modified(old)
+            .expect("set mtime");
+    }
+    std::fs::create_dir(uploads.join("not-a-session")).expect("mkdir");
+    std::fs::write(uploads.join("00000000-0000-4000-8000-000000000000"), b"").expect("file");
+
+    let listed = c::listed_uploads(&store).await;
+    let expected: std::collections::HashMap<String, u64> = [
+        (recorded.clone(), 12_345),
+        (garbled.clone(), 1_000_000),
+        (missing.clone(), 1_000_000),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(listed, expected);
+    // Every listed session can be purged.
+    for id in [&recorded, &garbled, &missing] {
+        store.abort(id).await.expect("abort");
+    }
+    assert!(store.list_uploads().await.expect("list").is_empty());
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt as _;
 
 /// S3 copies objects up to 5 GiB server-side in one request.
-const COPY_MAX: u64 = 5 << 30;
+pub(super) const COPY_MAX: u64 = 5 << 30;
 /// Pieces of a concatenated blob, kept under S3's limit of 10,000.
 const MAX_PIECES: u64 = 9_000;
 

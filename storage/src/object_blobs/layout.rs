@@ -7,27 +7,50 @@
 //! - `berth/uploads/<id>/parts/<uuid>`: the bytes one writer sent;
 //! - `berth/uploads/<id>/chunks/<offset, 20 digits>`: the claim placing a
 //!   part at that offset (see `chunks.rs`); zero padding makes key order
-//!   offset order.
+//!   offset order;
+//! - `berth/quarantine/sha256/<64 hex>`: a blob taken out of service.
 
 use crate::{Digest, Result, StorageError};
 use object_store::path::Path;
 use uuid::Uuid;
 
 const UPLOADS: [&str; 2] = ["berth", "uploads"];
+const BLOBS: [&str; 5] = ["docker", "registry", "v2", "blobs", "sha256"];
 
 /// Where a committed blob lives, as registry:2 lays it out.
 pub fn blob_path(digest: &Digest) -> Path {
     let hex = digest.hex();
-    Path::from_iter([
-        "docker",
-        "registry",
-        "v2",
-        "blobs",
-        "sha256",
-        &hex[..2],
-        hex,
-        "data",
-    ])
+    Path::from_iter(BLOBS.into_iter().chain([&hex[..2], hex, "data"]))
+}
+
+/// The prefix every committed blob is under.
+pub(super) fn blobs_dir() -> Path {
+    Path::from_iter(BLOBS)
+}
+
+/// The blob a listed key holds: `Some` exactly for keys [`blob_path`] makes.
+pub(super) fn listed_blob(key: &Path) -> Option<Digest> {
+    let mut parts = key.as_ref().split('/');
+    if !BLOBS.iter().all(|dir| parts.next() == Some(*dir)) {
+        return None;
+    }
+    let (Some(prefix), Some(hex), Some("data"), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let digest: Digest = format!("sha256:{hex}").parse().ok()?;
+    (prefix.len() == 2 && hex.starts_with(prefix)).then_some(digest)
+}
+
+/// Where a quarantined blob is kept, outside registry:2's tree.
+pub(super) fn quarantine_path(digest: &Digest) -> Path {
+    Path::from_iter(["berth", "quarantine", "sha256", digest.hex()])
+}
+
+/// The prefix every session is under.
+pub(super) fn uploads_dir() -> Path {
+    Path::from_iter(UPLOADS)
 }
 
 /// A validated upload session id: a canonical lowercase hyphenated uuid,
@@ -102,6 +125,43 @@ mod tests {
             "docker/registry/v2/blobs/sha256/e3/\
              e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855/data"
         );
+    }
+
+    #[test]
+    fn listed_blobs_are_exactly_blob_paths() {
+        let d = crate::conformance::digest_of(b"listed");
+        assert_eq!(listed_blob(&blob_path(&d)), Some(d.clone()));
+        let hex = d.hex();
+        let other_fan_out = if hex.starts_with("00") { "01" } else { "00" };
+        for foreign in [
+            format!(
+                "docker/registry/v2/blobs/sha256/{}/{hex}/data.tmp",
+                &hex[..2]
+            ),
+            format!("docker/registry/v2/blobs/sha256/{}/{hex}", &hex[..2]),
+            format!("docker/registry/v2/blobs/sha256/{}/{hex}/data/x", &hex[..2]),
+            format!("docker/registry/v2/blobs/sha256/{other_fan_out}/{hex}/data"),
+            format!(
+                "docker/registry/v2/blobs/sha256/{}/{}/data",
+                &hex[..2],
+                &hex[..63]
+            ),
+            format!(
+                "docker/registry/v2/blobs/sha256/{}/{}/data",
+                &hex[..2].to_uppercase(),
+                hex.to_uppercase()
+            ),
+            format!("docker/registry/v2/blobs/sha512/{}/{hex}/data", &hex[..2]),
+            format!("docker/registry/v2/repositories/x/_layers/sha256/{hex}/link"),
+            format!("berth/quarantine/sha256/{hex}"),
+        ] {
+            assert_eq!(
+                listed_blob(&Path::from(foreign.as_str())),
+                None,
+                "{foreign}"
+            );
+        }
+        assert_eq!(listed_blob(&quarantine_path(&d)), None);
     }
 
     #[test]

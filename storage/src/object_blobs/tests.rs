@@ -70,6 +70,10 @@ conformance!(
     all_blob_tests,
     abort_with_open_writer,
     many_writers_same_digest,
+    listing,
+    uploads_listing,
+    quarantine_hides,
+    all_listing_tests,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,4 +398,171 @@ async fn unknown_blobs() {
             "read {offset}+{len}"
         );
     }
+}
+
+/// Only keys the store would read are blobs; blobs registry:2 wrote are.
+#[tokio::test]
+async fn listing_skips_foreign_keys() {
+    let bucket = bucket();
+    let store = host(&bucket);
+    let ours = put(&store, b"ours").await;
+    let theirs = digest_of(b"written by registry:2");
+    bucket
+        .put(
+            &blob_path(&theirs),
+            PutPayload::from_static(b"written by registry:2"),
+        )
+        .await
+        .expect("put");
+    let hex = digest_of(b"foreign").hex().to_owned();
+    let wrong_fan_out = if hex.starts_with("00") { "01" } else { "00" };
+    for foreign in [
+        format!(
+            "docker/registry/v2/blobs/sha256/{}/{hex}/data.tmp",
+            &hex[..2]
+        ),
+        format!("docker/registry/v2/blobs/sha256/{}/{hex}", &hex[..2]),
+        format!("docker/registry/v2/blobs/sha256/{wrong_fan_out}/{hex}/data"),
+        format!("docker/registry/v2/blobs/sha512/{}/{hex}/data", &hex[..2]),
+        format!("docker/registry/v2/repositories/r/_layers/sha256/{hex}/link"),
+        format!("docker/registry/v2/repositories/r/_uploads/{hex}/data"),
+    ] {
+        bucket
+            .put(&Path::from(foreign.as_str()), PutPayload::from_static(b"x"))
+            .await
+            .expect("put");
+    }
+    let id = store.create_upload().await.expect("create");
+    append_all(&store, &id, b"in progress").await;
+    let mut listed: Vec<(String, u64)> = c::listed_blobs(&store)
+        .await
+        .into_values()
+        .map(|e| (e.digest.to_string(), e.size))
+        .collect();
+    listed.sort();
+    let mut expected = vec![(ours.to_string(), 4), (theirs.to_string(), 21)];
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+
+/// More blobs than one listing page of S3 (1,000), through a mounted prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_many_blobs_under_a_prefix() {
+    let bucket = bucket();
+    let mounted = Arc::new(PrefixStore::new(Arc::clone(&bucket), "mounted/here"));
+    let store = ObjectBlobStore::new(mounted.clone(), None);
+    let mut expected = std::collections::BTreeMap::new();
+    for i in 0..1_500u32 {
+        let data = format!("blob {i}").into_bytes();
+        let d = digest_of(&data);
+        mounted
+            .put(&blob_path(&d), PutPayload::from(data.clone()))
+            .await
+            .expect("put");
+        expected.insert(d, data.len() as u64);
+    }
+    let listed: std::collections::BTreeMap<_, _> = c::listed_blobs(&store)
+        .await
+        .into_values()
+        .map(|e| (e.digest, e.size))
+        .collect();
+    assert_eq!(listed, expected);
+}
+
+/// The quarantined copy is kept in the bucket, outside registry:2's tree.
+#[tokio::test]
+async fn quarantine_keeps_a_copy() {
+    let bucket = bucket();
+    let store = host(&bucket);
+    let d = put(&store, b"suspect").await;
+    assert!(store.quarantine(&d).await.expect("quarantine"));
+    let kept = format!("berth/quarantine/sha256/{}", d.hex());
+    assert_eq!(keys(&bucket).await, std::slice::from_ref(&kept));
+    let body = bucket
+        .get(&Path::from(kept.as_str()))
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(&body[..], b"suspect");
+    // Another host does not serve it either.
+    assert_eq!(host(&bucket).stat(&d).await.expect("stat"), None);
+}
+
+/// Blobs too large for one server-side copy are streamed into a multipart
+/// upload; exercised here on a blob larger than one piece.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantine_stream_copy() {
+    let bucket = bucket();
+    let store = host(&bucket);
+    let mut data = vec![0u8; (9 << 20) + 3];
+    c::Pattern::new(9).fill(&mut data);
+    let d = put(&store, &data).await;
+    let to = Path::from("berth/quarantine/sha256/copy");
+    super::quarantine::stream_copy(&store.shared, &blob_path(&d), &to)
+        .await
+        .expect("stream copy");
+    let copied = bucket
+        .get(&to)
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(copied.len(), data.len());
+    assert!(copied[..] == data[..], "copy differs");
+    assert!(matches!(
+        super::quarantine::stream_copy(&store.shared, &blob_path(&digest_of(b"none")), &to).await,
+        Err(StorageError::NotFound)
+    ));
+}
+
+/// Sessions are listed from any host; `startedat` that is not a number
+/// falls back to the object's time; what is not a session is not listed.
+#[tokio::test]
+async fn uploads_listing_across_hosts_and_fallbacks() {
+    let bucket = bucket();
+    let (a, b) = (host(&bucket), host(&bucket));
+    let recorded = a.create_upload().await.expect("create");
+    bucket
+        .put(
+            &Path::from(format!("berth/uploads/{recorded}/startedat")),
+            PutPayload::from_static(b"12345\n"),
+        )
+        .await
+        .expect("put");
+    let garbled = a.create_upload().await.expect("create");
+    bucket
+        .put(
+            &Path::from(format!("berth/uploads/{garbled}/startedat")),
+            PutPayload::from_static(b"soon"),
+        )
+        .await
+        .expect("put");
+    append_all(&a, &garbled, b"bytes").await;
+    // Leftovers without `startedat` (a half-deleted session) and foreign keys.
+    for key in [
+        "berth/uploads/00000000-0000-4000-8000-000000000000/parts/x",
+        "berth/uploads/not-a-session/startedat",
+        "berth/uploads/stray",
+    ] {
+        bucket
+            .put(&Path::from(key), PutPayload::from_static(b"1"))
+            .await
+            .expect("put");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let listed = c::listed_uploads(&b).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed.get(&recorded), Some(&12_345));
+    let fallback = *listed.get(&garbled).expect("garbled listed");
+    assert!(fallback.abs_diff(now) <= 60, "{fallback} vs {now}");
+    for id in [&recorded, &garbled] {
+        b.abort(id).await.expect("abort");
+    }
+    assert!(b.list_uploads().await.expect("list").is_empty());
 }

@@ -1,6 +1,7 @@
 //! The SQL behind each metadata operation. Every function runs inside the
 //! transaction its caller opened, so multi-statement operations are atomic.
 
+use super::gc;
 use crate::{ManifestInfo, Page, Result, StorageError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -30,6 +31,9 @@ fn after(page: &Page) -> &str {
 }
 
 pub(super) fn link_blob(conn: &Connection, repo: &str, digest: &str) -> Result<()> {
+    // A condemned blob's bytes are about to go; a mount falls back to an
+    // upload, which waits for the collection pass to finish with it.
+    gc::refuse_tombstoned(conn, digest)?;
     let id = ensure_repo(conn, repo)?;
     conn.prepare_cached("INSERT OR IGNORE INTO blob_links (repo_id, digest) VALUES (?1, ?2)")?
         .execute(params![id, digest])?;
@@ -64,12 +68,19 @@ pub(super) fn put_manifest(
     let id = ensure_repo(conn, repo)?;
     let size = i64::try_from(m.size)
         .map_err(|_| StorageError::Invalid(format!("size {} too large", m.size)))?;
+    gc::refuse_tombstoned(conn, &m.digest)?;
+    let stored = conn
+        .prepare_cached("SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2")?
+        .exists(params![id, m.digest])?;
+    if !stored {
+        require_present(conn, id, references)?;
+    }
     // A manifest's row is derived from its bytes, which its digest fixes:
     // storing it again leaves the row as it is and only moves the tag.
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO manifests (repo_id, digest, media_type, size, artifact_type, subject, annotations)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (repo_id, digest) DO NOTHING",
+            "INSERT INTO manifests (repo_id, digest, media_type, size, artifact_type, subject, annotations, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, unixepoch()) ON CONFLICT (repo_id, digest) DO NOTHING",
         )?
         .execute(params![id, m.digest, m.media_type, size, m.artifact_type, m.subject, m.annotations])?;
     if inserted > 0 {
@@ -86,6 +97,30 @@ pub(super) fn put_manifest(
              ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest",
         )?
         .execute(params![id, tag, m.digest])?;
+    }
+    gc::uploads_done(
+        conn,
+        references.iter().map(String::as_str).chain([&*m.digest]),
+    )?;
+    Ok(())
+}
+
+/// Fails unless every reference is linked in the repository or is one of
+/// its manifests. The caller checked this before storing the manifest's
+/// bytes; checking again in the transaction that stores the references
+/// closes the window in which a collection pass could condemn one of them
+/// (condemning removes the links, in a transaction of its own).
+fn require_present(conn: &Connection, repo_id: i64, references: &[String]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM blob_links WHERE repo_id = ?1 AND digest = ?2)
+             OR EXISTS (SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2)",
+    )?;
+    for digest in references {
+        if !stmt.query_row(params![repo_id, digest], |r| r.get::<_, bool>(0))? {
+            return Err(StorageError::Invalid(format!(
+                "manifest references {digest}, which is not in the repository"
+            )));
+        }
     }
     Ok(())
 }
@@ -139,7 +174,23 @@ pub(super) fn delete_manifest(conn: &Connection, repo: &str, digest: &str) -> Re
     let n = conn
         .prepare_cached("DELETE FROM manifests WHERE repo_id = ?1 AND digest = ?2")?
         .execute(params![id, digest])?;
-    Ok(n > 0)
+    if n == 0 {
+        return Ok(false);
+    }
+    // Referrers (signatures, SBOMs) describe their subject and are useless
+    // without it, so they follow it, and theirs follow them. UNION stops at
+    // a manifest already collected, so even a cycle of made-up records ends.
+    conn.prepare_cached(
+        "WITH RECURSIVE doomed(digest) AS (
+             SELECT digest FROM manifests WHERE repo_id = ?1 AND subject = ?2
+             UNION
+             SELECT m.digest FROM manifests m JOIN doomed d ON m.subject = d.digest
+             WHERE m.repo_id = ?1
+         )
+         DELETE FROM manifests WHERE repo_id = ?1 AND digest IN doomed",
+    )?
+    .execute(params![id, digest])?;
+    Ok(true)
 }
 
 pub(super) fn delete_tag(conn: &Connection, repo: &str, tag: &str) -> Result<bool> {

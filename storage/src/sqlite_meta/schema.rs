@@ -13,8 +13,10 @@ use rusqlite::Connection;
 
 use crate::{Result, StorageError};
 
-/// Each entry migrates from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+/// Each entry migrates from version `index` to `index + 1`. Never edit an
+/// entry once released: databases in the field have already run it.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE repositories (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE          -- the unique index serves the catalog
@@ -61,7 +63,49 @@ CREATE TABLE uploads (
     started_at INTEGER NOT NULL        -- unix seconds, for purging stale sessions
 );
 CREATE INDEX uploads_by_repo ON uploads(repo_id);
-"#];
+"#,
+    // Online garbage collection: a review queue fed by triggers, so every
+    // way a blob can lose its last reference is noticed without a full mark
+    // phase. `uploaded_at` opens the upload grace period (a push in flight
+    // has blobs no manifest names yet), `unreferenced_at` the grace period
+    // after a link, reference or manifest went away. Neither means the blob
+    // is garbage: the collector re-checks references when a row is due.
+    r#"
+ALTER TABLE manifests ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+-- Manifests stored before this version get the migration time, so
+-- untagged-manifest collection gives them a full grace period too.
+UPDATE manifests SET created_at = unixepoch();
+-- "Is this digest a manifest anywhere?" for the collector.
+CREATE INDEX manifests_by_digest ON manifests(digest);
+CREATE TABLE gc_queue (
+    digest          TEXT PRIMARY KEY,
+    uploaded_at     INTEGER,           -- unix seconds; NULL once a manifest names it
+    unreferenced_at INTEGER            -- unix seconds; NULL until something let go of it
+) WITHOUT ROWID;
+-- Blobs condemned by a collection pass whose bytes may still exist: they
+-- cannot be linked or re-uploaded until the pass buries them.
+CREATE TABLE gc_tombstones (
+    digest TEXT PRIMARY KEY,
+    since  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER gc_queue_on_link AFTER INSERT ON blob_links BEGIN
+    INSERT INTO gc_queue (digest, uploaded_at) VALUES (NEW.digest, unixepoch())
+    ON CONFLICT (digest) DO UPDATE SET uploaded_at = excluded.uploaded_at;
+END;
+CREATE TRIGGER gc_queue_on_unlink AFTER DELETE ON blob_links BEGIN
+    INSERT INTO gc_queue (digest, unreferenced_at) VALUES (OLD.digest, unixepoch())
+    ON CONFLICT (digest) DO UPDATE SET unreferenced_at = excluded.unreferenced_at;
+END;
+CREATE TRIGGER gc_queue_on_unreference AFTER DELETE ON manifest_refs BEGIN
+    INSERT INTO gc_queue (digest, unreferenced_at) VALUES (OLD.digest, unixepoch())
+    ON CONFLICT (digest) DO UPDATE SET unreferenced_at = excluded.unreferenced_at;
+END;
+CREATE TRIGGER gc_queue_on_manifest_delete AFTER DELETE ON manifests BEGIN
+    INSERT INTO gc_queue (digest, unreferenced_at) VALUES (OLD.digest, unixepoch())
+    ON CONFLICT (digest) DO UPDATE SET unreferenced_at = excluded.unreferenced_at;
+END;
+"#,
+];
 
 /// Brings the database to the latest schema version.
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {

@@ -1,0 +1,279 @@
+//! The SQL of online garbage collection: a review queue in the spirit of
+//! GitLab's container registry. Triggers (schema migration 2) queue a blob
+//! whenever it is linked or something lets go of it; a collection pass asks
+//! for the rows whose grace periods are over and condemns each one that is
+//! still unreferenced, in the same transaction that checks it, so a
+//! manifest push cannot slip a reference in between. A condemned blob is
+//! tombstoned until its bytes are gone: linking or re-uploading it fails
+//! meanwhile, and a manifest cannot name it because its links are gone.
+//!
+//! Like `queries.rs`, every function runs inside its caller's transaction.
+
+use super::queries;
+use crate::{GracePeriods, Reference, RepositoryUsage, Result, StorageError};
+use rusqlite::{Connection, params};
+
+/// Unix seconds as SQLite stores them; times past 2^63 cannot occur.
+fn secs(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+/// The latest time a grace period of `grace` may have started and be over
+/// at `now` (negative when none can be). Comparing stored times with it,
+/// rather than adding the grace to them, cannot overflow.
+fn cutoff(now: u64, grace: u64) -> i64 {
+    secs(now).saturating_sub(secs(grace))
+}
+
+/// `Conflict` when a collection pass has condemned `digest`: its bytes are
+/// about to be deleted, so nothing may start depending on it again.
+pub(super) fn refuse_tombstoned(conn: &Connection, digest: &str) -> Result<()> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM gc_tombstones WHERE digest = ?1")?;
+    if stmt.exists([digest])? {
+        return Err(StorageError::Conflict(format!(
+            "blob {digest} is being garbage-collected"
+        )));
+    }
+    Ok(())
+}
+
+/// Marks `digest` as uploaded now, opening its upload grace period.
+pub(super) fn protect_blob(conn: &Connection, digest: &str) -> Result<()> {
+    refuse_tombstoned(conn, digest)?;
+    conn.prepare_cached(
+        "INSERT INTO gc_queue (digest, uploaded_at) VALUES (?1, unixepoch())
+         ON CONFLICT (digest) DO UPDATE SET uploaded_at = excluded.uploaded_at",
+    )?
+    .execute([digest])?;
+    Ok(())
+}
+
+/// The digests have reached a manifest, so their uploads are over: the
+/// upload grace period no longer applies. Rows left with nothing to wait
+/// for leave the queue (a referenced blob needs no review).
+pub(super) fn uploads_done<'a>(
+    conn: &Connection,
+    digests: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    let mut clear = conn.prepare_cached(
+        "UPDATE gc_queue SET uploaded_at = NULL WHERE digest = ?1 AND uploaded_at IS NOT NULL",
+    )?;
+    let mut drop_idle = conn.prepare_cached(
+        "DELETE FROM gc_queue WHERE digest = ?1 AND uploaded_at IS NULL AND unreferenced_at IS NULL",
+    )?;
+    for digest in digests {
+        clear.execute([digest])?;
+        drop_idle.execute([digest])?;
+    }
+    Ok(())
+}
+
+/// True when a manifest of any repository references `digest` or it is a
+/// manifest itself. Blob links alone do not count: a blob only a link
+/// holds is what the upload grace period is for.
+pub(super) fn is_referenced(conn: &Connection, digest: &str) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM manifest_refs WHERE digest = ?1)
+             OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
+    )?;
+    Ok(stmt.query_row([digest], |r| r.get(0))?)
+}
+
+/// The condition for a queue row `q` whose grace periods are over, with
+/// the upload cutoff as `?1` and the unreferenced cutoff as `?2`.
+const DUE: &str = "(q.uploaded_at IS NULL OR q.uploaded_at <= ?1)
+    AND (q.unreferenced_at IS NULL OR q.unreferenced_at <= ?2)
+    AND NOT EXISTS (SELECT 1 FROM gc_tombstones t WHERE t.digest = q.digest)";
+
+pub(super) fn due(
+    conn: &Connection,
+    now: u64,
+    grace: GracePeriods,
+    limit: u32,
+) -> Result<Vec<String>> {
+    let sql = format!("SELECT q.digest FROM gc_queue q WHERE {DUE} ORDER BY q.digest LIMIT ?3");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![
+            cutoff(now, grace.uploaded),
+            cutoff(now, grace.unreferenced),
+            limit
+        ],
+        |r| r.get(0),
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn condemn(
+    conn: &Connection,
+    digest: &str,
+    now: u64,
+    grace: GracePeriods,
+) -> Result<bool> {
+    if is_referenced(conn, digest)? {
+        // A manifest holds it: nothing to review until that manifest goes,
+        // and its deletion queues the blob again.
+        conn.prepare_cached("DELETE FROM gc_queue WHERE digest = ?1")?
+            .execute([digest])?;
+        return Ok(false);
+    }
+    let sql = format!("SELECT 1 FROM gc_queue q WHERE q.digest = ?3 AND {DUE}");
+    let is_due = conn.prepare_cached(&sql)?.exists(params![
+        cutoff(now, grace.uploaded),
+        cutoff(now, grace.unreferenced),
+        digest
+    ])?;
+    if !is_due {
+        return Ok(false);
+    }
+    // Without links no repository serves it and no manifest can be pushed
+    // naming it (put_manifest checks links in its own transaction).
+    conn.prepare_cached("DELETE FROM blob_links WHERE digest = ?1")?
+        .execute([digest])?;
+    conn.prepare_cached("INSERT INTO gc_tombstones (digest, since) VALUES (?1, ?2)")?
+        .execute(params![digest, secs(now)])?;
+    // The unlink trigger queued it again; the tombstone now tracks it.
+    conn.prepare_cached("DELETE FROM gc_queue WHERE digest = ?1")?
+        .execute([digest])?;
+    Ok(true)
+}
+
+/// Forgets a condemned blob. Any queue row it has is stale too: nothing
+/// could touch the digest while it was tombstoned.
+pub(super) fn bury(conn: &Connection, digest: &str) -> Result<()> {
+    conn.prepare_cached("DELETE FROM gc_tombstones WHERE digest = ?1")?
+        .execute([digest])?;
+    conn.prepare_cached("DELETE FROM gc_queue WHERE digest = ?1")?
+        .execute([digest])?;
+    Ok(())
+}
+
+pub(super) fn tombstones(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT digest FROM gc_tombstones ORDER BY digest")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn adopt(conn: &Connection, present: &[(String, u64)]) -> Result<u64> {
+    // `WHERE` keeps SQLite from reading `ON CONFLICT` as a join constraint.
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO gc_queue (digest, uploaded_at) SELECT ?1, ?2
+         WHERE NOT EXISTS (SELECT 1 FROM manifest_refs WHERE digest = ?1)
+           AND NOT EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)
+           AND NOT EXISTS (SELECT 1 FROM gc_tombstones WHERE digest = ?1)
+         ON CONFLICT (digest) DO NOTHING",
+    )?;
+    let mut queued = 0;
+    for (digest, written_at) in present {
+        queued += stmt.execute(params![digest, secs(*written_at)])? as u64;
+    }
+    Ok(queued)
+}
+
+pub(super) fn untagged(conn: &Connection, before: u64) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
+         WHERE m.created_at < ?1
+           AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest)
+           AND NOT EXISTS (SELECT 1 FROM manifest_refs f
+                           WHERE f.repo_id = m.repo_id AND f.digest = m.digest)
+           AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s
+                                                 WHERE s.repo_id = m.repo_id AND s.digest = m.subject))
+         ORDER BY r.name, m.digest",
+    )?;
+    let rows = stmt.query_map([secs(before)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn references(conn: &Connection) -> Result<Vec<Reference>> {
+    let mut out = Vec::new();
+    let mut links = conn.prepare_cached(
+        "SELECT r.name, l.digest FROM blob_links l JOIN repositories r ON r.id = l.repo_id
+         ORDER BY r.name, l.digest",
+    )?;
+    for row in links.query_map([], |r| {
+        Ok(Reference::Link {
+            repo: r.get(0)?,
+            digest: r.get(1)?,
+        })
+    })? {
+        out.push(row?);
+    }
+    let mut manifests = conn.prepare_cached(
+        "SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
+         ORDER BY r.name, m.digest",
+    )?;
+    for row in manifests.query_map([], |r| {
+        Ok(Reference::Manifest {
+            repo: r.get(0)?,
+            digest: r.get(1)?,
+        })
+    })? {
+        out.push(row?);
+    }
+    let mut refs = conn.prepare_cached(
+        "SELECT r.name, f.manifest, f.digest FROM manifest_refs f
+         JOIN repositories r ON r.id = f.repo_id ORDER BY r.name, f.manifest, f.digest",
+    )?;
+    for row in refs.query_map([], |r| {
+        Ok(Reference::Ref {
+            repo: r.get(0)?,
+            manifest: r.get(1)?,
+            digest: r.get(2)?,
+        })
+    })? {
+        out.push(row?);
+    }
+    Ok(out)
+}
+
+pub(super) fn drop_reference(conn: &Connection, reference: &Reference) -> Result<()> {
+    match reference {
+        Reference::Link { repo, digest } => {
+            queries::unlink_blob(conn, repo, digest)?;
+        }
+        // A manifest goes the way a client's delete takes it, referrers
+        // included, so fsck leaves nothing a delete would not.
+        Reference::Manifest { repo, digest }
+        | Reference::Ref {
+            repo,
+            manifest: digest,
+            ..
+        } => {
+            queries::delete_manifest(conn, repo, digest)?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn usage(conn: &Connection) -> Result<Vec<RepositoryUsage>> {
+    let mut repos = conn.prepare_cached("SELECT id, name FROM repositories ORDER BY name")?;
+    let repos = repos
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut tags = conn.prepare_cached("SELECT name FROM tags WHERE repo_id = ?1 ORDER BY name")?;
+    let mut manifests = conn.prepare_cached("SELECT count(*) FROM manifests WHERE repo_id = ?1")?;
+    // UNION removes duplicates; ORDER BY sorts the union as a whole.
+    let mut digests = conn.prepare_cached(
+        "SELECT digest FROM manifests WHERE repo_id = ?1
+         UNION SELECT digest FROM manifest_refs WHERE repo_id = ?1
+         UNION SELECT digest FROM blob_links WHERE repo_id = ?1
+         ORDER BY 1",
+    )?;
+    let mut out = Vec::with_capacity(repos.len());
+    for (id, name) in repos {
+        let count: i64 = manifests.query_row([id], |r| r.get(0))?;
+        out.push(RepositoryUsage {
+            name,
+            tags: tags
+                .query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?,
+            // count(*) is never negative.
+            manifests: u64::try_from(count).unwrap_or_default(),
+            digests: digests
+                .query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,791 @@
+//! Garbage-collection bookkeeping on SQLite: what the triggers queue, when
+//! rows are due, condemning and burying, and the migration that adds it.
+//! Times the triggers write come from SQLite's clock, so tests read them
+//! back and pass explicit `now` values relative to them.
+
+use super::{SqliteMetadata, schema};
+use crate::conformance::manifest;
+use crate::{GcMetadata, GracePeriods, MetadataStore, Reference, RepositoryUsage, StorageError};
+use rusqlite::{OptionalExtension, params};
+use tempfile::TempDir;
+
+fn store() -> (TempDir, SqliteMetadata) {
+    let dir = TempDir::new().expect("tempdir");
+    let meta = SqliteMetadata::open(&dir.path().join("metadata.db")).expect("open");
+    (dir, meta)
+}
+
+/// `(uploaded_at, unreferenced_at)` of a queue row.
+type Row = (Option<i64>, Option<i64>);
+
+fn row(meta: &SqliteMetadata, digest: &str) -> Option<Row> {
+    let conn = super::lock(&meta.inner.writer);
+    conn.query_row(
+        "SELECT uploaded_at, unreferenced_at FROM gc_queue WHERE digest = ?1",
+        [digest],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .expect("queue row")
+}
+
+fn queued(meta: &SqliteMetadata) -> Vec<String> {
+    let conn = super::lock(&meta.inner.writer);
+    let mut stmt = conn
+        .prepare("SELECT digest FROM gc_queue ORDER BY digest")
+        .expect("prepare");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows")
+}
+
+/// Replaces `digest`'s queue row with explicit times.
+fn set_row(meta: &SqliteMetadata, digest: &str, (uploaded, unreferenced): Row) {
+    let conn = super::lock(&meta.inner.writer);
+    conn.execute(
+        "INSERT OR REPLACE INTO gc_queue (digest, uploaded_at, unreferenced_at) VALUES (?1, ?2, ?3)",
+        params![digest, uploaded, unreferenced],
+    )
+    .expect("set row");
+}
+
+fn now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    i64::try_from(secs).expect("seconds")
+}
+
+/// Asserts `t` is a trigger timestamp written during this test.
+fn recent(t: Option<i64>) {
+    let t = t.expect("timestamp set");
+    assert!((now() - t).abs() <= 5, "{t} is not about now ({})", now());
+}
+
+fn gc(meta: &SqliteMetadata) -> &dyn GcMetadata {
+    meta.gc().expect("sqlite keeps gc bookkeeping")
+}
+
+const GRACE: GracePeriods = GracePeriods {
+    unreferenced: 100,
+    uploaded: 1000,
+};
+
+/// Seconds `t` as the u64 the trait takes.
+fn at(t: i64) -> u64 {
+    u64::try_from(t).expect("non-negative time")
+}
+
+#[tokio::test]
+async fn linking_and_protecting_queue_as_uploaded() {
+    let (_dir, meta) = store();
+    meta.link_blob("r", "sha256:l").await.expect("link");
+    let (uploaded, unreferenced) = row(&meta, "sha256:l").expect("queued by link");
+    recent(uploaded);
+    assert_eq!(unreferenced, None);
+
+    meta.protect_blob("sha256:p").await.expect("protect");
+    let (uploaded, unreferenced) = row(&meta, "sha256:p").expect("queued by protect");
+    recent(uploaded);
+    assert_eq!(unreferenced, None);
+
+    // A new link elsewhere restarts the upload grace period and keeps the
+    // unreferenced time.
+    set_row(&meta, "sha256:l", (Some(5), Some(7)));
+    meta.link_blob("r", "sha256:l").await.expect("link again");
+    assert_eq!(
+        row(&meta, "sha256:l"),
+        Some((Some(5), Some(7))),
+        "an existing link is no upload"
+    );
+    meta.link_blob("other", "sha256:l")
+        .await
+        .expect("link elsewhere");
+    let (uploaded, unreferenced) = row(&meta, "sha256:l").expect("row");
+    recent(uploaded);
+    assert_eq!(unreferenced, Some(7));
+    set_row(&meta, "sha256:p", (Some(5), Some(7)));
+    meta.protect_blob("sha256:p").await.expect("protect again");
+    let (uploaded, unreferenced) = row(&meta, "sha256:p").expect("row");
+    recent(uploaded);
+    assert_eq!(unreferenced, Some(7));
+}
+
+#[tokio::test]
+async fn manifest_put_ends_uploads() {
+    let (_dir, meta) = store();
+    let m = manifest(1, None, None);
+    for blob in ["sha256:cfg", "sha256:layer"] {
+        meta.link_blob("r", blob).await.expect("link");
+    }
+    meta.protect_blob(&m.digest).await.expect("protect bytes");
+    // An earlier unlink somewhere leaves its time; only the upload ends.
+    set_row(&meta, "sha256:layer", (Some(5), Some(7)));
+    set_row(&meta, "sha256:unrelated", (Some(5), None));
+    meta.put_manifest(
+        "r",
+        &m,
+        &["sha256:cfg".into(), "sha256:layer".into()],
+        Some("t"),
+    )
+    .await
+    .expect("put");
+    assert_eq!(row(&meta, "sha256:cfg"), None);
+    assert_eq!(row(&meta, &m.digest), None);
+    assert_eq!(row(&meta, "sha256:layer"), Some((None, Some(7))));
+    assert_eq!(row(&meta, "sha256:unrelated"), Some((Some(5), None)));
+}
+
+#[tokio::test]
+async fn manifest_delete_queues_its_references_and_itself() {
+    let (_dir, meta) = store();
+    let m = manifest(1, None, None);
+    let refs = ["sha256:cfg".to_string(), "sha256:layer".to_string()];
+    for blob in &refs {
+        meta.link_blob("r", blob).await.expect("link");
+    }
+    meta.put_manifest("r", &m, &refs, Some("t"))
+        .await
+        .expect("put");
+    assert!(queued(&meta).is_empty(), "{:?}", queued(&meta));
+    assert!(meta.delete_manifest("r", &m.digest).await.expect("delete"));
+    for digest in [&refs[0], &refs[1], &m.digest] {
+        let (uploaded, unreferenced) = row(&meta, digest).expect("queued");
+        assert_eq!(uploaded, None, "{digest}");
+        recent(unreferenced);
+    }
+    assert_eq!(queued(&meta).len(), 3);
+}
+
+#[tokio::test]
+async fn tag_delete_queues_nothing() {
+    let (_dir, meta) = store();
+    let m = manifest(1, None, None);
+    meta.put_manifest("r", &m, &[], Some("t"))
+        .await
+        .expect("put");
+    assert!(meta.delete_tag("r", "t").await.expect("delete tag"));
+    assert!(queued(&meta).is_empty(), "{:?}", queued(&meta));
+}
+
+#[tokio::test]
+async fn unlink_queues_as_unreferenced() {
+    let (_dir, meta) = store();
+    meta.link_blob("r", "sha256:b").await.expect("link");
+    set_row(&meta, "sha256:b", (Some(5), None));
+    assert!(meta.unlink_blob("r", "sha256:b").await.expect("unlink"));
+    let (uploaded, unreferenced) = row(&meta, "sha256:b").expect("queued");
+    assert_eq!(uploaded, Some(5));
+    recent(unreferenced);
+}
+
+#[tokio::test]
+async fn due_honours_both_grace_periods() {
+    let (_dir, meta) = store();
+    set_row(&meta, "sha256:a", (Some(10_000), None));
+    set_row(&meta, "sha256:b", (None, Some(10_000)));
+    set_row(&meta, "sha256:c", (Some(10_000), Some(10_950)));
+    set_row(&meta, "sha256:d", (None, None));
+    let g = gc(&meta);
+    let due = |now| async move { g.gc_due(now, GRACE, 10).await.expect("due") };
+    assert_eq!(due(9_000).await, ["sha256:d"]);
+    assert_eq!(due(10_099).await, ["sha256:d"]);
+    assert_eq!(due(10_100).await, ["sha256:b", "sha256:d"]);
+    assert_eq!(due(10_999).await, ["sha256:b", "sha256:d"]);
+    assert_eq!(due(11_000).await, ["sha256:a", "sha256:b", "sha256:d"]);
+    assert_eq!(
+        due(11_050).await,
+        ["sha256:a", "sha256:b", "sha256:c", "sha256:d"]
+    );
+    assert_eq!(
+        gc(&meta).gc_due(11_050, GRACE, 2).await.expect("limited"),
+        ["sha256:a", "sha256:b"]
+    );
+    let forever = GracePeriods {
+        unreferenced: u64::MAX,
+        uploaded: u64::MAX,
+    };
+    assert_eq!(
+        gc(&meta).gc_due(11_050, forever, 10).await.expect("due"),
+        ["sha256:d"],
+        "huge grace periods must not overflow"
+    );
+    {
+        let conn = super::lock(&meta.inner.writer);
+        conn.execute(
+            "INSERT INTO gc_tombstones (digest, since) VALUES ('sha256:a', 1)",
+            [],
+        )
+        .expect("tombstone");
+    }
+    assert_eq!(
+        due(11_050).await,
+        ["sha256:b", "sha256:c", "sha256:d"],
+        "tombstoned rows are not due"
+    );
+}
+
+#[tokio::test]
+async fn condemn_drops_referenced_blobs_from_the_queue() {
+    let (_dir, meta) = store();
+    let (m, child) = (manifest(1, None, None), manifest(2, None, None));
+    meta.link_blob("r", "sha256:layer").await.expect("link");
+    meta.put_manifest("r", &m, &["sha256:layer".into()], Some("t"))
+        .await
+        .expect("put");
+    meta.put_manifest("r", &child, &[], None)
+        .await
+        .expect("put child");
+    for digest in ["sha256:layer", m.digest.as_str(), child.digest.as_str()] {
+        set_row(&meta, digest, (None, Some(1)));
+        assert!(gc(&meta).gc_is_referenced(digest).await.expect("refd"));
+        assert!(
+            !gc(&meta)
+                .gc_condemn(digest, 1_000_000, GRACE)
+                .await
+                .expect("condemn"),
+            "{digest} is referenced"
+        );
+        assert_eq!(row(&meta, digest), None, "{digest} left the queue");
+    }
+    assert!(meta.blob_linked("r", "sha256:layer").await.expect("linked"));
+    assert!(gc(&meta).gc_tombstones().await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn condemn_takes_unreferenced_due_blobs() {
+    let (_dir, meta) = store();
+    let d = "sha256:dead";
+    for repo in ["a", "b"] {
+        meta.link_blob(repo, d).await.expect("link");
+    }
+    let (uploaded, _) = row(&meta, d).expect("queued");
+    let uploaded = at(uploaded.expect("uploaded_at"));
+    assert!(!gc(&meta).gc_is_referenced(d).await.expect("refd"));
+
+    // Not yet due: nothing changes.
+    let early = uploaded + GRACE.uploaded - 1;
+    assert!(!gc(&meta).gc_condemn(d, early, GRACE).await.expect("early"));
+    assert!(meta.blob_linked("a", d).await.expect("linked"));
+    assert!(row(&meta, d).is_some());
+    assert!(
+        !gc(&meta)
+            .gc_condemn("sha256:unqueued", early, GRACE)
+            .await
+            .expect("unqueued")
+    );
+
+    let due = uploaded + GRACE.uploaded;
+    assert!(gc(&meta).gc_condemn(d, due, GRACE).await.expect("condemn"));
+    for repo in ["a", "b"] {
+        assert!(!meta.blob_linked(repo, d).await.expect("linked"), "{repo}");
+    }
+    assert_eq!(row(&meta, d), None, "the tombstone tracks it now");
+    assert_eq!(gc(&meta).gc_tombstones().await.expect("list"), [d]);
+    let since: i64 = super::lock(&meta.inner.writer)
+        .query_row(
+            "SELECT since FROM gc_tombstones WHERE digest = ?1",
+            [d],
+            |r| r.get(0),
+        )
+        .expect("since");
+    assert_eq!(at(since), due);
+    assert!(
+        !gc(&meta).gc_condemn(d, due, GRACE).await.expect("again"),
+        "a tombstoned blob is condemned once"
+    );
+    assert!(
+        gc(&meta)
+            .gc_due(due, GRACE, 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+
+    let conflict = |r: crate::Result<()>| matches!(r, Err(StorageError::Conflict(_)));
+    assert!(conflict(meta.link_blob("a", d).await), "link");
+    assert!(conflict(meta.link_blob("c", d).await), "link elsewhere");
+    assert!(conflict(meta.protect_blob(d).await), "protect");
+    assert!(
+        meta.list_repositories(&Default::default())
+            .await
+            .expect("list")
+            .iter()
+            .all(|r| r != "c"),
+        "a refused link creates no repository"
+    );
+}
+
+#[tokio::test]
+async fn manifest_naming_an_absent_blob_stores_nothing() {
+    let (_dir, meta) = store();
+    let d = "sha256:dead";
+    meta.link_blob("r", d).await.expect("link");
+    meta.link_blob("r", "sha256:cfg").await.expect("link cfg");
+    let (uploaded, _) = row(&meta, d).expect("queued");
+    let due = at(uploaded.expect("uploaded_at")) + GRACE.uploaded;
+    // A push checked the blob before the pass condemned it.
+    assert!(gc(&meta).gc_condemn(d, due, GRACE).await.expect("condemn"));
+    let m = manifest(1, None, None);
+    let refs = ["sha256:cfg".to_string(), d.to_string()];
+    let err = meta
+        .put_manifest("r", &m, &refs, Some("t"))
+        .await
+        .expect_err("must fail");
+    match err {
+        StorageError::Invalid(msg) => assert_eq!(
+            msg,
+            format!("manifest references {d}, which is not in the repository")
+        ),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert_eq!(meta.get_manifest("r", &m.digest).await.expect("get"), None);
+    assert_eq!(meta.resolve_tag("r", "t").await.expect("resolve"), None);
+    assert!(!gc(&meta).gc_is_referenced(d).await.expect("refd"));
+    assert!(
+        meta.put_manifest("fresh", &m, &refs, None).await.is_err(),
+        "a blob linked elsewhere only is not in the repository"
+    );
+    assert!(
+        meta.list_repositories(&Default::default())
+            .await
+            .expect("list")
+            .iter()
+            .all(|r| r != "fresh"),
+        "the failed put created no repository"
+    );
+    // A manifest of the repository counts as present (an index's child).
+    meta.put_manifest("r", &m, &refs[..1], None)
+        .await
+        .expect("put");
+    meta.put_manifest(
+        "r",
+        &manifest(2, None, None),
+        std::slice::from_ref(&m.digest),
+        None,
+    )
+    .await
+    .expect("index naming its child");
+}
+
+#[tokio::test]
+async fn condemned_manifest_digest_conflicts() {
+    let (_dir, meta) = store();
+    let m = manifest(1, None, None);
+    meta.protect_blob(&m.digest).await.expect("protect");
+    let (uploaded, _) = row(&meta, &m.digest).expect("queued");
+    let due = at(uploaded.expect("uploaded_at")) + GRACE.uploaded;
+    assert!(
+        gc(&meta)
+            .gc_condemn(&m.digest, due, GRACE)
+            .await
+            .expect("condemn")
+    );
+    assert!(matches!(
+        meta.put_manifest("r", &m, &[], Some("t")).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(meta.get_manifest("r", &m.digest).await.expect("get"), None);
+    gc(&meta).gc_bury(&m.digest).await.expect("bury");
+    meta.put_manifest("r", &m, &[], Some("t"))
+        .await
+        .expect("after burial");
+}
+
+#[tokio::test]
+async fn bury_forgets_the_tombstone() {
+    let (_dir, meta) = store();
+    let d = "sha256:dead";
+    meta.link_blob("r", d).await.expect("link");
+    let (uploaded, _) = row(&meta, d).expect("queued");
+    let due = at(uploaded.expect("uploaded_at")) + GRACE.uploaded;
+    assert!(gc(&meta).gc_condemn(d, due, GRACE).await.expect("condemn"));
+    // A stale row (say, from an fsck repair meanwhile) goes too.
+    set_row(&meta, d, (None, Some(1)));
+    gc(&meta).gc_bury(d).await.expect("bury");
+    gc(&meta).gc_bury(d).await.expect("bury is idempotent");
+    assert!(gc(&meta).gc_tombstones().await.expect("list").is_empty());
+    assert_eq!(row(&meta, d), None);
+    meta.protect_blob(d).await.expect("re-upload");
+    meta.link_blob("r", d).await.expect("relink");
+    assert!(meta.blob_linked("r", d).await.expect("linked"));
+}
+
+#[tokio::test]
+async fn adopt_skips_what_the_metadata_knows() {
+    let (_dir, meta) = store();
+    let m = manifest(1, None, None);
+    meta.link_blob("r", "sha256:layer").await.expect("link");
+    meta.put_manifest("r", &m, &["sha256:layer".into()], None)
+        .await
+        .expect("put");
+    set_row(&meta, "sha256:queued", (Some(5), None));
+    {
+        let conn = super::lock(&meta.inner.writer);
+        conn.execute(
+            "INSERT INTO gc_tombstones (digest, since) VALUES ('sha256:tomb', 1)",
+            [],
+        )
+        .expect("tombstone");
+    }
+    let present: Vec<(String, u64)> = [
+        "sha256:layer",
+        m.digest.as_str(),
+        "sha256:queued",
+        "sha256:tomb",
+        "sha256:stray",
+        "sha256:stray2",
+    ]
+    .iter()
+    .map(|d| (d.to_string(), 42))
+    .collect();
+    assert_eq!(gc(&meta).gc_adopt(&present).await.expect("adopt"), 2);
+    assert_eq!(row(&meta, "sha256:stray"), Some((Some(42), None)));
+    assert_eq!(row(&meta, "sha256:stray2"), Some((Some(42), None)));
+    assert_eq!(row(&meta, "sha256:queued"), Some((Some(5), None)));
+    assert_eq!(row(&meta, "sha256:layer"), None);
+    assert_eq!(row(&meta, &m.digest), None);
+    assert_eq!(row(&meta, "sha256:tomb"), None);
+    assert_eq!(
+        gc(&meta).gc_adopt(&present).await.expect("again"),
+        0,
+        "adopting is idempotent"
+    );
+    assert_eq!(gc(&meta).gc_adopt(&[]).await.expect("empty"), 0);
+}
+
+#[tokio::test]
+async fn referrers_follow_their_subject() {
+    let (_dir, meta) = store();
+    let subject = manifest(1, None, None);
+    let sig = manifest(2, Some(&subject.digest), Some("application/sig"));
+    let sig_of_sig = manifest(3, Some(&sig.digest), Some("application/sig"));
+    let unrelated = manifest(4, Some("sha256:elsewhere"), None);
+    for (m, tag) in [
+        (&subject, Some("img")),
+        (&sig, Some("sig")),
+        (&sig_of_sig, None),
+        (&unrelated, None),
+    ] {
+        meta.put_manifest("r", m, &[], tag).await.expect("put");
+    }
+    let other_repo = manifest(5, Some(&subject.digest), None);
+    meta.put_manifest("other", &subject, &[], None)
+        .await
+        .expect("put");
+    meta.put_manifest("other", &other_repo, &[], None)
+        .await
+        .expect("put");
+
+    // Deleting an absent subject touches nobody's referrers.
+    assert!(
+        !meta
+            .delete_manifest("r", "sha256:elsewhere")
+            .await
+            .expect("delete absent")
+    );
+    assert!(
+        meta.get_manifest("r", &unrelated.digest)
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    assert!(
+        meta.delete_manifest("r", &subject.digest)
+            .await
+            .expect("delete")
+    );
+    for gone in [&subject, &sig, &sig_of_sig] {
+        assert_eq!(
+            meta.get_manifest("r", &gone.digest).await.expect("get"),
+            None,
+            "{}",
+            gone.digest
+        );
+        let (_, unreferenced) = row(&meta, &gone.digest).expect("queued");
+        recent(unreferenced);
+    }
+    assert_eq!(meta.resolve_tag("r", "sig").await.expect("resolve"), None);
+    for (repo, kept) in [
+        ("r", &unrelated),
+        ("other", &subject),
+        ("other", &other_repo),
+    ] {
+        assert!(
+            meta.get_manifest(repo, &kept.digest)
+                .await
+                .expect("get")
+                .is_some(),
+            "{repo} {}",
+            kept.digest
+        );
+    }
+}
+
+#[tokio::test]
+async fn untagged_selection() {
+    let (_dir, meta) = store();
+    let tagged = manifest(1, None, None);
+    let loose = manifest(2, None, None);
+    let child = manifest(3, None, None);
+    let index = manifest(4, None, None);
+    let live_referrer = manifest(5, Some(&tagged.digest), None);
+    let orphan_referrer = manifest(6, Some("sha256:never"), None);
+    meta.put_manifest("r", &tagged, &[], Some("t"))
+        .await
+        .expect("put");
+    meta.put_manifest("r", &loose, &[], None)
+        .await
+        .expect("put");
+    meta.put_manifest("r", &child, &[], None)
+        .await
+        .expect("put");
+    meta.put_manifest("r", &index, std::slice::from_ref(&child.digest), None)
+        .await
+        .expect("put index");
+    meta.put_manifest("r", &live_referrer, &[], None)
+        .await
+        .expect("put");
+    meta.put_manifest("r", &orphan_referrer, &[], None)
+        .await
+        .expect("put");
+    // The child is untagged in the other repository, where no index holds it.
+    meta.put_manifest("s", &child, &[], None)
+        .await
+        .expect("put");
+
+    let created: i64 = super::lock(&meta.inner.writer)
+        .query_row("SELECT max(created_at) FROM manifests", [], |r| r.get(0))
+        .expect("created_at");
+    recent(Some(created));
+    let g = gc(&meta);
+    let untagged = |before| async move { g.gc_untagged(before).await.expect("untagged") };
+    assert!(untagged(0).await.is_empty());
+    let oldest: i64 = super::lock(&meta.inner.writer)
+        .query_row("SELECT min(created_at) FROM manifests", [], |r| r.get(0))
+        .expect("created_at");
+    assert!(
+        untagged(at(oldest)).await.is_empty(),
+        "stored at `before` is not before it"
+    );
+    let mut want = vec![
+        ("r".to_string(), loose.digest.clone()),
+        ("r".to_string(), index.digest.clone()),
+        ("r".to_string(), orphan_referrer.digest.clone()),
+        ("s".to_string(), child.digest.clone()),
+    ];
+    want.sort();
+    assert_eq!(untagged(at(created) + 1).await, want);
+}
+
+#[tokio::test]
+async fn references_drop_reference_and_usage() {
+    let (_dir, meta) = store();
+    let m = manifest(1, None, None);
+    let index = manifest(2, None, None);
+    meta.link_blob("a", "sha256:cfg").await.expect("link");
+    meta.link_blob("a", "sha256:extra").await.expect("link");
+    meta.put_manifest("a", &m, &["sha256:cfg".into()], Some("v2"))
+        .await
+        .expect("put");
+    meta.put_manifest("a", &m, &[], Some("v1"))
+        .await
+        .expect("tag");
+    meta.put_manifest("a", &index, std::slice::from_ref(&m.digest), Some("multi"))
+        .await
+        .expect("put index");
+    meta.begin_upload("empty", "u1").await.expect("begin");
+
+    let link = |repo: &str, digest: &str| Reference::Link {
+        repo: repo.into(),
+        digest: digest.into(),
+    };
+    let mut got = gc(&meta).references().await.expect("references");
+    let mut want = vec![
+        link("a", "sha256:cfg"),
+        link("a", "sha256:extra"),
+        Reference::Manifest {
+            repo: "a".into(),
+            digest: m.digest.clone(),
+        },
+        Reference::Manifest {
+            repo: "a".into(),
+            digest: index.digest.clone(),
+        },
+        Reference::Ref {
+            repo: "a".into(),
+            manifest: m.digest.clone(),
+            digest: "sha256:cfg".into(),
+        },
+        Reference::Ref {
+            repo: "a".into(),
+            manifest: index.digest.clone(),
+            digest: m.digest.clone(),
+        },
+    ];
+    let key = |r: &Reference| format!("{r:?}");
+    got.sort_by_key(key);
+    want.sort_by_key(key);
+    assert_eq!(got, want);
+
+    let mut digests = vec![
+        "sha256:cfg".to_string(),
+        "sha256:extra".into(),
+        m.digest.clone(),
+        index.digest.clone(),
+    ];
+    digests.sort();
+    assert_eq!(
+        gc(&meta).usage().await.expect("usage"),
+        [
+            RepositoryUsage {
+                name: "a".into(),
+                tags: vec!["multi".into(), "v1".into(), "v2".into()],
+                manifests: 2,
+                digests,
+            },
+            RepositoryUsage {
+                name: "empty".into(),
+                ..Default::default()
+            },
+        ]
+    );
+
+    gc(&meta)
+        .drop_reference(&link("a", "sha256:extra"))
+        .await
+        .expect("drop link");
+    assert!(!meta.blob_linked("a", "sha256:extra").await.expect("linked"));
+    // A dangling child removes the index that names it.
+    gc(&meta)
+        .drop_reference(&Reference::Ref {
+            repo: "a".into(),
+            manifest: index.digest.clone(),
+            digest: m.digest.clone(),
+        })
+        .await
+        .expect("drop ref");
+    assert_eq!(
+        meta.get_manifest("a", &index.digest).await.expect("get"),
+        None
+    );
+    assert!(
+        meta.get_manifest("a", &m.digest)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    gc(&meta)
+        .drop_reference(&Reference::Manifest {
+            repo: "a".into(),
+            digest: m.digest.clone(),
+        })
+        .await
+        .expect("drop manifest");
+    assert_eq!(meta.get_manifest("a", &m.digest).await.expect("get"), None);
+    assert_eq!(
+        gc(&meta).references().await.expect("references"),
+        [link("a", "sha256:cfg")]
+    );
+    gc(&meta)
+        .drop_reference(&link("nowhere", "sha256:cfg"))
+        .await
+        .expect("dropping what is not there is harmless");
+}
+
+#[tokio::test]
+async fn migrates_a_version_1_database() {
+    let dir = TempDir::new().expect("tempdir");
+    let path = dir.path().join("metadata.db");
+    let m = manifest(1, None, None);
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create");
+        conn.execute_batch(schema::MIGRATIONS[0])
+            .expect("v1 schema");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.execute("INSERT INTO repositories (id, name) VALUES (1, 'old')", [])
+            .expect("repo");
+        conn.execute(
+            "INSERT INTO blob_links (repo_id, digest) VALUES (1, 'sha256:layer'), (1, 'sha256:spare')",
+            [],
+        )
+        .expect("links");
+        conn.execute(
+            "INSERT INTO manifests (repo_id, digest, media_type, size, artifact_type, subject, annotations)
+             VALUES (1, ?1, ?2, ?3, NULL, NULL, ?4)",
+            params![m.digest, m.media_type, m.size, m.annotations],
+        )
+        .expect("manifest");
+        conn.execute(
+            "INSERT INTO manifest_refs (repo_id, manifest, digest) VALUES (1, ?1, 'sha256:layer')",
+            [&m.digest],
+        )
+        .expect("ref");
+        conn.execute(
+            "INSERT INTO tags (repo_id, name, digest) VALUES (1, 'latest', ?1)",
+            [&m.digest],
+        )
+        .expect("tag");
+        conn.execute(
+            "INSERT INTO uploads (id, repo_id, started_at) VALUES ('u1', 1, 7)",
+            [],
+        )
+        .expect("upload");
+    }
+    let meta = SqliteMetadata::open(&path).expect("open migrates");
+    let version: usize = super::lock(&meta.inner.writer)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, schema::MIGRATIONS.len());
+    assert_eq!(
+        meta.get_manifest("old", &m.digest).await.expect("get"),
+        Some(m.clone())
+    );
+    assert_eq!(
+        meta.resolve_tag("old", "latest").await.expect("resolve"),
+        Some(m.digest.clone())
+    );
+    assert!(
+        meta.blob_linked("old", "sha256:spare")
+            .await
+            .expect("linked")
+    );
+    assert_eq!(
+        meta.upload_repository("u1")
+            .await
+            .expect("upload")
+            .as_deref(),
+        Some("old")
+    );
+    assert!(
+        gc(&meta)
+            .gc_is_referenced("sha256:layer")
+            .await
+            .expect("refd")
+    );
+    assert!(queued(&meta).is_empty(), "migrating queues nothing");
+    // Old manifests start their untagged grace period at the migration.
+    let created: i64 = super::lock(&meta.inner.writer)
+        .query_row("SELECT created_at FROM manifests", [], |r| r.get(0))
+        .expect("created_at");
+    recent(Some(created));
+    // The triggers work on the migrated tables.
+    assert!(
+        meta.delete_manifest("old", &m.digest)
+            .await
+            .expect("delete")
+    );
+    recent(row(&meta, "sha256:layer").expect("queued").1);
+    // Opening again does not migrate twice.
+    drop(meta);
+    let meta = SqliteMetadata::open(&path).expect("reopen");
+    assert!(
+        meta.blob_linked("old", "sha256:spare")
+            .await
+            .expect("linked")
+    );
+}
