@@ -19,6 +19,7 @@ use crate::route::{Query, Reference};
 use crate::storage::blobs;
 use crate::storage::blobs::Upload;
 use crate::storage::metadata::{self, ManifestInfo, Page};
+use crate::storage::types::StorageError;
 
 /// `GET`/`HEAD`: by tag or digest, byte-for-byte as pushed.
 pub fn get(
@@ -104,12 +105,12 @@ pub fn put(
     };
     let references: Vec<String> = parsed.required.iter().map(|d| d.to_string()).collect();
     if tags.is_empty() {
-        metadata::put_manifest(name, &info, &references, None)?;
+        metadata::put_manifest(name, &info, &references, None).map_err(not_stored)?;
     }
     // Storing a manifest that is already there only moves the tag, so one
     // call per tag is cheap and keeps each tag update atomic.
     for tag in &tags {
-        metadata::put_manifest(name, &info, &references, Some(tag))?;
+        metadata::put_manifest(name, &info, &references, Some(tag)).map_err(not_stored)?;
     }
 
     let mut resp = Response::new(201)
@@ -205,4 +206,16 @@ fn write_and_commit(upload: &Upload, digest: &Digest, bytes: &[u8]) -> Result<()
         .commit(digest.as_str())
         .map(|_| ())
         .map_err(|e| describe(&e))
+}
+
+/// Why the store refused a manifest: the checks above passed, but a
+/// reference left the repository before the manifest was stored (garbage
+/// collection took it), or collection condemned the manifest's own bytes.
+/// Either way nothing was stored and the client may push again.
+fn not_stored(err: StorageError) -> ApiError {
+    match err {
+        StorageError::Invalid(why) => ApiError::ManifestBlobUnknown(why),
+        StorageError::Conflict(_) => ApiError::UploadBusy,
+        other => other.into(),
+    }
 }

@@ -12,6 +12,7 @@ use crate::http::{self, Request, Response};
 use crate::range;
 use crate::route::{self, Query};
 use crate::storage::blobs::Upload;
+use crate::storage::types::StorageError;
 use crate::storage::{blobs, metadata};
 
 fn session_location(name: &str, id: &str) -> String {
@@ -54,8 +55,13 @@ pub fn start(req: &Request, name: &str, query: &Query) -> Result<Response, ApiEr
             && metadata::blob_linked(from, digest.as_str())?
             && blobs::stat(digest.as_str())?.is_some()
         {
-            metadata::link_blob(name, digest.as_str())?;
-            return Ok(created(name, &digest));
+            // A blob being garbage-collected cannot be mounted (`conflict`):
+            // fall through to a fresh upload of it.
+            match metadata::link_blob(name, digest.as_str()) {
+                Ok(()) => return Ok(created(name, &digest)),
+                Err(StorageError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     } else if let Some(d) = query.get("digest") {
         let digest = route::digest_of(d)?;
@@ -83,7 +89,7 @@ fn monolithic(req: &Request, name: &str, digest: &Digest) -> Result<Response, Ap
         }
         return Err(e);
     }
-    metadata::link_blob(name, digest.as_str())?;
+    link_committed(name, digest)?;
     Ok(created(name, digest))
 }
 
@@ -117,7 +123,7 @@ pub fn put(req: &Request, name: &str, id: &str, query: &Query) -> Result<Respons
     // The committed session no longer exists in the store, whatever happens
     // next: forget its owner first so a failed link leaves nothing stale.
     end_quietly(id);
-    metadata::link_blob(name, digest.as_str())?;
+    link_committed(name, &digest)?;
     Ok(created(name, &digest))
 }
 
@@ -149,7 +155,7 @@ fn open_owned(name: &str, id: &str) -> Result<Upload, ApiError> {
         _ => return Err(ApiError::BlobUploadUnknown),
     }
     Upload::open(id).map_err(|e| {
-        if matches!(e, crate::storage::types::StorageError::NotFound) {
+        if matches!(e, StorageError::NotFound) {
             // The store lost the session (e.g. aborted elsewhere): drop the
             // stale ownership record as well.
             end_quietly(id);
@@ -225,4 +231,13 @@ fn end_quietly(id: &str) {
     if let Err(e) = metadata::end_upload(id) {
         eprintln!("berth-guest: ending upload {id}: {}", describe(&e));
     }
+}
+
+/// Links a just-committed blob into the repository. `conflict` means garbage
+/// collection condemned that digest meanwhile: the client retries the upload.
+fn link_committed(name: &str, digest: &Digest) -> Result<(), ApiError> {
+    metadata::link_blob(name, digest.as_str()).map_err(|e| match e {
+        StorageError::Conflict(_) => ApiError::UploadBusy,
+        other => other.into(),
+    })
 }

@@ -1,6 +1,6 @@
 //! Command-line interface.
 
-use crate::config::{Config, ConfigError, Overrides};
+use crate::config::{Config, ConfigError, Overrides, Span};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +16,13 @@ pub struct Cli {
 pub enum Command {
     /// Serve the registry over HTTP.
     Serve(ServeArgs),
+    /// Run one garbage-collection pass now (also while a server runs on the
+    /// same store) and print what it removes.
+    Gc(GcArgs),
+    /// Re-hash every blob and check every metadata reference.
+    Fsck(FsckArgs),
+    /// Storage used per repository.
+    Du(DuArgs),
     /// Inspect configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -28,31 +35,109 @@ pub enum ConfigCommand {
     Check { file: PathBuf },
 }
 
+/// Which store a command works on: the same flags as `serve`.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct ServeArgs {
+pub struct StoreArgs {
     /// Configuration file (TOML); see docs/CONFIGURATION.md.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:5000].
-    #[arg(long)]
-    pub addr: Option<SocketAddr>,
     /// Directory for local state (created if missing) [default: ./registry-data].
     #[arg(long)]
     pub root: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn resolve(&self, overrides: Overrides) -> Result<Config, ConfigError> {
+        let overrides = Overrides {
+            root: self.root.clone(),
+            ..overrides
+        };
+        Config::load(self.config.as_deref(), std::env::vars(), &overrides)
+    }
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:5000].
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
     /// Run this guest component instead of the embedded one.
     #[arg(long, value_name = "FILE.wasm")]
     pub guest: Option<PathBuf>,
+    /// Refuse pushes and deletes; reads keep working.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 impl ServeArgs {
     /// The configuration these flags select: file, then environment, then
     /// the flags themselves.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
-        let overrides = Overrides {
+        self.store.resolve(Overrides {
             addr: self.addr,
-            root: self.root.clone(),
             guest: self.guest.clone(),
-        };
-        Config::load(self.config.as_deref(), std::env::vars(), &overrides)
+            read_only: self.read_only,
+            ..Overrides::default()
+        })
+    }
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Grace period for unreferenced blobs, for this pass (e.g. 0s, 10m).
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<Span>,
+    /// Grace period for uploaded, not yet referenced blobs, for this pass.
+    #[arg(long, value_name = "DURATION")]
+    pub upload_grace: Option<Span>,
+}
+
+impl GcArgs {
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let mut config = self.store.resolve(Overrides::default())?;
+        if let Some(grace) = self.grace {
+            config.gc.grace = grace;
+        }
+        if let Some(grace) = self.upload_grace {
+            config.gc.upload_grace = grace;
+        }
+        Ok(config)
+    }
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct FsckArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Quarantine corrupt blobs and drop references to missing ones.
+    #[arg(long)]
+    pub repair: bool,
+}
+
+impl FsckArgs {
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        self.store.resolve(Overrides::default())
+    }
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DuArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print JSON (the same document as GET /berth/v1/usage).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl DuArgs {
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        self.store.resolve(Overrides::default())
     }
 }

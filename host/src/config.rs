@@ -6,9 +6,11 @@
 //! `BERTH_STORAGE_S3_BUCKET`). Because key names contain `_` themselves, the
 //! variable names are matched against the known key list, never split.
 
+mod duration;
 mod env;
 mod errors;
 
+pub use duration::Span;
 pub use errors::ConfigError;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub metadata: MetadataConfig,
+    pub gc: GcConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -33,6 +36,9 @@ pub struct ServerConfig {
     /// A guest component to run instead of the embedded one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest: Option<PathBuf>,
+    /// Refuse every write (pushes, deletes) with the spec's UNSUPPORTED
+    /// error; reads keep working and garbage collection does not run.
+    pub read_only: bool,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +46,40 @@ impl Default for ServerConfig {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
             guest: None,
+            read_only: false,
+        }
+    }
+}
+
+/// Online garbage collection and upload purging (SQLite metadata only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// Run passes in the background while serving.
+    pub enabled: bool,
+    /// Time between the end of one pass and the start of the next.
+    pub interval: Span,
+    /// How long a blob stays after the last manifest or link referring to
+    /// it went away, before it may be collected.
+    pub grace: Span,
+    /// How long a blob uploaded but not yet referenced by a manifest is
+    /// kept: covers pushes in flight.
+    pub upload_grace: Span,
+    /// Also delete manifests that no tag, index or subject keeps.
+    pub untagged: bool,
+    /// Upload sessions idle longer than this are removed with their data.
+    pub upload_max_age: Span,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Span::hours(1),
+            grace: Span::hours(1),
+            upload_grace: Span::hours(24),
+            untagged: false,
+            upload_max_age: Span::hours(24),
         }
     }
 }
@@ -147,6 +187,7 @@ pub struct Overrides {
     pub addr: Option<SocketAddr>,
     pub root: Option<PathBuf>,
     pub guest: Option<PathBuf>,
+    pub read_only: bool,
 }
 
 impl Config {
@@ -172,6 +213,9 @@ impl Config {
         }
         if let Some(guest) = &overrides.guest {
             config.server.guest = Some(guest.clone());
+        }
+        if overrides.read_only {
+            config.server.read_only = true;
         }
         config.validate()?;
         Ok(config)

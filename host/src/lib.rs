@@ -4,11 +4,15 @@
 pub mod backends;
 pub mod bindings;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod fsck;
+pub mod gc;
 pub mod runtime;
 pub mod server;
 pub mod state;
 pub mod storage_imports;
+pub mod usage;
 
 use anyhow::Context as _;
 
@@ -32,7 +36,40 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
         root = %root.display(),
         storage = ?config.storage.kind,
         metadata = ?config.metadata.kind,
+        read_only = config.server.read_only,
         "berth is serving"
     );
-    server::serve(listener, guest).await
+    if config.gc.enabled && !config.server.read_only {
+        spawn_gc(guest.backends().clone(), &config.gc);
+    }
+    server::serve(listener, guest, config.server.read_only).await
+}
+
+/// Garbage collection in the background, one pass per interval, for as
+/// long as the server runs.
+fn spawn_gc(backends: storage_imports::Backends, config: &config::GcConfig) {
+    if backends.metadata.gc().is_none() {
+        tracing::info!("online garbage collection is off: the metadata backend keeps no queue");
+        return;
+    }
+    let pass = gc::GcPass::from_config(config, false);
+    let interval = config.interval.0;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            match gc::run_pass(&backends, pass, |_, _| {}).await {
+                Ok(report) if !report.blobs.is_empty() || !report.uploads.is_empty() => {
+                    tracing::info!(
+                        blobs = report.blobs.len(),
+                        bytes = report.bytes_freed(),
+                        manifests = report.manifests.len(),
+                        uploads = report.uploads.len(),
+                        "garbage collection pass"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "garbage collection pass failed"),
+            }
+        }
+    });
 }

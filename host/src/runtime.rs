@@ -50,6 +50,11 @@ impl GuestRuntime {
         })
     }
 
+    /// The storage every request works on.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
     /// Runs one HTTP request through a fresh guest instance. The response
     /// comes back as soon as the guest sets it; the body keeps streaming from
     /// a task that owns the instance.

@@ -17,21 +17,29 @@ use std::time::Instant;
 const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 
 /// Builds the router: guest routes, native routes, one log line per request.
-pub fn router(guest: GuestRuntime) -> Router {
-    Router::new()
+pub fn router(guest: GuestRuntime, read_only: bool) -> Router {
+    let mut app = Router::new()
         .route("/health", get(health))
+        .route("/berth/v1/usage", get(usage))
         .route("/v2", any(to_guest))
         .route("/v2/", any(to_guest))
         .route("/v2/{*rest}", any(to_guest))
         // Unknown paths get the guest's spec-shaped 404 too.
         .fallback(to_guest)
-        .with_state(guest)
-        .layer(middleware::from_fn(log_request))
+        .with_state(guest);
+    if read_only {
+        app = app.layer(middleware::from_fn(refuse_writes));
+    }
+    app.layer(middleware::from_fn(log_request))
 }
 
 /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
-pub async fn serve(listener: tokio::net::TcpListener, guest: GuestRuntime) -> anyhow::Result<()> {
-    let app = router(guest).into_make_service_with_connect_info::<SocketAddr>();
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    guest: GuestRuntime,
+    read_only: bool,
+) -> anyhow::Result<()> {
+    let app = router(guest, read_only).into_make_service_with_connect_info::<SocketAddr>();
     // Without TCP_NODELAY a body written after its headers waits ~40 ms for
     // the client's delayed ACK on every keep-alive request.
     let listener = listener.tap_io(|tcp| {
@@ -47,6 +55,42 @@ pub async fn serve(listener: tokio::net::TcpListener, guest: GuestRuntime) -> an
 
 async fn health() -> &'static str {
     "ok"
+}
+
+/// `GET /berth/v1/usage`: per repository tags, manifests, size and the size
+/// only it holds. Native: it reads the whole metadata, not one request's.
+async fn usage(State(guest): State<GuestRuntime>) -> Response {
+    match crate::usage::compute(guest.backends()).await {
+        Ok(usage) => axum::Json(usage).into_response(),
+        Err(crate::usage::UsageError::Unsupported) => error_response(
+            StatusCode::NOT_IMPLEMENTED,
+            "UNSUPPORTED",
+            "usage needs metadata.kind = \"sqlite\"",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "usage failed");
+            internal_error()
+        }
+    }
+}
+
+/// Read-only mode: every method that could change the registry gets the
+/// spec's UNSUPPORTED error, as registry:2's read-only mode answers.
+async fn refuse_writes(req: Request, next: Next) -> Response {
+    use axum::http::Method;
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let mut resp = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UNSUPPORTED",
+        "the registry is in read-only mode: pushes and deletes are refused, pulls work",
+    );
+    resp.headers_mut().insert(
+        axum::http::header::ALLOW,
+        HeaderValue::from_static("GET, HEAD"),
+    );
+    resp
 }
 
 async fn to_guest(State(guest): State<GuestRuntime>, req: Request) -> Response {
@@ -70,8 +114,20 @@ fn client_body_error(err: axum::Error) -> wasmtime_wasi_http::Error {
 
 /// The spec's error body for a failure the guest could not report itself.
 fn internal_error() -> Response {
-    let body = r#"{"errors":[{"code":"UNKNOWN","message":"internal server error","detail":null}]}"#;
-    let mut resp = (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "UNKNOWN",
+        "internal server error",
+    )
+}
+
+/// A response in the distribution spec's error format.
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{"code": code, "message": message, "detail": null}]
+    })
+    .to_string();
+    let mut resp = (status, body).into_response();
     let headers = resp.headers_mut();
     headers.insert(
         axum::http::header::CONTENT_TYPE,

@@ -156,4 +156,5 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 pub mod clients;
 pub mod distribution;
 pub mod images;
+pub mod push;
 pub mod seaweed;

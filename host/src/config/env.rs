@@ -9,6 +9,7 @@ enum ValueKind {
     Text,
     Bool,
     Addr,
+    Span,
     OneOf(&'static [&'static str]),
 }
 
@@ -16,6 +17,7 @@ enum ValueKind {
 const KEYS: &[(&str, ValueKind)] = &[
     ("server.addr", ValueKind::Addr),
     ("server.guest", ValueKind::Text),
+    ("server.read_only", ValueKind::Bool),
     (
         "storage.kind",
         ValueKind::OneOf(&["filesystem", "s3", "memory"]),
@@ -30,11 +32,22 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("storage.s3.allow_http", ValueKind::Bool),
     ("storage.s3.redirect", ValueKind::Bool),
     ("metadata.kind", ValueKind::OneOf(&["sqlite", "layout"])),
+    ("gc.enabled", ValueKind::Bool),
+    ("gc.interval", ValueKind::Span),
+    ("gc.grace", ValueKind::Span),
+    ("gc.upload_grace", ValueKind::Span),
+    ("gc.untagged", ValueKind::Bool),
+    ("gc.upload_max_age", ValueKind::Span),
 ];
 
 /// Sections whose variables must all be known keys: a typo there is an
 /// error, while other `BERTH_*` variables (build and test knobs) pass.
-const SECTIONS: &[&str] = &["BERTH_SERVER_", "BERTH_STORAGE_", "BERTH_METADATA_"];
+const SECTIONS: &[&str] = &[
+    "BERTH_SERVER_",
+    "BERTH_STORAGE_",
+    "BERTH_METADATA_",
+    "BERTH_GC_",
+];
 
 /// `storage.s3.allow_http` → `BERTH_STORAGE_S3_ALLOW_HTTP`
 pub fn var_name(key: &str) -> String {
@@ -88,6 +101,10 @@ fn parse(name: &str, value: &str, kind: ValueKind) -> Result<toml::Value, Config
             .parse::<std::net::SocketAddr>()
             .map(|_| toml::Value::String(value.to_string()))
             .map_err(|_| bad("an address like 127.0.0.1:5000".into())),
+        ValueKind::Span => value
+            .parse::<super::Span>()
+            .map(|_| toml::Value::String(value.to_string()))
+            .map_err(bad),
         ValueKind::OneOf(choices) if choices.contains(&value) => {
             Ok(toml::Value::String(value.to_string()))
         }

@@ -98,6 +98,17 @@ impl HostUpload for StorageCtx<'_> {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
+        // Mark the digest in flight before its bytes (re)appear, so garbage
+        // collection cannot condemn it between commit and link; if it already
+        // has, the commit is refused (`conflict`) and the client retries.
+        if let Err(e) = self
+            .backends
+            .metadata
+            .protect_blob(&expected.to_string())
+            .await
+        {
+            return Ok(Err(to_wit(e)));
+        }
         wit(self.backends.blobs.commit(&id, &expected).await)
     }
 

@@ -1,0 +1,228 @@
+//! Online garbage collection: one pass over the review queue the metadata
+//! keeps (see `berth_storage::GcMetadata`), safe to run while the registry
+//! serves, from the server's background task or `berth gc`.
+//!
+//! A blob is deleted only after the metadata condemned it in one transaction
+//! (unreferenced, grace periods over, links removed, tombstone written), so
+//! a concurrent push either keeps it (its upload protected it, or its
+//! manifest landed first) or fails cleanly and retries. A pass interrupted
+//! after condemning finishes those deletions at the start of the next.
+
+use crate::config::GcConfig;
+use crate::storage_imports::Backends;
+use berth_storage::{Digest, GcMetadata, GracePeriods, StorageError};
+use futures::TryStreamExt as _;
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Queue entries examined per batch.
+const BATCH: u32 = 500;
+/// Batches per pass: 10 million queue entries.
+const MAX_BATCHES: usize = 20_000;
+/// Digests handed to `gc_adopt` per transaction.
+const ADOPT_BATCH: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error(
+        "garbage collection needs metadata.kind = \"sqlite\" (registry:2's layout keeps no \
+         review queue; use registry:2's offline garbage-collect on it)"
+    )]
+    Unsupported,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What one pass did (or, dry, would do).
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Blobs removed, with their sizes.
+    pub blobs: Vec<(String, u64)>,
+    /// Untagged manifests deleted, as (repository, digest).
+    pub manifests: Vec<(String, String)>,
+    /// Abandoned upload sessions removed.
+    pub uploads: Vec<String>,
+    /// Blobs found in the store that the metadata did not know, now queued.
+    pub adopted: u64,
+    /// Deletions an interrupted pass had left, finished now.
+    pub resumed: usize,
+}
+
+impl GcReport {
+    pub fn bytes_freed(&self) -> u64 {
+        self.blobs.iter().map(|(_, size)| size).sum()
+    }
+}
+
+/// The knobs of one pass.
+#[derive(Debug, Clone, Copy)]
+pub struct GcPass {
+    pub grace: GracePeriods,
+    pub untagged: bool,
+    pub upload_max_age: u64,
+    pub dry_run: bool,
+}
+
+impl GcPass {
+    pub fn from_config(config: &GcConfig, dry_run: bool) -> Self {
+        Self {
+            grace: GracePeriods {
+                unreferenced: config.grace.secs(),
+                uploaded: config.upload_grace.secs(),
+            },
+            untagged: config.untagged,
+            upload_max_age: config.upload_max_age.secs(),
+            dry_run,
+        }
+    }
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Runs one pass; `on_removed` sees each blob as it goes (for progress).
+pub async fn run_pass(
+    backends: &Backends,
+    pass: GcPass,
+    mut on_removed: impl FnMut(&str, u64),
+) -> Result<GcReport, GcError> {
+    let gc = backends.metadata.gc().ok_or(GcError::Unsupported)?;
+    let mut report = GcReport::default();
+    if !pass.dry_run {
+        report.resumed = finish_condemned(backends, gc).await?;
+    }
+    if pass.untagged {
+        collect_untagged(backends, gc, pass, &mut report).await?;
+    }
+    let sizes = adopt_unknown(backends, gc, pass, &mut report).await?;
+    if pass.dry_run {
+        for digest in gc.gc_due(now(), pass.grace, u32::MAX).await? {
+            if !gc.gc_is_referenced(&digest).await? {
+                let size = sizes.get(&digest).copied().unwrap_or(0);
+                on_removed(&digest, size);
+                report.blobs.push((digest, size));
+            }
+        }
+    } else {
+        collect_due(backends, gc, pass, &sizes, &mut report, &mut on_removed).await?;
+    }
+    purge_uploads(backends, pass, &mut report).await?;
+    Ok(report)
+}
+
+/// Deletes the bytes of blobs an earlier pass condemned but did not finish.
+async fn finish_condemned(backends: &Backends, gc: &dyn GcMetadata) -> Result<usize, GcError> {
+    let tombstones = gc.gc_tombstones().await?;
+    for digest in &tombstones {
+        delete_bytes(backends, digest).await?;
+        gc.gc_bury(digest).await?;
+    }
+    Ok(tombstones.len())
+}
+
+async fn collect_untagged(
+    backends: &Backends,
+    gc: &dyn GcMetadata,
+    pass: GcPass,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
+    let before = now().saturating_sub(pass.grace.unreferenced);
+    for (repo, digest) in gc.gc_untagged(before).await? {
+        // Deleting queues what it referenced (and its referrers follow it).
+        if pass.dry_run || backends.metadata.delete_manifest(&repo, &digest).await? {
+            report.manifests.push((repo, digest));
+        }
+    }
+    Ok(())
+}
+
+/// Lists the store, queues blobs the metadata never heard of, and returns
+/// every blob's size.
+async fn adopt_unknown(
+    backends: &Backends,
+    gc: &dyn GcMetadata,
+    pass: GcPass,
+    report: &mut GcReport,
+) -> Result<HashMap<String, u64>, GcError> {
+    let mut sizes = HashMap::new();
+    let mut batch = Vec::with_capacity(ADOPT_BATCH);
+    let mut listing = backends.blobs.list_blobs().await?;
+    while let Some(entry) = listing.try_next().await? {
+        let digest = entry.digest.to_string();
+        sizes.insert(digest.clone(), entry.size);
+        batch.push((digest, entry.modified));
+        if batch.len() == ADOPT_BATCH && !pass.dry_run {
+            report.adopted += gc.gc_adopt(&batch).await?;
+            batch.clear();
+        }
+    }
+    if !pass.dry_run && !batch.is_empty() {
+        report.adopted += gc.gc_adopt(&batch).await?;
+    }
+    Ok(sizes)
+}
+
+async fn collect_due(
+    backends: &Backends,
+    gc: &dyn GcMetadata,
+    pass: GcPass,
+    sizes: &HashMap<String, u64>,
+    report: &mut GcReport,
+    on_removed: &mut impl FnMut(&str, u64),
+) -> Result<(), GcError> {
+    // Every blob a batch returns leaves the due set: condemned, dequeued
+    // (referenced after all) or protected again. A full batch means more may
+    // be due; the bound only guards against a store that never settles.
+    for _ in 0..MAX_BATCHES {
+        let due = gc.gc_due(now(), pass.grace, BATCH).await?;
+        for digest in &due {
+            if !gc.gc_condemn(digest, now(), pass.grace).await? {
+                continue;
+            }
+            delete_bytes(backends, digest).await?;
+            gc.gc_bury(digest).await?;
+            let size = sizes.get(digest).copied().unwrap_or(0);
+            on_removed(digest, size);
+            report.blobs.push((digest.clone(), size));
+        }
+        if due.len() < BATCH as usize {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn delete_bytes(backends: &Backends, digest: &str) -> Result<(), GcError> {
+    let parsed: Digest = digest.parse()?;
+    backends.blobs.delete(&parsed).await?;
+    Ok(())
+}
+
+/// Removes upload sessions idle past the maximum age, with their data.
+async fn purge_uploads(
+    backends: &Backends,
+    pass: GcPass,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
+    let cutoff = now().saturating_sub(pass.upload_max_age);
+    for upload in backends.blobs.list_uploads().await? {
+        if upload.started_at > cutoff {
+            continue;
+        }
+        if !pass.dry_run {
+            match backends.blobs.abort(&upload.id).await {
+                Ok(()) | Err(StorageError::NotFound) => {}
+                // In use right now: not abandoned after all.
+                Err(StorageError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            backends.metadata.end_upload(&upload.id).await?;
+        }
+        report.uploads.push(upload.id);
+    }
+    Ok(())
+}

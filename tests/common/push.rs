@@ -1,0 +1,96 @@
+//! Minimal HTTP pushes for tests that need many small images fast.
+
+use super::sha256_digest;
+use reqwest::blocking::Client;
+use serde_json::json;
+
+pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// Monolithic upload; returns the digest, or the failing status.
+pub fn blob(http: &Client, base: &str, repo: &str, data: &[u8]) -> Result<String, u16> {
+    let digest = sha256_digest(data);
+    let resp = http
+        .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={digest}"))
+        .header("content-type", "application/octet-stream")
+        .body(data.to_vec())
+        .send()
+        .map_err(|_| 0u16)?;
+    match resp.status().as_u16() {
+        201 => Ok(digest),
+        status => Err(status),
+    }
+}
+
+/// True when `repo` serves blob `digest` (what clients check before
+/// skipping an upload).
+pub fn blob_exists(http: &Client, base: &str, repo: &str, digest: &str) -> bool {
+    http.head(format!("{base}/v2/{repo}/blobs/{digest}"))
+        .send()
+        .is_ok_and(|r| r.status() == 200)
+}
+
+/// An OCI image manifest over a config and layers (each `(digest, size)`).
+pub fn image_manifest(config: (&str, usize), layers: &[(String, usize)]) -> Vec<u8> {
+    let layers: Vec<_> = layers
+        .iter()
+        .map(|(d, s)| json!({"mediaType": LAYER, "digest": d, "size": s}))
+        .collect();
+    json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": {"mediaType": CONFIG, "digest": config.0, "size": config.1},
+        "layers": layers,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// PUT a manifest; returns the status.
+pub fn manifest(http: &Client, base: &str, repo: &str, reference: &str, bytes: &[u8]) -> u16 {
+    http.put(format!("{base}/v2/{repo}/manifests/{reference}"))
+        .header("content-type", MANIFEST)
+        .body(bytes.to_vec())
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// An image: a config and layers uploaded (skipping blobs the repository
+/// already serves, as clients do), then its manifest under `tag`. Returns
+/// the manifest digest, or the first failing status.
+pub fn image(
+    http: &Client,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    config: &[u8],
+    layers: &[Vec<u8>],
+) -> Result<String, u16> {
+    let upload = |data: &[u8]| -> Result<String, u16> {
+        let digest = sha256_digest(data);
+        if blob_exists(http, base, repo, &digest) {
+            return Ok(digest);
+        }
+        blob(http, base, repo, data)
+    };
+    let config_digest = upload(config)?;
+    let mut descs = Vec::new();
+    for layer in layers {
+        descs.push((upload(layer)?, layer.len()));
+    }
+    let bytes = image_manifest((&config_digest, config.len()), &descs);
+    match manifest(http, base, repo, tag, &bytes) {
+        201 => Ok(sha256_digest(&bytes)),
+        status => Err(status),
+    }
+}
+
+/// DELETE a manifest by digest; returns the status.
+pub fn delete_manifest(http: &Client, base: &str, repo: &str, digest: &str) -> u16 {
+    http.delete(format!("{base}/v2/{repo}/manifests/{digest}"))
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
