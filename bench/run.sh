@@ -140,7 +140,9 @@ start_server() {
     rootdirectory: /$prefix
     secure: false
     v4auth: true
-    forcepathstyle: true"
+    forcepathstyle: true
+  redirect:
+    disable: true # both servers stream the bytes themselves (Berth's default)"
         else
             storage="  filesystem:
     rootdirectory: $SRV_DIR/data"
