@@ -249,12 +249,17 @@ pub fn send(resp: Response, out: ResponseOutparam, head: bool) {
 
 /// Splices `src` into `dst` until `src` ends, returning the bytes moved. The
 /// host moves the bytes; the guest only drives the loop.
+///
+/// Non-blocking `splice` after waiting for a write permit, rather than
+/// `blocking-splice`: the latter flushes after every chunk, and a flush of
+/// an upload sink is a durability point (an object-store part), which the
+/// caller wants once, at the end.
 pub fn splice_all(dst: &OutputStream, src: &InputStream) -> Result<u64, String> {
     let mut total = 0u64;
     loop {
-        match dst.blocking_splice(src, SPLICE_CHUNK) {
-            // No progress without end-of-stream: wait for input rather than
-            // spin (the host may return 0 when the source has nothing yet).
+        dst.subscribe().block();
+        match dst.splice(src, SPLICE_CHUNK) {
+            // The permit is there, so nothing moved means no input yet.
             Ok(0) => src.subscribe().block(),
             Ok(n) => total += n,
             Err(StreamError::Closed) => return Ok(total),
