@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Time and peak memory of `berth gc` and `berth fsck` over a store of
-# COUNT (default 10,000) blobs, half of them garbage.
+# COUNT (default 10,000) blobs, half of them garbage (plus one config and one
+# manifest per 50 kept blobs).
 #   bash bench/gc-scale.sh            (after cargo build --release)
 # Knobs: COUNT=10000 SIZE=4096 BERTH=target/release/berth
 set -euo pipefail
