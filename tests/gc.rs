@@ -572,3 +572,48 @@ fn gc_races_concurrent_pushes_without_losing_blobs() {
         started.elapsed()
     );
 }
+
+#[test]
+fn gc_purges_abandoned_upload_sessions() {
+    let berth = Berth::start();
+    let (http, base) = (Client::new(), berth.url());
+    let resp = http
+        .post(format!("{base}/v2/purge/blobs/uploads/"))
+        .send()
+        .expect("POST");
+    assert_eq!(resp.status(), 202);
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let url = if location.starts_with('/') {
+        format!("{base}{location}")
+    } else {
+        location
+    };
+    let resp = http
+        .patch(&url)
+        .header("content-type", "application/octet-stream")
+        .body(bytes(77, 50_000))
+        .send()
+        .expect("PATCH");
+    assert_eq!(resp.status(), 202);
+    let sessions = || std::fs::read_dir(berth.root.join("uploads")).map_or(0, |d| d.count());
+    assert_eq!(sessions(), 1);
+
+    // Young sessions stay.
+    let kept = must_succeed(berth_cmd(&berth.root, &["gc"]));
+    assert!(kept.contains("0 upload sessions"), "{kept}");
+    assert_eq!(sessions(), 1);
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["gc", "--root"])
+        .arg(&berth.root)
+        .env("BERTH_GC_UPLOAD_MAX_AGE", "0s")
+        .output()
+        .expect("gc");
+    let text = must_succeed(out);
+    assert!(text.contains("removed upload session"), "{text}");
+    assert_eq!(sessions(), 0, "session data left behind");
+    let resp = http.get(&url).send().expect("status of a purged session");
+    assert_eq!(resp.status(), 404);
+}
