@@ -617,3 +617,63 @@ fn gc_purges_abandoned_upload_sessions() {
     let resp = http.get(&url).send().expect("status of a purged session");
     assert_eq!(resp.status(), 404);
 }
+
+/// With `gc.untagged = true`, a manifest whose tag moved away is deleted,
+/// and the layer only it used goes with it; the tagged one stays whole.
+#[test]
+fn gc_collects_untagged_manifests_when_enabled() {
+    let berth = Berth::start();
+    let (http, base) = (Client::new(), berth.url());
+    let (old_layer, new_layer) = (bytes(40, 20_000), bytes(41, 20_000));
+    let old = push::image(
+        &http,
+        &base,
+        "moving/app",
+        "latest",
+        b"{\"v\":1}",
+        &[old_layer.clone()],
+    )
+    .expect("push v1");
+    let new = push::image(
+        &http,
+        &base,
+        "moving/app",
+        "latest",
+        b"{\"v\":2}",
+        &[new_layer.clone()],
+    )
+    .expect("push v2");
+    // Untagged selection counts whole seconds since the manifest was stored.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let plain = must_succeed(berth_gc(&berth.root, &["--grace", "0s"]));
+    assert!(
+        plain.contains("0 untagged manifests"),
+        "off by default: {plain}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["gc", "--grace", "0s", "--root"])
+        .arg(&berth.root)
+        .env("BERTH_GC_UNTAGGED", "true")
+        .output()
+        .expect("gc");
+    let text = must_succeed(out);
+    assert!(
+        text.contains(&format!("removed untagged manifest moving/app@{old}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("removed blob {}", sha256_digest(&old_layer))),
+        "{text}"
+    );
+    assert!(!text.contains(&new), "{text}");
+    let gone = http
+        .get(format!("{base}/v2/moving/app/manifests/{old}"))
+        .header("accept", push::MANIFEST)
+        .send()
+        .expect("GET old");
+    assert_eq!(gone.status(), 404);
+    assert_eq!(
+        get_blob_digest(&http, &base, "moving/app", &sha256_digest(&new_layer)),
+        Some(sha256_digest(&new_layer))
+    );
+}
