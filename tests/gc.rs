@@ -631,7 +631,7 @@ fn gc_collects_untagged_manifests_when_enabled() {
         "moving/app",
         "latest",
         b"{\"v\":1}",
-        &[old_layer.clone()],
+        std::slice::from_ref(&old_layer),
     )
     .expect("push v1");
     let new = push::image(
@@ -640,7 +640,7 @@ fn gc_collects_untagged_manifests_when_enabled() {
         "moving/app",
         "latest",
         b"{\"v\":2}",
-        &[new_layer.clone()],
+        std::slice::from_ref(&new_layer),
     )
     .expect("push v2");
     // Untagged selection counts whole seconds since the manifest was stored.
