@@ -680,7 +680,14 @@ pub fn podman_flow(berth: &dyn Registry) {
     let image = images::small();
     let podman = Podman::new();
 
-    let pulled = podman.podman(&["pull", &image.oci_ref()]);
+    // podman names the pulled image after the layout's path, which must be
+    // lowercase; the checkout (and so the image cache) may not be. Pull
+    // through a lowercase symlink instead.
+    let link = std::path::PathBuf::from(format!("/tmp/berth-podman-oci-{}", std::process::id()));
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&image.layout, &link).expect("symlink the OCI layout");
+    let pulled = podman.podman(&["pull", &format!("oci:{}:{}", link.display(), image.tag)]);
+    let _ = fs::remove_file(&link);
     let id = pulled.lines().last().unwrap_or_default().to_string();
     assert_eq!(
         format!("sha256:{id}"),
