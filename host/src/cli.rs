@@ -69,6 +69,23 @@ pub struct ServeArgs {
     /// Refuse pushes and deletes; reads keep working.
     #[arg(long)]
     pub read_only: bool,
+    /// Require logins: users from this file, as `htpasswd -B` writes it.
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM)...
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// ...and this private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a local CA and certificate made on first start
+    /// under the root; prints how to make docker trust it.
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+    /// A name or IP address clients use to reach this server, for the
+    /// self-signed certificate (repeatable).
+    #[arg(long = "hostname", value_name = "NAME")]
+    pub hostnames: Vec<String>,
 }
 
 impl ServeArgs {
@@ -79,6 +96,11 @@ impl ServeArgs {
             addr: self.addr,
             guest: self.guest.clone(),
             read_only: self.read_only,
+            htpasswd: self.htpasswd.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_self_signed: self.tls_self_signed,
+            hostnames: self.hostnames.clone(),
             ..Overrides::default()
         })
     }

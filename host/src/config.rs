@@ -6,10 +6,12 @@
 //! `BERTH_STORAGE_S3_BUCKET`). Because key names contain `_` themselves, the
 //! variable names are matched against the known key list, never split.
 
+mod auth;
 mod duration;
 mod env;
 mod errors;
 
+pub use auth::{AccessRule, Action, AuthConfig, AuthMode, LimitsConfig, TlsConfig, TokenConfig};
 pub use duration::Span;
 pub use errors::ConfigError;
 
@@ -26,6 +28,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub metadata: MetadataConfig,
     pub gc: GcConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -39,6 +43,7 @@ pub struct ServerConfig {
     /// Refuse every write (pushes, deletes) with the spec's UNSUPPORTED
     /// error; reads keep working and garbage collection does not run.
     pub read_only: bool,
+    pub tls: TlsConfig,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +52,7 @@ impl Default for ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
             guest: None,
             read_only: false,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -188,6 +194,11 @@ pub struct Overrides {
     pub root: Option<PathBuf>,
     pub guest: Option<PathBuf>,
     pub read_only: bool,
+    pub htpasswd: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: bool,
+    pub hostnames: Vec<String>,
 }
 
 impl Config {
@@ -217,6 +228,23 @@ impl Config {
         if overrides.read_only {
             config.server.read_only = true;
         }
+        if let Some(htpasswd) = &overrides.htpasswd {
+            config.auth.htpasswd = Some(htpasswd.clone());
+        }
+        if let Some(cert) = &overrides.tls_cert {
+            config.server.tls.cert = Some(cert.clone());
+        }
+        if let Some(key) = &overrides.tls_key {
+            config.server.tls.key = Some(key.clone());
+        }
+        if overrides.tls_self_signed {
+            config.server.tls.self_signed = true;
+        }
+        config
+            .server
+            .tls
+            .hostnames
+            .extend(overrides.hostnames.iter().cloned());
         config.validate()?;
         Ok(config)
     }
@@ -242,6 +270,28 @@ impl Config {
         if self.storage.s3.redirect && self.storage.kind != StorageKind::S3 {
             return Err(ConfigError::Invalid(
                 "storage.s3.redirect needs storage.kind = \"s3\"".into(),
+            ));
+        }
+        let tls = &self.server.tls;
+        if tls.cert.is_some() != tls.key.is_some() {
+            return Err(ConfigError::Invalid(
+                "server.tls.cert and server.tls.key go together".into(),
+            ));
+        }
+        if tls.self_signed && tls.cert.is_some() {
+            return Err(ConfigError::Invalid(
+                "server.tls.self_signed and server.tls.cert exclude each other".into(),
+            ));
+        }
+        if self.auth.mode == AuthMode::Basic && self.auth.enabled() && self.auth.htpasswd.is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "auth.mode = \"basic\" needs auth.htpasswd".into(),
+            ));
+        }
+        if self.limits.max_header_bytes < 8192 {
+            return Err(ConfigError::Invalid(
+                "limits.max_header_bytes must be at least 8192".into(),
             ));
         }
         Ok(())

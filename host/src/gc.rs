@@ -67,11 +67,11 @@ impl GcPass {
     pub fn from_config(config: &GcConfig, dry_run: bool) -> Self {
         Self {
             grace: GracePeriods {
-                unreferenced: config.grace.secs(),
-                uploaded: config.upload_grace.secs(),
+                unreferenced: config.grace.as_secs(),
+                uploaded: config.upload_grace.as_secs(),
             },
             untagged: config.untagged,
-            upload_max_age: config.upload_max_age.secs(),
+            upload_max_age: config.upload_max_age.as_secs(),
             dry_run,
         }
     }

@@ -1,6 +1,7 @@
 //! Berth's native host: serves HTTP, runs the registry guest per request and
 //! supplies storage through the guest's WIT imports.
 
+pub mod auth;
 pub mod backends;
 pub mod bindings;
 pub mod cli;
@@ -8,10 +9,13 @@ pub mod commands;
 pub mod config;
 pub mod fsck;
 pub mod gc;
+pub mod limits;
+pub mod listener;
 pub mod runtime;
 pub mod server;
 pub mod state;
 pub mod storage_imports;
+pub mod tls;
 pub mod usage;
 
 use anyhow::Context as _;
@@ -31,18 +35,39 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
+    let local = listener.local_addr().unwrap_or(addr);
+    let tls = if config.server.tls.enabled() {
+        let (acceptor, made) = tls::acceptor(&config.server.tls, root, addr)?;
+        if let Some(made) = made {
+            // Instructions for a person, not a log line.
+            eprint!("{}", tls::trust_instructions(&made, local.port()));
+        }
+        Some(acceptor)
+    } else {
+        None
+    };
+    let auth = auth::Auth::from_config(&config.auth, root, tls.is_some())?;
     tracing::info!(
-        %addr,
+        addr = %local,
         root = %root.display(),
         storage = ?config.storage.kind,
         metadata = ?config.metadata.kind,
         read_only = config.server.read_only,
+        https = tls.is_some(),
+        auth = auth.is_some(),
         "berth is serving"
     );
     if config.gc.enabled && !config.server.read_only {
         spawn_gc(guest.backends().clone(), &config.gc);
     }
-    server::serve(listener, guest, config.server.read_only).await
+    let front = server::Front {
+        read_only: config.server.read_only,
+        auth,
+        uploads: limits::UploadLimiter::new(config.limits.uploads_per_client),
+    };
+    let limits = listener::ConnectionLimits::from_config(&config.limits);
+    server::serve(listener, guest, front, tls, limits).await;
+    Ok(())
 }
 
 /// Garbage collection in the background, one pass per interval, for as

@@ -9,15 +9,26 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use axum::serve::ListenerExt as _;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
+
+use crate::auth::Auth;
+use crate::limits::UploadLimiter;
+use crate::listener::ConnectionLimits;
 
 /// Every response of the distribution API carries this, errors included.
 const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 
+/// What wraps the guest: who may call it, and what it may cost.
+#[derive(Clone)]
+pub struct Front {
+    pub read_only: bool,
+    pub auth: Option<Arc<Auth>>,
+    pub uploads: UploadLimiter,
+}
+
 /// Builds the router: guest routes, native routes, one log line per request.
-pub fn router(guest: GuestRuntime, read_only: bool) -> Router {
+pub fn router(guest: GuestRuntime, front: Front) -> Router {
     let mut app = Router::new()
         .route("/health", get(health))
         .route("/berth/v1/usage", get(usage))
@@ -27,8 +38,23 @@ pub fn router(guest: GuestRuntime, read_only: bool) -> Router {
         // Unknown paths get the guest's spec-shaped 404 too.
         .fallback(to_guest)
         .with_state(guest);
-    if read_only {
+    // Layers run outside-in from the last added: log, authenticate, refuse
+    // writes when read-only, then limit uploads.
+    app = app.layer(middleware::from_fn_with_state(
+        front.uploads.clone(),
+        crate::limits::limit_uploads,
+    ));
+    if front.read_only {
         app = app.layer(middleware::from_fn(refuse_writes));
+    }
+    if let Some(auth) = front.auth {
+        if auth.issues_tokens() {
+            app = app.route(
+                "/auth/token",
+                get(crate::auth::endpoint::token).with_state(auth.clone()),
+            );
+        }
+        app = app.layer(middleware::from_fn_with_state(auth, crate::auth::authorize));
     }
     app.layer(middleware::from_fn(log_request))
 }
@@ -37,20 +63,12 @@ pub fn router(guest: GuestRuntime, read_only: bool) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     guest: GuestRuntime,
-    read_only: bool,
-) -> anyhow::Result<()> {
-    let app = router(guest, read_only).into_make_service_with_connect_info::<SocketAddr>();
-    // Without TCP_NODELAY a body written after its headers waits ~40 ms for
-    // the client's delayed ACK on every keep-alive request.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    Ok(())
+    front: Front,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: ConnectionLimits,
+) {
+    let app = router(guest, front);
+    crate::listener::serve(listener, app, tls, limits, shutdown_signal()).await;
 }
 
 async fn health() -> &'static str {
@@ -113,7 +131,7 @@ fn client_body_error(err: axum::Error) -> wasmtime_wasi_http::Error {
 }
 
 /// The spec's error body for a failure the guest could not report itself.
-fn internal_error() -> Response {
+pub fn internal_error() -> Response {
     error_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         "UNKNOWN",
@@ -122,7 +140,7 @@ fn internal_error() -> Response {
 }
 
 /// A response in the distribution spec's error format.
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({
         "errors": [{"code": code, "message": message, "detail": null}]
     })

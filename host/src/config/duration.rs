@@ -14,7 +14,11 @@ impl Span {
         Span(Duration::from_secs(n * 3_600))
     }
 
-    pub fn secs(self) -> u64 {
+    pub const fn secs(n: u64) -> Self {
+        Span(Duration::from_secs(n))
+    }
+
+    pub fn as_secs(self) -> u64 {
         self.0.as_secs()
     }
 }
@@ -48,7 +52,7 @@ impl std::str::FromStr for Span {
 
 impl std::fmt::Display for Span {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secs = self.secs();
+        let secs = self.as_secs();
         let (unit, scale) = UNITS
             .iter()
             .find(|(_, scale)| secs.is_multiple_of(*scale) && secs >= *scale)
@@ -86,7 +90,7 @@ mod tests {
             ("7d", 604_800, "7d"),
         ] {
             let span: Span = text.parse().expect(text);
-            assert_eq!(span.secs(), secs, "{text}");
+            assert_eq!(span.as_secs(), secs, "{text}");
             assert_eq!(span.to_string(), shown, "{text}");
         }
         for bad in ["", "h", "10", "10x", "-1s", "1.5h", "99999999999999999999d"] {

@@ -10,6 +10,9 @@ enum ValueKind {
     Bool,
     Addr,
     Span,
+    Int,
+    /// Comma-separated.
+    List,
     OneOf(&'static [&'static str]),
 }
 
@@ -18,6 +21,10 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("server.addr", ValueKind::Addr),
     ("server.guest", ValueKind::Text),
     ("server.read_only", ValueKind::Bool),
+    ("server.tls.cert", ValueKind::Text),
+    ("server.tls.key", ValueKind::Text),
+    ("server.tls.self_signed", ValueKind::Bool),
+    ("server.tls.hostnames", ValueKind::List),
     (
         "storage.kind",
         ValueKind::OneOf(&["filesystem", "s3", "memory"]),
@@ -38,6 +45,22 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("gc.upload_grace", ValueKind::Span),
     ("gc.untagged", ValueKind::Bool),
     ("gc.upload_max_age", ValueKind::Span),
+    ("auth.htpasswd", ValueKind::Text),
+    ("auth.mode", ValueKind::OneOf(&["token", "basic"])),
+    ("auth.anonymous_pull", ValueKind::Bool),
+    ("auth.realm", ValueKind::Text),
+    ("auth.token.realm", ValueKind::Text),
+    ("auth.token.service", ValueKind::Text),
+    ("auth.token.issuer", ValueKind::Text),
+    ("auth.token.public_key", ValueKind::Text),
+    ("auth.token.jwks", ValueKind::Text),
+    ("auth.token.lifetime", ValueKind::Span),
+    ("limits.guest_memory_mib", ValueKind::Int),
+    ("limits.guest_fuel", ValueKind::Int),
+    ("limits.max_header_bytes", ValueKind::Int),
+    ("limits.header_timeout", ValueKind::Span),
+    ("limits.idle_timeout", ValueKind::Span),
+    ("limits.uploads_per_client", ValueKind::Int),
 ];
 
 /// Sections whose variables must all be known keys: a typo there is an
@@ -47,6 +70,8 @@ const SECTIONS: &[&str] = &[
     "BERTH_STORAGE_",
     "BERTH_METADATA_",
     "BERTH_GC_",
+    "BERTH_AUTH_",
+    "BERTH_LIMITS_",
 ];
 
 /// `storage.s3.allow_http` → `BERTH_STORAGE_S3_ALLOW_HTTP`
@@ -105,6 +130,20 @@ fn parse(name: &str, value: &str, kind: ValueKind) -> Result<toml::Value, Config
             .parse::<super::Span>()
             .map(|_| toml::Value::String(value.to_string()))
             .map_err(bad),
+        ValueKind::Int => value
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(toml::Value::Integer)
+            .ok_or_else(|| bad("a whole number".into())),
+        ValueKind::List => Ok(toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_string()))
+                .collect(),
+        )),
         ValueKind::OneOf(choices) if choices.contains(&value) => {
             Ok(toml::Value::String(value.to_string()))
         }
