@@ -93,6 +93,16 @@ impl Berth {
         }
     }
 
+    /// Kills the server with SIGKILL (no shutdown, nothing flushed) and
+    /// reaps it; `restart` brings it back over the same root and port.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // `Child::kill` is SIGKILL on Unix.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the server and starts it again over the same root and port.
     pub fn restart(&mut self) {
         self.stop();
