@@ -96,6 +96,18 @@ pub fn parse_chunk_range(value: &str) -> Option<(u64, u64)> {
     (start <= end).then_some((start, end))
 }
 
+/// Whether a chunk sent with `Content-Range: value` may be appended to a
+/// session holding `size` bytes: well-formed, starting where the session
+/// ends, and exactly `Content-Length` bytes long when that is declared.
+pub fn chunk_fits(value: &str, size: u64, content_length: Option<u64>) -> bool {
+    parse_chunk_range(value).is_some_and(|(start, end)| {
+        // Compared as `len - 1 == end - start`: `end - start + 1` overflows
+        // for `0-18446744073709551615`, and wrapped to 0 it matched an empty
+        // body.
+        start == size && content_length.is_none_or(|len| len.checked_sub(1) == Some(end - start))
+    })
+}
+
 /// The `Range` header of upload responses: `0-<last byte>`, where an empty
 /// session says `0-0` as registry:2 does (the spec has no form for "nothing
 /// yet", and clients only read the end offset after at least one chunk).
@@ -167,5 +179,28 @@ mod tests {
         assert_eq!(upload_range(0), "0-0");
         assert_eq!(upload_range(1), "0-0");
         assert_eq!(upload_range(10), "0-9");
+    }
+
+    #[test]
+    fn chunks_fit_where_the_session_ends() {
+        assert!(chunk_fits("0-3", 0, Some(4)));
+        assert!(chunk_fits("4-7", 4, None));
+        assert!(!chunk_fits("4-7", 0, Some(4)));
+        assert!(!chunk_fits("0-3", 0, Some(3)));
+        assert!(!chunk_fits("0-0", 0, Some(0)));
+        // `end - start + 1` wraps to 0 here: it must not pass for an empty
+        // chunk (nor panic with overflow checks on).
+        assert!(!chunk_fits("0-18446744073709551615", 0, Some(0)));
+        assert!(chunk_fits("0-18446744073709551615", 0, None));
+        assert!(!chunk_fits(
+            "18446744073709551615-18446744073709551615",
+            u64::MAX,
+            Some(0)
+        ));
+        assert!(chunk_fits(
+            "18446744073709551615-18446744073709551615",
+            u64::MAX,
+            Some(1)
+        ));
     }
 }

@@ -175,13 +175,7 @@ fn check_chunk_range(req: &Request, upload: &Upload, name: &str, id: &str) -> Re
     let size = upload
         .size()
         .map_err(|e| ApiError::upload("upload size", e))?;
-    let fits = range::parse_chunk_range(value).is_some_and(|(start, end)| {
-        start == size
-            && req
-                .content_length()
-                .is_none_or(|len| len == end - start + 1)
-    });
-    if fits {
+    if range::chunk_fits(value, size, req.content_length()) {
         Ok(())
     } else {
         Err(ApiError::UploadOutOfOrder {
