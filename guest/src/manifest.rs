@@ -73,11 +73,40 @@ struct Document {
     schema_version: Option<i64>,
     media_type: Option<String>,
     artifact_type: Option<String>,
-    config: Option<Descriptor>,
-    layers: Option<Vec<Descriptor>>,
-    manifests: Option<Vec<Descriptor>>,
-    subject: Option<Descriptor>,
+    config: Option<Object<Descriptor>>,
+    layers: Option<Vec<Object<Descriptor>>>,
+    manifests: Option<Vec<Object<Descriptor>>>,
+    subject: Option<Object<Descriptor>>,
     annotations: Option<BTreeMap<String, String>>,
+}
+
+/// A struct that must be written as a JSON object. serde's derived structs
+/// also accept an array of the field values in declaration order, which no
+/// other registry or client reads as a manifest or descriptor.
+struct Object<T>(T);
+
+impl<T> std::ops::Deref for Object<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapOnly<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for MapOnly<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(MapOnly(std::marker::PhantomData))
+            .map(Object)
+    }
 }
 
 fn invalid(why: impl Into<String>) -> ApiError {
@@ -99,7 +128,7 @@ fn known_type(value: &str) -> Option<&'static str> {
 /// Without a `Content-Type` we fall back to the `mediaType` field, as
 /// registry:2 does.
 pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, ApiError> {
-    let doc: Document =
+    let Object(doc): Object<Document> =
         serde_json::from_slice(bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
 
     let media_type = match content_type.map(str::trim).filter(|c| !c.is_empty()) {
@@ -371,6 +400,47 @@ mod tests {
             assert!(
                 matches!(
                     parse(Some(OCI_MANIFEST), bad.as_bytes()),
+                    Err(ApiError::ManifestInvalid(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn arrays_are_not_objects() {
+        // serde's derived structs also accept a JSON array of the fields in
+        // declaration order; no other registry or client reads that as a
+        // manifest.
+        let desc = format!(r#"{{"mediaType":"x","digest":"{}","size":2}}"#, hex('a'));
+        let whole = format!(r#"[2,"{OCI_MANIFEST}",null,{desc},[],null,null,null]"#);
+        let config = image("").replacen(
+            &format!(r#""config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}}"#, hex('a')),
+            &format!(r#""config":["x","{}",2]"#, hex('a')),
+            1,
+        );
+        assert_ne!(config, image(""));
+        let layer = image("").replacen(
+            &format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":3}}"#, hex('b')),
+            &format!(r#"["x","{}",3]"#, hex('b')),
+            1,
+        );
+        assert_ne!(layer, image(""));
+        let subject = image(&format!(r#","subject":["x","{}",9]"#, hex('c')));
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[["x","{}",5]]}}"#,
+            hex('d')
+        );
+        for (content_type, bad) in [
+            (OCI_MANIFEST, whole),
+            (OCI_MANIFEST, config),
+            (OCI_MANIFEST, layer),
+            (OCI_MANIFEST, subject),
+            (OCI_INDEX, index),
+        ] {
+            assert!(
+                matches!(
+                    parse(Some(content_type), bad.as_bytes()),
                     Err(ApiError::ManifestInvalid(_))
                 ),
                 "{bad}"
