@@ -73,8 +73,7 @@ pub async fn limit_uploads(
     if !is_upload(&req) {
         return next.run(req).await;
     }
-    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied()
-    else {
+    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
         return next.run(req).await;
     };
     let Some(_slot) = limiter.acquire(peer.ip()) else {

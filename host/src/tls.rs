@@ -241,6 +241,9 @@ mod tests {
         );
         assert_eq!(std::fs::read(&made.ca_cert).expect("ca"), ca, "same CA");
         let text = trust_instructions(&made, 5000);
-        assert!(text.contains("/etc/docker/certs.d/registry.lan:5000/ca.crt"), "{text}");
+        assert!(
+            text.contains("/etc/docker/certs.d/registry.lan:5000/ca.crt"),
+            "{text}"
+        );
     }
 }

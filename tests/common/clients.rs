@@ -47,9 +47,9 @@ pub fn require(tool: &str) -> PathBuf {
 }
 
 pub struct Output {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
 }
 
 impl Output {

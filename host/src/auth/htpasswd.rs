@@ -107,8 +107,7 @@ mod tests {
     #[tokio::test]
     async fn verifies_bcrypt_entries() {
         let hash = bcrypt::hash("s3cret", 4).expect("hash");
-        let users =
-            Htpasswd::parse("test", &format!("# comment\nalice:{hash}\n")).expect("parses");
+        let users = Htpasswd::parse("test", &format!("# comment\nalice:{hash}\n")).expect("parses");
         assert!(users.verify("alice", "s3cret").await);
         assert!(users.verify("alice", "s3cret").await, "cached");
         assert!(!users.verify("alice", "wrong").await);
@@ -117,7 +116,9 @@ mod tests {
 
     #[test]
     fn refuses_other_hashes() {
-        let err = Htpasswd::parse("f", "alice:{SHA}abc\n").err().expect("error");
+        let err = Htpasswd::parse("f", "alice:{SHA}abc\n")
+            .err()
+            .expect("error");
         assert!(err.to_string().contains("f:1"), "{err}");
     }
 }

@@ -88,7 +88,10 @@ impl Auth {
     fn may(&self, caller: &Caller, repository: &str, action: Action) -> bool {
         match &caller.token_access {
             Some(access) => access.iter().any(|a| a.grants(repository, action.as_str())),
-            None => self.policy.allowed(&caller.identity, repository).contains(&action),
+            None => self
+                .policy
+                .allowed(&caller.identity, repository)
+                .contains(&action),
         }
     }
 

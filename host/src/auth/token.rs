@@ -175,11 +175,12 @@ fn own_key(dir: &Path) -> Result<(EncodingKey, String), TokenError> {
                 reason: e.to_string(),
             })?;
             let pem = pair.serialize_pem();
-            crate::tls::write_private(&path, pem.as_bytes())
-                .map_err(|source| TokenError::Write {
+            crate::tls::write_private(&path, pem.as_bytes()).map_err(|source| {
+                TokenError::Write {
                     path: path.clone(),
                     source,
-                })?;
+                }
+            })?;
             pem
         }
         Err(source) => return Err(TokenError::Read { path, source }),
@@ -319,10 +320,7 @@ mod tests {
         };
         let (none, verifier) = load(&with_key, None).expect("load");
         assert!(none.is_none());
-        let token = external
-            .expect("issuer")
-            .issue("ci", &[])
-            .expect("token");
+        let token = external.expect("issuer").issue("ci", &[]).expect("token");
         assert_eq!(verifier.verify(&token).expect("valid").sub, "ci");
     }
 }
