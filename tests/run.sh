@@ -83,4 +83,7 @@ skopeo --version
 dockerd --version
 podman --version
 
-exec cargo test --release --workspace "$@"
+cargo test --release --workspace "$@"
+
+# Then the guest's fuzz targets, for a bounded time (FUZZ_SECONDS each).
+bash tests/fuzz.sh
