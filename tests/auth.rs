@@ -357,6 +357,25 @@ fn protocol_matrix_over_https() {
         serde_json::json!(["public/x"])
     );
 
+    // HTTP/2 is offered through ALPN, HTTP/1.1 still works.
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let out = run(clients::command(
+            "curl",
+            [
+                "-sS",
+                flag,
+                "--cacert",
+                berth.ca.to_str().expect("utf-8"),
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version}",
+                &format!("{url}/health"),
+            ],
+        ));
+        assert_eq!(out.stdout_str(), version, "curl {flag}");
+    }
+
     // Neither passwords nor tokens reach the log, even at debug level.
     let log = std::fs::read_to_string(&berth.log).expect("log");
     assert!(
