@@ -1,5 +1,8 @@
 //! Builds the registry guest for `wasm32-wasip2` and embeds it, so that
 //! `cargo build`, `cargo run` and `cargo test` of the host need no manual step.
+//! The same cargo run builds the deliberately faulty guest the sandbox tests
+//! serve with `--guest` (`BERTH_FAULTY_GUEST_WASM`); it is a few lines on the
+//! registry guest's dependencies, so it adds about a second.
 
 use std::env;
 use std::path::PathBuf;
@@ -17,7 +20,13 @@ fn main() {
         .unwrap_or_else(|| workspace.join("target"))
         .join("guest-build");
 
-    for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
+    for watched in [
+        "guest/src",
+        "guest/Cargo.toml",
+        "tests/faulty-guest",
+        "wit",
+        "Cargo.lock",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()
@@ -32,6 +41,8 @@ fn main() {
             "--release",
             "--package",
             "berth-guest",
+            "--package",
+            "berth-faulty-guest",
             "--target",
             "wasm32-wasip2",
         ])
@@ -46,11 +57,16 @@ fn main() {
         .expect("failed to run cargo for the guest");
     assert!(status.success(), "building the registry guest failed");
 
-    let wasm = target_dir.join("wasm32-wasip2/release/berth_guest.wasm");
-    assert!(
-        wasm.exists(),
-        "guest component missing at {}",
-        wasm.display()
-    );
-    println!("cargo:rustc-env=BERTH_GUEST_WASM={}", wasm.display());
+    for (var, file) in [
+        ("BERTH_GUEST_WASM", "berth_guest.wasm"),
+        ("BERTH_FAULTY_GUEST_WASM", "berth_faulty_guest.wasm"),
+    ] {
+        let wasm = target_dir.join("wasm32-wasip2/release").join(file);
+        assert!(
+            wasm.exists(),
+            "guest component missing at {}",
+            wasm.display()
+        );
+        println!("cargo:rustc-env={var}={}", wasm.display());
+    }
 }

@@ -30,7 +30,7 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
         None => runtime::EMBEDDED_GUEST.to_vec(),
     };
     let root = &config.storage.root;
-    let guest = runtime::GuestRuntime::new(&wasm, &root.join(".cache"), backends)?;
+    let guest = runtime::GuestRuntime::new(&wasm, &root.join(".cache"), backends, &config.limits)?;
     let addr = config.server.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

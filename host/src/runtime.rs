@@ -1,16 +1,23 @@
 //! The wasm side of the host: one engine, the guest compiled once (and cached
 //! on disk), one `InstancePre`, and a fresh `Store` per request.
+//!
+//! Each request's guest runs sandboxed: its linear memory is capped and it
+//! gets a fuel budget (roughly, wasm instructions). A guest that traps, runs
+//! out of fuel or out of memory costs only its own request, which gets a
+//! `500` with the distribution spec's error body.
 
 use crate::bindings::berth::registry::{blobs, metadata, types};
+use crate::config::LimitsConfig;
 use crate::state::RequestState;
 use crate::storage_imports::{Backends, StorageImports};
 use anyhow::Context as _;
+use http_body_util::BodyExt as _;
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// The registry guest built by `build.rs`.
@@ -18,10 +25,119 @@ pub static EMBEDDED_GUEST: &[u8] = include_bytes!(env!("BERTH_GUEST_WASM"));
 
 /// Instances alive at once; each is one in-flight request.
 const MAX_INSTANCES: u32 = 1000;
-/// Linear memory cap per guest instance.
-const MAX_GUEST_MEMORY: usize = 128 << 20;
 /// Memory a returned instance slot keeps mapped for the next request.
 const KEEP_RESIDENT: usize = 4 << 20;
+/// Fuel a guest burns between two yields to tokio (about a millisecond of
+/// wasm): a spinning guest gives its worker thread back this often, while an
+/// ordinary request (tens of thousands of fuel) never yields at all.
+const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
+
+/// What one guest instance may use.
+#[derive(Debug, Clone, Copy)]
+struct GuestLimits {
+    /// Linear memory cap, in bytes.
+    memory: usize,
+    /// Fuel per request.
+    fuel: u64,
+}
+
+/// `[limits]` values the sandbox cannot work with.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitsError {
+    #[error("limits.guest_memory_mib = {0} is not a usable memory cap (1 MiB up to 4 GiB)")]
+    Memory(u64),
+    #[error("limits.guest_fuel = 0 would stop every request before it starts")]
+    NoFuel,
+}
+
+impl GuestLimits {
+    fn from_config(config: &LimitsConfig) -> Result<Self, LimitsError> {
+        // wasm32 memories end at 4 GiB.
+        let mib = config.guest_memory_mib;
+        if !(1..=4096).contains(&mib) {
+            return Err(LimitsError::Memory(mib));
+        }
+        let memory = usize::try_from(mib << 20).map_err(|_| LimitsError::Memory(mib))?;
+        if config.guest_fuel == 0 {
+            return Err(LimitsError::NoFuel);
+        }
+        Ok(Self {
+            memory,
+            fuel: config.guest_fuel,
+        })
+    }
+}
+
+/// Why a guest produced no response. The request gets a `500` whose
+/// message says which; the other requests are not affected.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestFailure {
+    #[error("the registry guest exceeded its time budget ({fuel} fuel)")]
+    OutOfFuel { fuel: u64 },
+    #[error("the registry guest ran out of memory (cap {mib} MiB)")]
+    OutOfMemory { mib: usize },
+    #[error("the registry guest trapped: {0}")]
+    Trapped(Trap),
+    #[error("the registry guest failed: {0:#}")]
+    Failed(wasmtime::Error),
+    #[error("the registry guest answered with error code {0:?}")]
+    ErrorCode(ErrorCode),
+    #[error("the registry guest returned without a response")]
+    NoResponse,
+    #[error("the registry guest's task failed: {0}")]
+    Task(tokio::task::JoinError),
+}
+
+impl GuestFailure {
+    /// Names what stopped the guest, from the error its call returned.
+    fn classify(error: wasmtime::Error, memory_cap_hit: bool, limits: GuestLimits) -> Self {
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => Self::OutOfFuel { fuel: limits.fuel },
+            // Rust guests abort (an `unreachable` trap) when an allocation
+            // fails, so a refused `memory.grow` explains whatever follows.
+            _ if memory_cap_hit => Self::OutOfMemory {
+                mib: limits.memory >> 20,
+            },
+            Some(trap) => Self::Trapped(*trap),
+            None => Self::Failed(error),
+        }
+    }
+
+    /// What the client is told: the kind of failure, without internals.
+    fn client_message(&self) -> &'static str {
+        match self {
+            Self::OutOfFuel { .. } => "the registry guest exceeded its time budget",
+            Self::OutOfMemory { .. } => "the registry guest ran out of memory",
+            Self::Trapped(_) => "the registry guest trapped",
+            Self::Failed(_) | Self::ErrorCode(_) | Self::NoResponse | Self::Task(_) => {
+                "the registry guest failed"
+            }
+        }
+    }
+
+    /// A `500` with the spec's error body.
+    fn response(&self) -> hyper::Response<HyperOutgoingBody> {
+        let body = serde_json::json!({
+            "errors": [{"code": "UNKNOWN", "message": self.client_message(), "detail": null}]
+        })
+        .to_string();
+        let body = http_body_util::Full::new(bytes::Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let mut resp = hyper::Response::new(body);
+        *resp.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        let headers = resp.headers_mut();
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            "docker-distribution-api-version",
+            hyper::header::HeaderValue::from_static("registry/2.0"),
+        );
+        resp
+    }
+}
 
 /// A loaded guest, ready to serve requests.
 #[derive(Clone)]
@@ -29,12 +145,20 @@ pub struct GuestRuntime {
     engine: Engine,
     pre: ProxyPre<RequestState>,
     backends: Backends,
+    limits: GuestLimits,
 }
 
 impl GuestRuntime {
-    /// Compiles (or loads from `cache_dir`) the guest and links it.
-    pub fn new(wasm: &[u8], cache_dir: &Path, backends: Backends) -> anyhow::Result<Self> {
-        let engine = Engine::new(&engine_config())?;
+    /// Compiles (or loads from `cache_dir`) the guest and links it; every
+    /// instance gets the memory cap and fuel budget of `limits`.
+    pub fn new(
+        wasm: &[u8],
+        cache_dir: &Path,
+        backends: Backends,
+        limits: &LimitsConfig,
+    ) -> anyhow::Result<Self> {
+        let limits = GuestLimits::from_config(limits)?;
+        let engine = Engine::new(&engine_config(limits))?;
         let component = load_component(&engine, wasm, cache_dir)?;
         let mut linker = Linker::<RequestState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -47,6 +171,7 @@ impl GuestRuntime {
             engine,
             pre,
             backends,
+            limits,
         })
     }
 
@@ -57,7 +182,9 @@ impl GuestRuntime {
 
     /// Runs one HTTP request through a fresh guest instance. The response
     /// comes back as soon as the guest sets it; the body keeps streaming from
-    /// a task that owns the instance.
+    /// a task that owns the instance. A guest that fails before answering
+    /// yields a `500` with the spec's error body (not an `Err`); `Err` is
+    /// left for the host failing to set the request up.
     pub async fn handle<B>(
         &self,
         req: hyper::Request<B>,
@@ -66,7 +193,14 @@ impl GuestRuntime {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let mut store = Store::new(&self.engine, RequestState::new(self.backends.clone()));
+        let limits = self.limits;
+        let mut store = Store::new(
+            &self.engine,
+            RequestState::new(self.backends.clone(), limits.memory),
+        );
+        store.limiter(|state| state.limiter());
+        store.set_fuel(limits.fuel)?;
+        store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = wasmtime_wasi_http::WasiHttpView::http(store.data_mut())
             .new_incoming_request(Scheme::Http, req)?;
@@ -74,34 +208,58 @@ impl GuestRuntime {
             .new_response_outparam(sender)?;
         let pre = self.pre.clone();
         let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
-        });
-        match receiver.await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(code)) => Err(anyhow::anyhow!("guest answered with error code {code:?}")),
-            Err(_) => {
-                let err = match task.await {
-                    Ok(Ok(())) => anyhow::anyhow!("guest returned without a response"),
-                    Ok(Err(e)) => anyhow::anyhow!("guest failed: {e:?}"),
-                    Err(e) => anyhow::anyhow!("guest task failed: {e}"),
-                };
-                Err(err)
+            let result = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
             }
-        }
+            .await;
+            let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+            tracing::debug!(fuel_used, "guest finished");
+            result.map_err(|error| {
+                let detail = format!("{error:?}");
+                let failure = GuestFailure::classify(error, store.data().memory_cap_hit(), limits);
+                // Logged here, not by the caller: after the response has
+                // been sent, a failure can only cut the body short.
+                tracing::error!(error = %failure, %detail, fuel_used, "guest request failed");
+                failure
+            })
+        });
+        let failure = match receiver.await {
+            Ok(Ok(resp)) => return Ok(resp),
+            Ok(Err(code)) => {
+                let failure = GuestFailure::ErrorCode(code);
+                tracing::error!(error = %failure, "guest request failed");
+                failure
+            }
+            Err(_) => match task.await {
+                Ok(Ok(())) => {
+                    let failure = GuestFailure::NoResponse;
+                    tracing::error!(error = %failure, "guest request failed");
+                    failure
+                }
+                // Logged by the task.
+                Ok(Err(failure)) => failure,
+                Err(e) => {
+                    let failure = GuestFailure::Task(e);
+                    tracing::error!(error = %failure, "guest request failed");
+                    failure
+                }
+            },
+        };
+        Ok(failure.response())
     }
 }
 
-fn engine_config() -> Config {
+fn engine_config(limits: GuestLimits) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(MAX_INSTANCES)
         .total_core_instances(4 * MAX_INSTANCES)
         .total_memories(2 * MAX_INSTANCES)
         .total_tables(4 * MAX_INSTANCES)
-        .max_memory_size(MAX_GUEST_MEMORY)
+        .max_memory_size(limits.memory)
         // Returning a slot with madvise costs page faults on the next request
         // and TLB shootdowns on every core; resetting the few pages a request
         // dirtied (found with PAGEMAP_SCAN where the kernel has it) is cheaper.
@@ -111,6 +269,10 @@ fn engine_config() -> Config {
         .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // The time budget. Fuel is deterministic (the same request costs the
+    // same on a busy machine) and needs no ticker thread; the price is a
+    // counter update per basic block, measured in docs/ARCHITECTURE.md.
+    config.consume_fuel(true);
     config
 }
 

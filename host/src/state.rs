@@ -1,5 +1,6 @@
 //! What one request's wasm `Store` holds: WASI context, wasi-http context, the
-//! resource table they share, and the server's storage backends.
+//! resource table they share, the server's storage backends, and the limiter
+//! that caps the guest's memory.
 
 use crate::storage_imports::{Backends, StorageCtx};
 use wasmtime::component::ResourceTable;
@@ -16,6 +17,40 @@ pub struct RequestState {
     hooks: GuestHttpHooks,
     table: ResourceTable,
     backends: Backends,
+    limiter: MemoryLimiter,
+}
+
+/// Caps the guest's linear memory and remembers whether it hit the cap, so
+/// a trap that follows (Rust aborts when an allocation fails) can be
+/// reported as running out of memory.
+pub struct MemoryLimiter {
+    cap: usize,
+    hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Refusing makes `memory.grow` return -1, as the spec allows; the
+        // guest's allocator sees an ordinary allocation failure.
+        let allowed = desired <= self.cap;
+        self.hit |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // The pooling allocator's per-table maximum bounds tables.
+        Ok(true)
+    }
 }
 
 /// wasi-http policy for the guest: it serves requests and never makes any.
@@ -47,7 +82,9 @@ type OutgoingResult = Result<
 >;
 
 impl RequestState {
-    pub fn new(backends: Backends) -> Self {
+    /// State for one request whose guest may use at most `memory_cap` bytes
+    /// of linear memory.
+    pub fn new(backends: Backends, memory_cap: usize) -> Self {
         // No preopens, no environment, no network: the guest reaches the world
         // only through wasi:http and our storage imports. stderr is kept for
         // the guest's diagnostics.
@@ -58,7 +95,21 @@ impl RequestState {
             hooks: GuestHttpHooks,
             table: ResourceTable::new(),
             backends,
+            limiter: MemoryLimiter {
+                cap: memory_cap,
+                hit: false,
+            },
         }
+    }
+
+    /// For `Store::limiter`.
+    pub fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+
+    /// Whether the guest asked for more memory than its cap.
+    pub fn memory_cap_hit(&self) -> bool {
+        self.limiter.hit
     }
 }
 

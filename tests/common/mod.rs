@@ -12,6 +12,8 @@ pub struct Berth {
     pub addr: String,
     pub root: PathBuf,
     env: Vec<(String, String)>,
+    /// Extra `berth serve` arguments, kept for restarts.
+    args: Vec<String>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -39,11 +41,40 @@ impl Berth {
             addr,
             root: root.to_path_buf(),
             env,
+            args: Vec::new(),
             child: None,
             _tmp: None,
         };
         berth.spawn();
         berth
+    }
+
+    /// Starts a server on a fresh temporary root with extra environment
+    /// and extra `berth serve` arguments (e.g. `--guest FILE`).
+    pub fn start_args(env: Vec<(String, String)>, args: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut berth = Self {
+            addr: format!("127.0.0.1:{}", free_port()),
+            root: tmp.path().join("data"),
+            env,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child: None,
+            _tmp: Some(tmp),
+        };
+        berth.spawn();
+        berth
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the server process is still alive (not exited, not reaped).
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Starts a server configured by `env` on a fresh temporary root.
@@ -58,6 +89,7 @@ impl Berth {
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(["serve", "--addr", &self.addr, "--root"])
             .arg(&self.root)
+            .args(&self.args)
             .env("RUST_LOG", "warn")
             // Some environments point this at a CA file, which plain-HTTP
             // S3 clients then trip over; the tests' S3 server is plain HTTP.
