@@ -192,8 +192,15 @@ fn append_body(req: &Request, upload: &Upload) -> Result<u64, ApiError> {
     let sink = upload
         .sink()
         .map_err(|e| ApiError::upload("upload sink", e))?;
-    let moved = http::splice_all(&sink, body.stream())
-        .map_err(|e| ApiError::internal("upload append", e))?;
+    let moved = http::splice_all(&sink, body.stream()).map_err(|e| {
+        // The store still takes writes, so it was the request body that
+        // failed: the client sent less than it declared, or went away.
+        if sink.check_write().is_ok() {
+            ApiError::SizeInvalid("the request body ended before its declared length".into())
+        } else {
+            ApiError::internal("upload append", e)
+        }
+    })?;
     sink.blocking_flush()
         .map_err(|e| ApiError::internal("upload flush", format!("{e:?}")))?;
     drop(sink);
