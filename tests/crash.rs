@@ -249,6 +249,8 @@ struct Outcome {
     attempted: Vec<(String, String, u64)>,
     /// The phase whose request failed, and what it was part of.
     interrupted: Option<(Phase, Option<Pending>)>,
+    /// Per phase: total time and number of the requests that completed.
+    timing: [(Duration, u32); Phase::COUNT],
 }
 
 struct Pusher {
@@ -288,19 +290,24 @@ impl Pusher {
         }
     }
 
-    fn send(&self, phase: Phase, request: RequestBuilder) -> Result<Response, Stop> {
+    fn send(&mut self, phase: Phase, request: RequestBuilder) -> Result<Response, Stop> {
         self.tracker.update(|p| {
             p.in_flight = Some(phase);
             p.entered[phase as usize] += 1;
         });
+        let started = Instant::now();
         let response = request.send();
         self.tracker.update(|p| p.in_flight = None);
-        response.map_err(|_| Stop::Killed(phase))
+        let response = response.map_err(|_| Stop::Killed(phase))?;
+        let (total, n) = &mut self.outcome.timing[phase as usize];
+        *total += started.elapsed();
+        *n += 1;
+        Ok(response)
     }
 
     /// Sends and insists on `status`; returns the absolute `Location`, if any.
     fn expect(
-        &self,
+        &mut self,
         phase: Phase,
         request: RequestBuilder,
         status: u16,
@@ -468,7 +475,7 @@ impl Pusher {
         Ok(())
     }
 
-    fn start_upload(&self, uploads: &str) -> Result<String, Stop> {
+    fn start_upload(&mut self, uploads: &str) -> Result<String, Stop> {
         self.expect(Phase::Post, self.http.post(uploads), 202, "POST")?
             .ok_or_else(|| Stop::Unexpected("POST without Location".into()))
     }
@@ -637,26 +644,47 @@ fn count(steps: &[Step], phase: Phase) -> u32 {
     n
 }
 
-fn pick_target(rng: &mut Rng, round: u64, steps: &[Step]) -> Target {
+/// Aims this round's kill: at the n-th request of the round's target phase,
+/// after a delay spread over 0 to 1.5 times how long such a request has
+/// taken so far (`typical`), so kills land before, inside and just after the
+/// server's work however fast or loaded the machine is.
+fn pick_target(rng: &mut Rng, round: u64, steps: &[Step], typical: &Timing) -> Target {
     let aim = TARGETS[round as usize % TARGETS.len()];
     if let Some(phase) = aim {
         let n = count(steps, phase);
         if n > 0 {
-            let delay_us = match phase {
-                // A throttled chunk takes ~16-32 ms on the wire.
-                Phase::Patch => rng.range(0, 30_000),
-                // Request, fsync, rename, link: a few ms.
-                Phase::Commit => rng.range(0, 5_000),
-                _ => rng.range(0, 3_000),
-            };
+            let permille = rng.range(0, 1500) as u32;
             return Target::Nth(
                 phase,
                 rng.range(1, u64::from(n)) as u32,
-                Duration::from_micros(delay_us),
+                typical.of(phase) * permille / 1000,
             );
         }
     }
     Target::Clock(Duration::from_millis(rng.range(0, 700)))
+}
+
+/// How long each kind of request takes, over all rounds so far.
+#[derive(Default)]
+struct Timing([(Duration, u32); Phase::COUNT]);
+
+impl Timing {
+    fn add(&mut self, more: &[(Duration, u32); Phase::COUNT]) {
+        for (mine, (total, n)) in self.0.iter_mut().zip(more) {
+            mine.0 += *total;
+            mine.1 += n;
+        }
+    }
+
+    fn of(&self, phase: Phase) -> Duration {
+        match self.0[phase as usize] {
+            (total, n) if n > 0 => total / n,
+            // Before any measurement: a throttled chunk is ~16-32 ms on the
+            // wire, a commit or manifest PUT a few ms.
+            _ if phase == Phase::Patch => Duration::from_millis(30),
+            _ => Duration::from_millis(5),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -804,6 +832,28 @@ impl Checker<'_> {
         }
         for (digest, size) in &image.blobs {
             self.blob_intact(&image.repo, digest, *size, full);
+        }
+    }
+
+    /// A fresh monolithic upload of a blob the kill interrupted.
+    fn upload_again(&mut self, repo: &str, digest: &str, data: &[u8]) {
+        let url = format!("{}/v2/{repo}/blobs/uploads/?digest={digest}", self.base);
+        match self
+            .http
+            .post(url)
+            .header("content-type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+        {
+            Ok(r) if r.status() == 201 => self.blob_intact(repo, digest, data.len() as u64, true),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let body = r.text().unwrap_or_default();
+                self.fail(format!(
+                    "{repo}: uploading {digest} again: {status}: {body}"
+                ));
+            }
+            Err(e) => self.fail(format!("{repo}: uploading {digest} again: {e}")),
         }
     }
 
@@ -999,7 +1049,7 @@ impl Checker<'_> {
 /// model learns whatever landed. Returns a note for the round line.
 fn settle(checker: &mut Checker, model: &mut Model, pending: Option<Pending>) -> String {
     match pending {
-        None => String::new(),
+        None => "nothing pending".into(),
         Some(Pending::Blob {
             repo,
             digest,
@@ -1008,17 +1058,18 @@ fn settle(checker: &mut Checker, model: &mut Model, pending: Option<Pending>) ->
         }) => {
             let size = data.len() as u64;
             let present = checker.blob_absent_or_intact(&repo, &digest, size);
-            match location {
-                Some(location) if !present => {
-                    if checker.resume(&repo, &digest, &data, &location) {
-                        "blob absent, upload resumed".into()
-                    } else {
-                        "blob absent, upload gone".into()
-                    }
-                }
-                _ if present => "blob committed".into(),
-                _ => "blob absent".into(),
+            if present {
+                return "blob committed".into();
             }
+            if let Some(location) = location
+                && checker.resume(&repo, &digest, &data, &location)
+            {
+                return "blob absent, upload resumed".into();
+            }
+            // What a client does next: upload it again. The bytes may already
+            // be under blobs/ (committed, not yet linked, when the kill came).
+            checker.upload_again(&repo, &digest, &data);
+            "blob absent, uploaded again".into()
         }
         Some(Pending::Manifest(image)) => {
             let by_tag = checker.manifest(&image.repo, &image.tag);
@@ -1077,7 +1128,17 @@ struct Totals {
     kills: BTreeMap<&'static str, u64>,
     images: u64,
     landed: u64,
-    resumed: u64,
+    /// How what the kill interrupted turned out, and how often.
+    settled: BTreeMap<String, u64>,
+    timing: Timing,
+}
+
+fn tally<K: std::fmt::Display>(counts: &BTreeMap<K, u64>) -> String {
+    counts
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -1107,7 +1168,7 @@ fn sigkill_during_pushes_leaves_nothing_partial_and_loses_nothing_acknowledged()
     for round in 0..rounds {
         let mut rng = Rng::new(seed ^ round.wrapping_mul(0xa076_1d64_78bd_642f));
         let steps = plan_round(&mut rng, seed, round, &model);
-        let target = pick_target(&mut rng, round, &steps);
+        let target = pick_target(&mut rng, round, &steps, &totals.timing);
         let tracker = Arc::new(Tracker::default());
         let pusher = Pusher {
             http: Client::new(),
@@ -1162,12 +1223,11 @@ fn sigkill_during_pushes_leaves_nothing_partial_and_loses_nothing_acknowledged()
             model.move_tag(repo, digest);
         }
         let landed_before = model.images.len();
+        totals.timing.add(&outcome.timing);
         let pending = outcome.interrupted.and_then(|(_, p)| p);
         let note = settle(&mut checker, &mut model, pending);
         totals.landed += (model.images.len() - landed_before) as u64;
-        if note.contains("resumed") {
-            totals.resumed += 1;
-        }
+        *totals.settled.entry(note.clone()).or_default() += 1;
         // Every blob an upload started for: absent, or whole.
         for (repo, digest, size) in &outcome.attempted {
             checker.blob_absent_or_intact(repo, digest, *size);
@@ -1193,15 +1253,11 @@ fn sigkill_during_pushes_leaves_nothing_partial_and_loses_nothing_acknowledged()
         checker.fsck();
         totals.images = model.images.len() as u64;
         eprintln!(
-            "crash round {round}: target {target:?}{}, killed during {class}; {} acked, {} moves, {}; {} images in store ({:.1}s)",
+            "crash round {round}: target {target:?}{}, kill: {class}; {} acked, {} moves, {}; {} images in store ({:.1}s)",
             if reached { "" } else { " (not reached)" },
             outcome.acked.len(),
             outcome.moves.len(),
-            if note.is_empty() {
-                "nothing pending"
-            } else {
-                &note
-            },
+            note,
             model.images.len(),
             started.elapsed().as_secs_f64(),
         );
@@ -1236,16 +1292,11 @@ fn sigkill_during_pushes_leaves_nothing_partial_and_loses_nothing_acknowledged()
     );
     berth.stop();
     eprintln!(
-        "crash: {rounds} rounds in {:.1}s; kills: {}; {} images verified ({} landed despite the kill), {} interrupted uploads resumed",
+        "crash: {rounds} rounds in {:.1}s; kills by request: {}; what the kill interrupted: {}; {} images verified ({} landed despite the kill)",
         started.elapsed().as_secs_f64(),
-        totals
-            .kills
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        tally(&totals.kills),
+        tally(&totals.settled),
         totals.images,
         totals.landed,
-        totals.resumed,
     );
 }
