@@ -2,7 +2,11 @@
 //! `cargo build`, `cargo run` and `cargo test` of the host need no manual step.
 //! The same cargo run builds the deliberately faulty guest the sandbox tests
 //! serve with `--guest` (`BERTH_FAULTY_GUEST_WASM`); it is a few lines on the
-//! registry guest's dependencies, so it adds about a second.
+//! registry guest's dependencies, so it adds about a second. It also builds
+//! the admission policy plugins (`wit/policy`): the two the binary embeds
+//! (`BERTH_PLUGIN_IMMUTABLE_TAGS_WASM`, `BERTH_PLUGIN_REQUIRED_ANNOTATIONS_WASM`)
+//! and the misbehaving one the plugin sandbox tests load
+//! (`BERTH_LOOP_PLUGIN_WASM`), a few more seconds.
 
 use std::env;
 use std::path::PathBuf;
@@ -24,7 +28,10 @@ fn main() {
         "guest/src",
         "guest/Cargo.toml",
         "tests/faulty-guest",
+        "guest/plugins",
+        "tests/loop-plugin",
         "wit",
+        "wit/policy",
         "Cargo.lock",
     ] {
         println!(
@@ -43,6 +50,12 @@ fn main() {
             "berth-guest",
             "--package",
             "berth-faulty-guest",
+            "--package",
+            "berth-plugin-immutable-tags",
+            "--package",
+            "berth-plugin-required-annotations",
+            "--package",
+            "berth-loop-plugin",
             "--target",
             "wasm32-wasip2",
         ])
@@ -60,6 +73,15 @@ fn main() {
     for (var, file) in [
         ("BERTH_GUEST_WASM", "berth_guest.wasm"),
         ("BERTH_FAULTY_GUEST_WASM", "berth_faulty_guest.wasm"),
+        (
+            "BERTH_PLUGIN_IMMUTABLE_TAGS_WASM",
+            "berth_plugin_immutable_tags.wasm",
+        ),
+        (
+            "BERTH_PLUGIN_REQUIRED_ANNOTATIONS_WASM",
+            "berth_plugin_required_annotations.wasm",
+        ),
+        ("BERTH_LOOP_PLUGIN_WASM", "berth_loop_plugin.wasm"),
     ] {
         let wasm = target_dir.join("wasm32-wasip2/release").join(file);
         assert!(
