@@ -60,6 +60,10 @@ pub enum ApiError {
     NotFound,
     /// 405 UNSUPPORTED with an `Allow` header.
     MethodNotAllowed { allow: &'static str },
+    /// 403 DENIED: an admission policy refused the change. Carries the
+    /// policy's message, which becomes the error's `message` (what docker
+    /// prints after "denied:").
+    Denied(String),
     /// 500 UNKNOWN: storage or I/O failure. The detail goes to stderr only.
     Internal,
 }
@@ -117,6 +121,7 @@ impl ApiError {
             RangeNotSatisfiable { .. } => d(416, "UNSUPPORTED", "requested range not satisfiable"),
             NotFound => d(404, "UNSUPPORTED", "no such endpoint"),
             MethodNotAllowed { .. } => d(405, "UNSUPPORTED", "the operation is unsupported"),
+            Denied(_) => d(403, "DENIED", "requested access to the resource is denied"),
             Internal => d(500, "UNKNOWN", "internal server error"),
         }
     }
@@ -165,10 +170,14 @@ impl ApiError {
             errors: [Entry<'a>; 1],
         }
         let d = self.descriptor();
+        let message = match self {
+            ApiError::Denied(why) => why.as_str(),
+            _ => d.message,
+        };
         let body = Errors {
             errors: [Entry {
                 code: d.code,
-                message: d.message,
+                message,
                 detail: self.detail(),
             }],
         };
@@ -240,6 +249,10 @@ mod tests {
         assert!(v["errors"][0]["message"].is_string());
         let v: serde_json::Value = serde_json::from_slice(&ApiError::NameUnknown.body()).unwrap();
         assert_eq!(v["errors"][0].get("detail"), Some(&serde_json::Value::Null));
+        let v: serde_json::Value =
+            serde_json::from_slice(&ApiError::Denied("tag v1 is immutable".into()).body()).unwrap();
+        assert_eq!(v["errors"][0]["code"], "DENIED");
+        assert_eq!(v["errors"][0]["message"], "tag v1 is immutable");
     }
 
     #[test]
@@ -282,6 +295,7 @@ mod tests {
             ApiError::RangeNotSatisfiable { size: 1 },
             ApiError::NotFound,
             ApiError::MethodNotAllowed { allow: "GET" },
+            ApiError::Denied(String::new()),
         ];
         for e in all {
             let d = e.descriptor();

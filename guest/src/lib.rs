@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod range;
 pub mod route;
 
+mod admission;
 mod blobs;
 mod listing;
 mod manifests;
@@ -42,7 +43,7 @@ mod bindings {
 /// The storage imports, under one name so handler modules (`blobs.rs`) and
 /// storage interfaces (`storage::blobs`) never collide.
 pub(crate) mod storage {
-    pub use crate::bindings::berth::registry::{blobs, metadata, types};
+    pub use crate::bindings::berth::registry::{admission, blobs, metadata, types};
 }
 
 use error::ApiError;

@@ -94,6 +94,16 @@ pub fn put(
         }
     }
 
+    crate::admission::check_put(
+        &crate::admission::Put {
+            repository: name,
+            digest: digest.as_str(),
+            media_type: parsed.media_type,
+            annotations: parsed.annotations.as_deref(),
+        },
+        &tags,
+    )?;
+
     store_bytes(&digest, &bytes)?;
     let info = ManifestInfo {
         digest: digest.to_string(),
@@ -129,6 +139,7 @@ pub fn put(
 
 /// `DELETE`: by digest removes the manifest and its tags; by tag only the tag.
 pub fn delete(name: &str, reference: &Reference) -> Result<Response, ApiError> {
+    crate::admission::check_delete(name, reference)?;
     let deleted = match reference {
         Reference::Digest(d) => metadata::delete_manifest(name, d.as_str())?,
         Reference::Tag(t) => metadata::delete_tag(name, t)?,

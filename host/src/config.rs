@@ -10,10 +10,12 @@ mod auth;
 mod duration;
 mod env;
 mod errors;
+mod plugins;
 
 pub use auth::{AccessRule, Action, AuthConfig, AuthMode, LimitsConfig, TlsConfig, TokenConfig};
 pub use duration::Span;
 pub use errors::ConfigError;
+pub use plugins::{OnFailure, PluginConfig, SettingValue};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -30,6 +32,9 @@ pub struct Config {
     pub gc: GcConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    /// Admission policy plugins, called in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -11,6 +11,7 @@ pub mod fsck;
 pub mod gc;
 pub mod limits;
 pub mod listener;
+pub mod plugins;
 pub mod runtime;
 pub mod server;
 pub mod state;
@@ -30,7 +31,9 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
         None => runtime::EMBEDDED_GUEST.to_vec(),
     };
     let root = &config.storage.root;
-    let guest = runtime::GuestRuntime::new(&wasm, &root.join(".cache"), backends, &config.limits)?;
+    let plugins = plugins::Plugins::load(&config.plugins)?;
+    let guest = runtime::GuestRuntime::new(&wasm, &root.join(".cache"), backends, &config.limits)?
+        .with_plugins(plugins);
     let addr = config.server.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

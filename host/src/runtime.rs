@@ -6,14 +6,18 @@
 //! out of fuel or out of memory costs only its own request, which gets a
 //! `500` with the distribution spec's error body.
 
-use crate::bindings::berth::registry::{blobs, metadata, types};
+use crate::auth::Identity;
+use crate::bindings::berth::registry::{admission, blobs, metadata, types};
 use crate::config::LimitsConfig;
+use crate::plugins::Plugins;
 use crate::state::RequestState;
+use crate::storage_imports::Admission;
 use crate::storage_imports::{Backends, StorageImports};
 use anyhow::Context as _;
 use http_body_util::BodyExt as _;
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -146,6 +150,7 @@ pub struct GuestRuntime {
     pre: ProxyPre<RequestState>,
     backends: Backends,
     limits: GuestLimits,
+    plugins: Option<Arc<Plugins>>,
 }
 
 impl GuestRuntime {
@@ -166,13 +171,21 @@ impl GuestRuntime {
         types::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
         blobs::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
         metadata::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
+        admission::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Self {
             engine,
             pre,
             backends,
             limits,
+            plugins: None,
         })
+    }
+
+    /// Asks these admission plugins before manifests and tags change.
+    pub fn with_plugins(mut self, plugins: Option<Plugins>) -> Self {
+        self.plugins = plugins.map(Arc::new);
+        self
     }
 
     /// The storage every request works on.
@@ -194,10 +207,16 @@ impl GuestRuntime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let limits = self.limits;
-        let mut store = Store::new(
-            &self.engine,
-            RequestState::new(self.backends.clone(), limits.memory),
-        );
+        let caller = match req.extensions().get::<Identity>() {
+            Some(Identity::User(name)) => Some(name.clone()),
+            _ => None,
+        };
+        let mut state = RequestState::new(self.backends.clone(), limits.memory);
+        state.admission = Admission {
+            plugins: self.plugins.clone(),
+            caller,
+        };
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.limiter());
         store.set_fuel(limits.fuel)?;
         store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;

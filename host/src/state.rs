@@ -2,7 +2,7 @@
 //! resource table they share, the server's storage backends, and the limiter
 //! that caps the guest's memory.
 
-use crate::storage_imports::{Backends, StorageCtx};
+use crate::storage_imports::{Admission, Backends, StorageCtx};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
@@ -18,6 +18,8 @@ pub struct RequestState {
     table: ResourceTable,
     backends: Backends,
     limiter: MemoryLimiter,
+    /// Who is asking and which plugins decide, for the admission import.
+    pub admission: Admission,
 }
 
 /// Caps the guest's linear memory and remembers whether it hit the cap, so
@@ -99,6 +101,7 @@ impl RequestState {
                 cap: memory_cap,
                 hit: false,
             },
+            admission: Admission::default(),
         }
     }
 
@@ -138,6 +141,7 @@ impl RequestState {
         StorageCtx {
             backends: &self.backends,
             table: &mut self.table,
+            admission: &self.admission,
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The host side of the guest's storage imports (`berth:registry/blobs`,
 //! `berth:registry/metadata`), backed by `berth_storage` traits.
 
+mod admission;
 mod blobs;
 mod metadata;
 mod streams;
 
+pub use admission::Admission;
 pub use streams::{BlobSource, UploadSink};
 
 use crate::bindings::WitStorageError;
@@ -29,6 +31,7 @@ pub struct UploadSession {
 pub struct StorageCtx<'a> {
     pub backends: &'a Backends,
     pub table: &'a mut ResourceTable,
+    pub admission: &'a Admission,
 }
 
 /// Marker for `add_to_linker`: the imports' data is a `StorageCtx`.

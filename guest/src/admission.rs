@@ -1,0 +1,69 @@
+//! Asks the host's admission policy before a manifest or tag changes. The
+//! host adds who is asking and runs its policy plugins; a refusal reaches
+//! the client as 403 DENIED with the policy's message.
+
+use crate::error::ApiError;
+use crate::route::Reference;
+use crate::storage::admission::{self, Change, Operation};
+use crate::storage::metadata;
+use std::collections::BTreeMap;
+
+/// What a manifest PUT is about to store.
+pub struct Put<'a> {
+    pub repository: &'a str,
+    pub digest: &'a str,
+    pub media_type: &'a str,
+    /// The manifest's `annotations` as JSON object text.
+    pub annotations: Option<&'a str>,
+}
+
+/// One question per tag the PUT sets (a tag may be moving), or one for the
+/// digest when it sets none.
+pub fn check_put(put: &Put<'_>, tags: &[&str]) -> Result<(), ApiError> {
+    let annotations: Vec<(String, String)> = put
+        .annotations
+        .and_then(|text| serde_json::from_str::<BTreeMap<String, String>>(text).ok())
+        .map(|map| map.into_iter().collect())
+        .unwrap_or_default();
+    let change = |reference: &str, previous: Option<String>| Change {
+        operation: Operation::PutManifest,
+        repository: put.repository.to_owned(),
+        reference: reference.to_owned(),
+        digest: Some(put.digest.to_owned()),
+        media_type: Some(put.media_type.to_owned()),
+        annotations: annotations.clone(),
+        previous,
+    };
+    if tags.is_empty() {
+        return ask(&change(put.digest, None));
+    }
+    for tag in tags {
+        let previous = metadata::resolve_tag(put.repository, tag)?;
+        ask(&change(tag, previous))?;
+    }
+    Ok(())
+}
+
+/// Before a DELETE of a manifest (by digest) or a tag.
+pub fn check_delete(repository: &str, reference: &Reference) -> Result<(), ApiError> {
+    let (reference, previous) = match reference {
+        Reference::Digest(d) => (d.as_str().to_owned(), None),
+        Reference::Tag(t) => (t.clone(), metadata::resolve_tag(repository, t)?),
+    };
+    ask(&Change {
+        operation: Operation::DeleteManifest,
+        repository: repository.to_owned(),
+        reference,
+        digest: previous.clone(),
+        media_type: None,
+        annotations: Vec::new(),
+        previous,
+    })
+}
+
+fn ask(change: &Change) -> Result<(), ApiError> {
+    match admission::check(change) {
+        None => Ok(()),
+        Some(message) => Err(ApiError::Denied(message)),
+    }
+}
