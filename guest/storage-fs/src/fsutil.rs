@@ -45,22 +45,22 @@ pub fn write_atomic(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
         file.write_all(bytes)?;
         file.sync_all()
     })();
-    if let Err(e) = written {
+    let published = written
+        .map_err(Into::into)
+        .and_then(|()| publish(&tmp, path));
+    if published.is_err() {
         let _ = fs::remove_file(&tmp);
-        return Err(e.into());
     }
-    publish(&tmp, path)
+    published
 }
 
 /// Renames the complete, synced file `from` to `to` and makes the new
-/// entry durable, creating `to`'s directory if needed.
+/// entry durable, creating `to`'s directory if needed. On failure `from`
+/// stays where it was (an upload session can then be committed again).
 pub fn publish(from: &Path, to: &Path) -> Result<()> {
     let parent = parent(to);
     create_dirs(parent)?;
-    if let Err(e) = fs::rename(from, to) {
-        let _ = fs::remove_file(from);
-        return Err(e.into());
-    }
+    fs::rename(from, to)?;
     sync_dir(parent)
 }
 
