@@ -32,6 +32,7 @@ fn main() {
         "tests/loop-plugin",
         "wit",
         "wit/policy",
+        "guest/storage-fs",
         "Cargo.lock",
     ] {
         println!(
@@ -56,6 +57,8 @@ fn main() {
             "berth-plugin-required-annotations",
             "--package",
             "berth-loop-plugin",
+            "--package",
+            "berth-storage-fs",
             "--target",
             "wasm32-wasip2",
         ])
@@ -91,4 +94,49 @@ fn main() {
         );
         println!("cargo:rustc-env={var}={}", wasm.display());
     }
+
+    let standalone = compose_standalone(&target_dir.join("wasm32-wasip2/release"));
+    println!(
+        "cargo:rustc-env=BERTH_STANDALONE_WASM={}",
+        standalone.display()
+    );
+}
+
+/// The registry guest with its storage imports (`berth:registry/blobs`,
+/// `metadata`, `admission`) satisfied by the wasi:filesystem storage
+/// component: one component that imports only `wasi:*` and exports
+/// `wasi:http/incoming-handler`, for `berth guest export --standalone`.
+fn compose_standalone(release: &std::path::Path) -> PathBuf {
+    use wac_graph::types::Package;
+    use wac_graph::{CompositionGraph, EncodeOptions};
+    let read = |file: &str| {
+        let path = release.join(file);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    };
+    let mut graph = CompositionGraph::new();
+    let guest = Package::from_bytes(
+        "berth:guest",
+        None,
+        read("berth_guest.wasm"),
+        graph.types_mut(),
+    )
+    .expect("the registry guest is a component");
+    let guest = graph.register_package(guest).expect("register the guest");
+    let storage = Package::from_bytes(
+        "berth:storage-fs",
+        None,
+        read("berth_storage_fs.wasm"),
+        graph.types_mut(),
+    )
+    .expect("the storage component is a component");
+    let storage = graph
+        .register_package(storage)
+        .expect("register the storage component");
+    wac_graph::plug(&mut graph, vec![storage], guest).expect("plugging storage into the guest");
+    let bytes = graph
+        .encode(EncodeOptions::default())
+        .expect("encoding the composed component");
+    let out = release.join("berth_standalone.wasm");
+    std::fs::write(&out, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+    out
 }

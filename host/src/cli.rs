@@ -26,6 +26,24 @@ pub enum Command {
     /// Inspect configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The registry guest component, for other Wasm runtimes.
+    #[command(subcommand)]
+    Guest(GuestCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GuestCommand {
+    /// Write the registry guest component to FILE. It imports Berth's
+    /// storage interfaces (wit/registry.wit); with --standalone, the guest
+    /// composed with a storage component on wasi:filesystem, which imports
+    /// only wasi:* and runs under e.g. `wasmtime serve` with a data
+    /// directory mounted at /data.
+    Export {
+        /// Write the composed, self-contained component instead.
+        #[arg(long)]
+        standalone: bool,
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

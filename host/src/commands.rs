@@ -79,3 +79,19 @@ pub async fn du(config: &Config, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `berth guest export [--standalone] FILE`: the guest the binary embeds,
+/// or the guest composed with the wasi:filesystem storage component.
+pub fn export_guest(file: &std::path::Path, standalone: bool) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let bytes = if standalone {
+        crate::runtime::STANDALONE_GUEST
+    } else {
+        crate::runtime::EMBEDDED_GUEST
+    };
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, file).with_context(|| format!("writing {}", file.display()))?;
+    println!("{}: {} bytes", file.display(), bytes.len());
+    Ok(())
+}

@@ -1,4 +1,4 @@
-use berth::cli::{Cli, Command, ConfigCommand};
+use berth::cli::{Cli, Command, ConfigCommand, GuestCommand};
 use berth::config::{Config, Overrides};
 use clap::Parser;
 
@@ -16,6 +16,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Gc(args) => berth::commands::gc(&args.resolve()?, args.dry_run).await,
         Command::Fsck(args) => berth::commands::fsck(&args.resolve()?, args.repair).await,
         Command::Du(args) => berth::commands::du(&args.resolve()?, args.json).await,
+        Command::Guest(GuestCommand::Export { standalone, file }) => {
+            berth::commands::export_guest(&file, standalone)
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::load(Some(&file), std::env::vars(), &Overrides::default())?;
             print!("{}", config.render());

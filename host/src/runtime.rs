@@ -27,6 +27,10 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 /// The registry guest built by `build.rs`.
 pub static EMBEDDED_GUEST: &[u8] = include_bytes!(env!("BERTH_GUEST_WASM"));
 
+/// The registry guest composed with the wasi:filesystem storage component
+/// (by `build.rs`): imports only `wasi:*`, for other runtimes.
+pub static STANDALONE_GUEST: &[u8] = include_bytes!(env!("BERTH_STANDALONE_WASM"));
+
 /// Instances alive at once; each is one in-flight request.
 const MAX_INSTANCES: u32 = 1000;
 /// Memory a returned instance slot keeps mapped for the next request.
