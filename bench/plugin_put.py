@@ -12,7 +12,13 @@ def request(method, path, body=b"", headers=None):
     conn.request(method, path, body=body, headers=headers or {})
     resp = conn.getresponse()
     data = resp.read()
+    location = resp.getheader("Location") or ""
+    if location.startswith("http"):
+        location = "/" + location.split("/", 3)[3]
+    last_location[0] = location
     return resp.status, data
+
+last_location = [""]
 
 manifests = []
 for seed in ("a", "b"):
@@ -20,6 +26,11 @@ for seed in ("a", "b"):
     digest = "sha256:" + hashlib.sha256(config).hexdigest()
     status, _ = request("POST", f"/v2/{repo}/blobs/uploads/?digest={digest}", config,
                         {"Content-Type": "application/octet-stream"})
+    if status == 202:  # registry:2 has no single-POST upload: finish with PUT
+        location = last_location[0]
+        sep = "&" if "?" in location else "?"
+        status, _ = request("PUT", f"{location}{sep}digest={digest}", config,
+                            {"Content-Type": "application/octet-stream"})
     assert status == 201, status
     manifests.append(json.dumps({
         "schemaVersion": 2,

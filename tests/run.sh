@@ -77,7 +77,17 @@ if [ ! -x "$seaweed_dir/bin/weed" ]; then
 fi
 export BERTH_TEST_WEED="$seaweed_dir/bin/weed"
 
+# wasmtime's own CLI, for serving the exported standalone guest with
+# `wasmtime serve` (tests/standalone.rs). Building it takes about 30 minutes
+# on a fresh 2-core machine, so only when the pinned version is missing.
+wasmtime_version=48.0.8
+if ! wasmtime --version 2>/dev/null | grep -q "^wasmtime $wasmtime_version"; then
+  echo "tests/run.sh: installing wasmtime-cli $wasmtime_version (slow: about 30 minutes)" >&2
+  cargo install --locked --quiet wasmtime-cli --version "$wasmtime_version"
+fi
+
 cargo --version
+wasmtime --version
 "$BERTH_TEST_WEED" version | head -1
 skopeo --version
 dockerd --version
