@@ -39,6 +39,38 @@ fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Durati
     (String::from_utf8_lossy(&said).into_owned(), start.elapsed())
 }
 
+/// Starts an upload session in `repo`; returns its path (no scheme, host).
+fn start_upload(http: &Client, berth: &Berth, repo: &str) -> String {
+    let resp = http
+        .post(format!("{}/v2/{repo}/blobs/uploads/", berth.url()))
+        .send()
+        .expect("POST");
+    assert_eq!(resp.status(), 202);
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .expect("location")
+        .to_string();
+    location
+        .strip_prefix(&berth.url())
+        .unwrap_or(&location)
+        .to_string()
+}
+
+/// A PATCH to `path` that declares 1 MiB and sends only `sent` bytes of
+/// `fill`, left open.
+fn unfinished_patch(berth: &Berth, path: &str, fill: u8, sent: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(&berth.addr).expect("connect");
+    write!(
+        stream,
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n"
+    )
+    .expect("send head");
+    stream.write_all(&vec![fill; sent]).expect("send some body");
+    stream
+}
+
 fn still_serving(berth: &Berth) {
     let resp = reqwest::blocking::get(format!("{}/v2/", berth.url())).expect("GET /v2/");
     assert_eq!(resp.status(), 200, "the server keeps serving");
@@ -101,28 +133,8 @@ fn slowloris_is_cut_off_at_the_header_deadline() {
 fn stalled_upload_body_is_cut_off_and_stores_nothing() {
     let berth = Berth::start_env(limits(&[("IDLE_TIMEOUT", "2s")]));
     let http = Client::new();
-    let resp = http
-        .post(format!("{}/v2/stall/blobs/uploads/", berth.url()))
-        .send()
-        .expect("POST");
-    assert_eq!(resp.status(), 202);
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .expect("location")
-        .to_string();
-    let path = location
-        .strip_prefix(&berth.url())
-        .unwrap_or(&location)
-        .to_string();
-    let mut stream = TcpStream::connect(&berth.addr).expect("connect");
-    write!(
-        stream,
-        "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n"
-    )
-    .expect("send head");
-    stream.write_all(&[7u8; 1000]).expect("send some body");
+    let path = start_upload(&http, &berth, "stall");
+    let mut stream = unfinished_patch(&berth, &path, 7, 1000);
     let (_, took) = read_until_closed(&mut stream, Duration::from_secs(30));
     assert!(
         took < Duration::from_secs(15),
@@ -162,38 +174,14 @@ fn too_many_uploads_from_one_client_get_429() {
         ("IDLE_TIMEOUT", "60s"),
     ]));
     let http = Client::new();
-    let start_upload = || {
-        let resp = http
-            .post(format!("{}/v2/busy/blobs/uploads/", berth.url()))
-            .send()
-            .expect("POST");
-        assert_eq!(resp.status(), 202);
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|l| l.to_str().ok())
-            .expect("location")
-            .to_string();
-        location
-            .strip_prefix(&berth.url())
-            .unwrap_or(&location)
-            .to_string()
-    };
     // Starting an upload (POST) counts too, so start them all first.
-    let paths: Vec<String> = (0..3).map(|_| start_upload()).collect();
+    let paths: Vec<String> = (0..3)
+        .map(|_| start_upload(&http, &berth, "busy"))
+        .collect();
     // Two uploads in flight: heads sent, bodies unfinished.
     let mut open: Vec<TcpStream> = paths[..2]
         .iter()
-        .map(|path| {
-            let mut s = TcpStream::connect(&berth.addr).expect("connect");
-            write!(
-                s,
-                "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n"
-            )
-            .expect("head");
-            s.write_all(&[1u8; 4096]).expect("some body");
-            s
-        })
+        .map(|path| unfinished_patch(&berth, path, 1, 4096))
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let third = &paths[2];
