@@ -2,9 +2,34 @@
 
 use super::{BlobSource, StorageCtx, UploadSession, UploadSink, WitResult, to_wit, wit};
 use crate::bindings::berth::registry::blobs::{Host, HostUpload};
-use berth_storage::Digest;
+use berth_storage::{Digest, MetadataStore, StorageError};
+use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
+
+/// How long a commit waits for garbage collection to finish with a digest it
+/// condemned. A collector deletes the bytes and drops the tombstone within
+/// milliseconds; only one that died mid-pass leaves it until the next pass.
+const TOMBSTONE_WAIT: Duration = Duration::from_secs(2);
+const TOMBSTONE_POLL: Duration = Duration::from_millis(10);
+
+/// Marks the digest in flight before its bytes (re)appear, so garbage
+/// collection cannot condemn it between commit and link. `protect_blob`
+/// conflicts only while a collector holds a tombstone on the digest: wait
+/// for it to be buried rather than fail a client that merely pushed a layer
+/// the collector was removing. Past the wait the commit is refused
+/// (`conflict`, 409) and the client retries.
+async fn protect(metadata: &dyn MetadataStore, digest: &str) -> Result<(), StorageError> {
+    let started = Instant::now();
+    loop {
+        match metadata.protect_blob(digest).await {
+            Err(StorageError::Conflict(_)) if started.elapsed() < TOMBSTONE_WAIT => {
+                tokio::time::sleep(TOMBSTONE_POLL).await;
+            }
+            result => return result,
+        }
+    }
+}
 
 fn parse_digest(digest: &str) -> Result<Digest, crate::bindings::WitStorageError> {
     digest.parse::<Digest>().map_err(to_wit)
@@ -98,15 +123,7 @@ impl HostUpload for StorageCtx<'_> {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
-        // Mark the digest in flight before its bytes (re)appear, so garbage
-        // collection cannot condemn it between commit and link; if it already
-        // has, the commit is refused (`conflict`) and the client retries.
-        if let Err(e) = self
-            .backends
-            .metadata
-            .protect_blob(&expected.to_string())
-            .await
-        {
+        if let Err(e) = protect(self.backends.metadata.as_ref(), &expected.to_string()).await {
             return Ok(Err(to_wit(e)));
         }
         wit(self.backends.blobs.commit(&id, &expected).await)
@@ -120,5 +137,57 @@ impl HostUpload for StorageCtx<'_> {
     async fn drop(&mut self, this: Resource<UploadSession>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_storage::{GcMetadata, GracePeriods, SqliteMetadata};
+    use std::sync::Arc;
+
+    const DIGEST: &str = "sha256:0123";
+
+    /// Metadata in which a collector has condemned `DIGEST` and not yet
+    /// buried it.
+    async fn tombstoned() -> (tempfile::TempDir, Arc<SqliteMetadata>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = Arc::new(SqliteMetadata::open(&dir.path().join("m.db")).expect("open"));
+        meta.protect_blob(DIGEST).await.expect("protect");
+        let now = u64::MAX / 4;
+        let zero = GracePeriods {
+            unreferenced: 0,
+            uploaded: 0,
+        };
+        assert!(meta.gc_condemn(DIGEST, now, zero).await.expect("condemn"));
+        (dir, meta)
+    }
+
+    #[tokio::test]
+    async fn a_commit_waits_for_the_collector_to_bury_its_digest() {
+        let (_dir, meta) = tombstoned().await;
+        let collector = meta.clone();
+        let bury = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            collector.gc_bury(DIGEST).await
+        });
+        let started = Instant::now();
+        protect(meta.as_ref(), DIGEST)
+            .await
+            .expect("protected once buried");
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        bury.await.expect("join").expect("bury");
+    }
+
+    #[tokio::test]
+    async fn a_tombstone_nobody_buries_refuses_the_commit_after_the_wait() {
+        let (_dir, meta) = tombstoned().await;
+        let started = Instant::now();
+        let refused = protect(meta.as_ref(), DIGEST).await;
+        assert!(
+            matches!(refused, Err(StorageError::Conflict(_))),
+            "{refused:?}"
+        );
+        assert!(started.elapsed() >= TOMBSTONE_WAIT);
     }
 }
