@@ -5,6 +5,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use berth_guest::route::{self, Route};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -58,11 +59,15 @@ impl Drop for Slot {
     }
 }
 
-/// Whether a request streams upload data: POST, PATCH or PUT under
-/// `/blobs/uploads`.
-fn is_upload(req: &Request) -> bool {
-    matches!(*req.method(), Method::POST | Method::PATCH | Method::PUT)
-        && req.uri().path().contains("/blobs/uploads")
+/// Whether a request streams upload data: POST, PATCH or PUT to an upload
+/// endpoint, as the guest's own route parser reads the path (so a
+/// percent-encoded spelling of `uploads` is counted like the plain one).
+fn is_upload(method: &Method, path: &str) -> bool {
+    matches!(*method, Method::POST | Method::PATCH | Method::PUT)
+        && matches!(
+            route::parse(path),
+            Ok(Route::UploadStart { .. } | Route::Upload { .. })
+        )
 }
 
 pub async fn limit_uploads(
@@ -70,7 +75,7 @@ pub async fn limit_uploads(
     req: Request,
     next: Next,
 ) -> Response {
-    if !is_upload(&req) {
+    if !is_upload(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
     let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
@@ -110,5 +115,18 @@ mod tests {
         assert!(limiter.acquire(b).is_some(), "other clients unaffected");
         drop(first);
         assert!(limiter.acquire(a).is_some(), "slot returned");
+    }
+
+    #[test]
+    fn uploads_are_recognised_as_the_guest_routes_them() {
+        let upload = |method: Method, path: &str| is_upload(&method, path);
+        assert!(upload(Method::POST, "/v2/app/blobs/uploads/"));
+        assert!(upload(Method::PATCH, "/v2/app/blobs/uploads/abc"));
+        assert!(upload(Method::PUT, "/v2/team/app/blobs/uploads/abc"));
+        assert!(upload(Method::PATCH, "/v2/app/blobs/%75ploads/abc"));
+        assert!(!upload(Method::GET, "/v2/app/blobs/uploads/abc"));
+        // A repository may be called blobs/uploads; its manifests are not uploads.
+        assert!(!upload(Method::PUT, "/v2/blobs/uploads/manifests/latest"));
+        assert!(!upload(Method::POST, "/v2/../blobs/uploads/"));
     }
 }
