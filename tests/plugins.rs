@@ -120,6 +120,23 @@ fn shipped_policies_refuse_with_their_message() {
         403,
         "a protected tag is not deleted either"
     );
+    // Nor by deleting its manifest, which would take the tag with it; a
+    // manifest carrying only unprotected tags goes.
+    let digest = common::sha256_digest(&first);
+    let delete = http
+        .delete(format!("{base}/v2/app/manifests/{digest}"))
+        .send()
+        .expect("DELETE by digest");
+    assert_eq!(delete.status(), 403, "v1 points at {digest}");
+    let body: serde_json::Value = delete.json().expect("error JSON");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("tag \"v1\" is immutable"), "{message}");
+    let latest = common::sha256_digest(&second);
+    let delete = http
+        .delete(format!("{base}/v2/app/manifests/{latest}"))
+        .send()
+        .expect("DELETE latest by digest");
+    assert_eq!(delete.status(), 202, "only latest points at {latest}");
 
     // Required annotations, only under strict/.
     let bare = manifest(&http, &base, "strict/app", "three", json!(null));

@@ -5,7 +5,6 @@
 use crate::error::ApiError;
 use crate::route::Reference;
 use crate::storage::admission::{self, Change, Operation};
-use crate::storage::metadata;
 use std::collections::BTreeMap;
 
 /// What a manifest PUT is about to store.
@@ -18,46 +17,41 @@ pub struct Put<'a> {
 }
 
 /// One question per tag the PUT sets (a tag may be moving), or one for the
-/// digest when it sets none.
+/// digest when it sets none. Where a tag points now is the host's to look
+/// up, and only when a policy will read it.
 pub fn check_put(put: &Put<'_>, tags: &[&str]) -> Result<(), ApiError> {
     let annotations: Vec<(String, String)> = put
         .annotations
         .and_then(|text| serde_json::from_str::<BTreeMap<String, String>>(text).ok())
         .map(|map| map.into_iter().collect())
         .unwrap_or_default();
-    let change = |reference: &str, previous: Option<String>| Change {
+    let change = |reference: &str| Change {
         operation: Operation::PutManifest,
         repository: put.repository.to_owned(),
         reference: reference.to_owned(),
         digest: Some(put.digest.to_owned()),
         media_type: Some(put.media_type.to_owned()),
         annotations: annotations.clone(),
-        previous,
     };
     if tags.is_empty() {
-        return ask(&change(put.digest, None));
+        return ask(&change(put.digest));
     }
-    for tag in tags {
-        let previous = metadata::resolve_tag(put.repository, tag)?;
-        ask(&change(tag, previous))?;
-    }
-    Ok(())
+    tags.iter().try_for_each(|tag| ask(&change(tag)))
 }
 
 /// Before a DELETE of a manifest (by digest) or a tag.
 pub fn check_delete(repository: &str, reference: &Reference) -> Result<(), ApiError> {
-    let (reference, previous) = match reference {
-        Reference::Digest(d) => (d.as_str().to_owned(), None),
-        Reference::Tag(t) => (t.clone(), metadata::resolve_tag(repository, t)?),
+    let reference = match reference {
+        Reference::Digest(d) => d.as_str().to_owned(),
+        Reference::Tag(t) => t.clone(),
     };
     ask(&Change {
         operation: Operation::DeleteManifest,
         repository: repository.to_owned(),
         reference,
-        digest: previous.clone(),
+        digest: None,
         media_type: None,
         annotations: Vec::new(),
-        previous,
     })
 }
 

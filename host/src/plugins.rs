@@ -58,6 +58,7 @@ pub enum PluginError {
 }
 
 /// What the guest asks, plus who is asking.
+#[derive(Clone)]
 pub struct Question {
     pub operation: Operation,
     pub repository: String,

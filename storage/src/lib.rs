@@ -152,6 +152,23 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn upload_repository(&self, id: &str) -> Result<Option<String>>;
     async fn end_upload(&self, id: &str) -> Result<()>;
 
+    /// The tags of `repo` pointing at manifest `digest`, in lexical order:
+    /// what deleting that manifest would take with it. The default walks
+    /// every tag; stores with an index answer directly.
+    async fn tags_of(&self, repo: &str, digest: &str) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        for tag in self
+            .list_tags(repo, &Page::default())
+            .await?
+            .unwrap_or_default()
+        {
+            if self.resolve_tag(repo, &tag).await?.as_deref() == Some(digest) {
+                found.push(tag);
+            }
+        }
+        Ok(found)
+    }
+
     /// Called before blob `digest` is (re)committed from an upload: marks it
     /// as in flight, so garbage collection leaves it alone for the upload
     /// grace period. `Conflict` when a collection pass has already condemned

@@ -199,6 +199,12 @@ impl MetadataStore for SqliteMetadata {
             .await
     }
 
+    async fn tags_of(&self, repo: &str, digest: &str) -> Result<Vec<String>> {
+        let (repo, digest) = (repo.to_owned(), digest.to_owned());
+        self.read(move |tx| queries::tags_of(tx, &repo, &digest))
+            .await
+    }
+
     async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool> {
         let (repo, digest) = (repo.to_owned(), digest.to_owned());
         self.write(move |tx| queries::delete_manifest(tx, &repo, &digest))

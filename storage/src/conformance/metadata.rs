@@ -243,6 +243,21 @@ pub async fn manifests_and_tags(meta: &dyn MetadataStore) {
     meta.put_manifest(repo, &m1, &[], Some("stable"))
         .await
         .expect("tag m1 again");
+    assert_eq!(
+        meta.tags_of(repo, &m1.digest).await.expect("tags of m1"),
+        ["stable", "v1"],
+        "what a delete of m1 takes"
+    );
+    assert_eq!(
+        meta.tags_of(repo, &m2.digest).await.expect("tags of m2"),
+        ["latest"]
+    );
+    assert!(
+        meta.tags_of("conf/elsewhere", &m1.digest)
+            .await
+            .expect("tags in unknown repo")
+            .is_empty()
+    );
     assert!(
         meta.delete_manifest(repo, &m1.digest)
             .await
@@ -686,6 +701,10 @@ impl MetadataStore for WithManifestBytes {
 
     async fn resolve_tag(&self, repo: &str, tag: &str) -> crate::Result<Option<String>> {
         self.inner.resolve_tag(repo, tag).await
+    }
+
+    async fn tags_of(&self, repo: &str, digest: &str) -> crate::Result<Vec<String>> {
+        self.inner.tags_of(repo, digest).await
     }
 
     async fn delete_manifest(&self, repo: &str, digest: &str) -> crate::Result<bool> {

@@ -166,6 +166,15 @@ pub(super) fn resolve_tag(conn: &Connection, repo: &str, tag: &str) -> Result<Op
         .optional()?)
 }
 
+pub(super) fn tags_of(conn: &Connection, repo: &str, digest: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repo_id
+         WHERE r.name = ?1 AND t.digest = ?2 ORDER BY t.name",
+    )?;
+    let rows = stmt.query_map(params![repo, digest], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub(super) fn delete_manifest(conn: &Connection, repo: &str, digest: &str) -> Result<bool> {
     let Some(id) = repo_id(conn, repo)? else {
         return Ok(false);
