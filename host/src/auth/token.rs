@@ -127,12 +127,22 @@ pub fn load(
     let mut keys = Vec::new();
     let issuer = match own_key_dir {
         Some(dir) => {
-            let (signing, public_pem) = own_key(dir)?;
+            let (path, signing, public_pem) = match &config.signing_key {
+                Some(path) => {
+                    let (signing, public_pem) = signing_key(path, read_pem(path)?)?;
+                    (path.clone(), signing, public_pem)
+                }
+                None => {
+                    let path = dir.join(KEY_FILE);
+                    let (signing, public_pem) = signing_key(&path, own_pem(&path)?)?;
+                    (path, signing, public_pem)
+                }
+            };
             keys.push(VerifyingKey {
                 kid: None,
                 key: DecodingKey::from_ec_pem(public_pem.as_bytes()).map_err(|e| {
                     TokenError::BadKey {
-                        path: dir.join(KEY_FILE),
+                        path,
                         reason: e.to_string(),
                     }
                 })?,
@@ -163,33 +173,51 @@ pub fn load(
 
 const KEY_FILE: &str = "token-signing-key.pem";
 
-/// The ES256 key Berth signs with, made on first start and kept (mode
-/// 0600) so tokens survive a restart.
-fn own_key(dir: &Path) -> Result<(EncodingKey, String), TokenError> {
-    let path = dir.join(KEY_FILE);
-    let pem = match std::fs::read_to_string(&path) {
-        Ok(pem) => pem,
+/// The configured signing key: it must exist, since a key made here would
+/// differ from the other hosts'.
+fn read_pem(path: &Path) -> Result<String, TokenError> {
+    std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The key at `path`, made on first start and kept (mode 0600) so tokens
+/// survive a restart.
+fn own_pem(path: &Path) -> Result<String, TokenError> {
+    match std::fs::read_to_string(path) {
+        Ok(pem) => Ok(pem),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let pair = rcgen::KeyPair::generate().map_err(|e| TokenError::BadKey {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
             let pem = pair.serialize_pem();
-            crate::tls::write_private(&path, pem.as_bytes()).map_err(|source| {
+            crate::tls::write_private(path, pem.as_bytes()).map_err(|source| {
                 TokenError::Write {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     source,
                 }
             })?;
-            pem
+            Ok(pem)
         }
-        Err(source) => return Err(TokenError::Read { path, source }),
-    };
+        Err(source) => Err(TokenError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The ES256 signing key in `pem` (read from `path`) and its public half.
+fn signing_key(path: &Path, pem: String) -> Result<(EncodingKey, String), TokenError> {
     let bad = |reason: String| TokenError::BadKey {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason,
     };
     let pair = rcgen::KeyPair::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
+    if !pair.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256) {
+        return Err(bad("not a P-256 key (tokens are signed with ES256)".into()));
+    }
     let signing = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
     Ok((signing, pair.public_key_pem()))
 }
@@ -302,6 +330,50 @@ mod tests {
         let mut tampered = token.clone();
         tampered.insert(tampered.len() / 2, 'x');
         assert!(verifier.verify(&tampered).is_none());
+    }
+
+    #[test]
+    fn hosts_sharing_a_signing_key_accept_each_others_tokens() {
+        let shared = tempfile::tempdir().expect("tmp");
+        let key = shared.path().join("signing.pem");
+        let pem = rcgen::KeyPair::generate().expect("key").serialize_pem();
+        std::fs::write(&key, pem).expect("write key");
+        let with_key = TokenConfig {
+            signing_key: Some(key.clone()),
+            ..config()
+        };
+        // Two hosts, each with its own root.
+        let (a, b) = (
+            tempfile::tempdir().expect("a"),
+            tempfile::tempdir().expect("b"),
+        );
+        let (issuer_a, _) = load(&with_key, Some(a.path())).expect("host a");
+        let (_, verifier_b) = load(&with_key, Some(b.path())).expect("host b");
+        let token = issuer_a
+            .expect("issuer")
+            .issue("alice", &[])
+            .expect("token");
+        assert_eq!(verifier_b.verify(&token).expect("valid at b").sub, "alice");
+        assert!(!a.path().join(KEY_FILE).exists(), "no key of its own");
+        // A host with a key of its own refuses it.
+        let (_, own) = load(&config(), Some(b.path())).expect("own key");
+        assert!(own.verify(&token).is_none());
+
+        // A configured key must exist, and be P-256.
+        let missing = TokenConfig {
+            signing_key: Some(shared.path().join("absent.pem")),
+            ..config()
+        };
+        assert!(matches!(
+            load(&missing, Some(a.path())),
+            Err(TokenError::Read { .. })
+        ));
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("p384");
+        std::fs::write(&key, p384.serialize_pem()).expect("write key");
+        assert!(matches!(
+            load(&with_key, Some(a.path())),
+            Err(TokenError::BadKey { .. })
+        ));
     }
 
     #[test]

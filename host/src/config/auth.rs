@@ -77,6 +77,11 @@ pub struct TokenConfig {
     pub jwks: Option<PathBuf>,
     /// How long tokens Berth issues stay valid.
     pub lifetime: Span,
+    /// The P-256 private key (PKCS#8 PEM) Berth signs its tokens with.
+    /// Unset: one made on first start under `<root>/auth/`. Hosts sharing
+    /// one store share this file, so a token from one is good at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<PathBuf>,
 }
 
 impl Default for TokenConfig {
@@ -88,6 +93,7 @@ impl Default for TokenConfig {
             public_key: None,
             jwks: None,
             lifetime: Span::secs(300),
+            signing_key: None,
         }
     }
 }

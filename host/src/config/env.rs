@@ -55,6 +55,7 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("auth.token.public_key", ValueKind::Text),
     ("auth.token.jwks", ValueKind::Text),
     ("auth.token.lifetime", ValueKind::Span),
+    ("auth.token.signing_key", ValueKind::Text),
     ("limits.guest_memory_mib", ValueKind::Int),
     ("limits.guest_fuel", ValueKind::Int),
     ("limits.max_header_bytes", ValueKind::Int),
