@@ -29,6 +29,7 @@ fn main() {
         "guest/Cargo.toml",
         "tests/faulty-guest",
         "guest/plugins",
+        "guest/glob",
         "tests/loop-plugin",
         "wit",
         "wit/policy",

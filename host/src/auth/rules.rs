@@ -57,7 +57,11 @@ impl Policy {
         self.rules
             .iter()
             .filter(|rule| self.applies_to(rule, who))
-            .filter(|rule| rule.repositories.iter().any(|p| glob(p, repository)))
+            .filter(|rule| {
+                rule.repositories
+                    .iter()
+                    .any(|p| berth_glob::repository_matches(p, repository))
+            })
             .flat_map(|rule| rule.actions.iter().copied())
             .collect()
     }
@@ -85,54 +89,9 @@ impl Policy {
     }
 }
 
-/// Glob match on repository names: `*` matches within one `/`-separated
-/// component, `**` matches across components (also none: `a/**` matches `a`).
-pub fn glob(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<&str> = pattern.split('/').collect();
-    let name: Vec<&str> = name.split('/').collect();
-    match_components(&pattern, &name)
-}
-
-fn match_components(pattern: &[&str], name: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((&"**", rest)) => (0..=name.len()).any(|skip| match_components(rest, &name[skip..])),
-        Some((first, rest)) => match name.split_first() {
-            Some((component, name_rest)) => {
-                match_component(first.as_bytes(), component.as_bytes())
-                    && match_components(rest, name_rest)
-            }
-            None => false,
-        },
-    }
-}
-
-/// `*` any run of characters, `?` one character, anything else literally.
-fn match_component(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|skip| match_component(rest, &text[skip..])),
-        Some((b'?', rest)) => !text.is_empty() && match_component(rest, &text[1..]),
-        Some((c, rest)) => text.first() == Some(c) && match_component(rest, &text[1..]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob("**", "a/b/c"));
-        assert!(glob("team/*", "team/app"));
-        assert!(!glob("team/*", "team/app/x"));
-        assert!(glob("team/**", "team/app/x"));
-        assert!(glob("team/**", "team"));
-        assert!(!glob("team/*", "teams/app"));
-        assert!(glob("app-?", "app-1"));
-        assert!(!glob("app", "app2"));
-        assert!(glob("*/base", "lib/base"));
-    }
 
     fn config(toml: &str) -> AuthConfig {
         toml::from_str(toml).expect("auth config")

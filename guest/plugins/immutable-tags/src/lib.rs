@@ -6,8 +6,7 @@
 //! globs; default every repository). A missing or unknown setting denies
 //! every change, so a typo cannot silently switch the policy off.
 
-#[path = "../../glob.rs"]
-mod glob;
+use berth_glob as glob;
 
 /// What is about to change, as far as this policy cares.
 pub struct Change<'a> {

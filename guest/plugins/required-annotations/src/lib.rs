@@ -6,10 +6,7 @@
 //! [`DEFAULT_MEDIA_TYPES`]). A missing or unknown setting denies every
 //! change, so a typo cannot silently switch the policy off.
 
-// Only the repository globs are used here.
-#[allow(dead_code)]
-#[path = "../../glob.rs"]
-mod glob;
+use berth_glob as glob;
 
 /// Checked unless `media-types` says otherwise: OCI image manifest and index,
 /// Docker schema 2 manifest and manifest list.
