@@ -652,6 +652,29 @@ fn basic_mode_over_http() {
     let resp = as_bob(reqwest::Method::GET, "/v2/team/app/tags/list", BOB.1);
     assert_eq!(resp.status(), StatusCode::NOT_FOUND, "allowed, and unknown");
     assert_eq!(error_code(&resp.json().expect("json")), "NAME_UNKNOWN");
+
+    // Users added to the file while the server runs can log in (it looks
+    // for changes every 2 s); removed ones cannot.
+    let carol = ("carol", "carols-password");
+    let carol_hash = bcrypt::hash(carol.1, 5).expect("bcrypt");
+    std::fs::write(&htpasswd, format!("{}:{carol_hash}\n", carol.0)).expect("rewrite");
+    let as_carol = || {
+        http.get(format!("{url}/v2/"))
+            .basic_auth(carol.0, Some(carol.1))
+            .send()
+            .expect("request")
+            .status()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while as_carol() != StatusCode::OK {
+        assert!(Instant::now() < deadline, "the new user never got in");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        as_bob(reqwest::Method::GET, "/v2/", BOB.1).status(),
+        StatusCode::UNAUTHORIZED,
+        "bob was removed from the file"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

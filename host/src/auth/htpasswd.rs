@@ -1,10 +1,12 @@
 //! Users from an htpasswd file (bcrypt entries, as `htpasswd -B` writes).
+//! The file is read at start, where an error stops the server, and again
+//! when it changes, so users can be added or removed without a restart.
 
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HtpasswdError {
@@ -19,43 +21,60 @@ pub enum HtpasswdError {
 
 /// bcrypt is slow on purpose (tens of milliseconds); a registry client
 /// sends its credentials on every request, so a verified pair is
-/// remembered for a while, by a hash of it, never in clear.
+/// remembered for a while, by a hash of it, never in clear. The hash it
+/// was checked against is part of the key, so a changed or removed entry
+/// no longer matches.
 const REMEMBER_FOR: Duration = Duration::from_secs(60);
 
-pub struct Htpasswd {
+/// How often the file is looked at for changes (one `stat`).
+const RECHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// What identifies one version of the file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path)?;
+        Ok(Self {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            inode: meta.ino(),
+        })
+    }
+}
+
+/// The file as last read.
+struct Loaded {
     users: HashMap<String, String>,
+    stamp: Option<Stamp>,
+    checked: Instant,
+}
+
+pub struct Htpasswd {
+    path: PathBuf,
+    recheck_every: Duration,
+    loaded: RwLock<Loaded>,
     verified: Mutex<HashMap<[u8; 32], Instant>>,
 }
 
 impl Htpasswd {
     pub fn load(path: &Path) -> Result<Self, HtpasswdError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| HtpasswdError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        Self::parse(&shown, &text)
-    }
-
-    fn parse(path: &str, text: &str) -> Result<Self, HtpasswdError> {
-        let mut users = HashMap::new();
-        for (index, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let not_bcrypt = || HtpasswdError::NotBcrypt {
-                path: path.to_string(),
-                line: index + 1,
-            };
-            let (user, hash) = line.split_once(':').ok_or_else(not_bcrypt)?;
-            if !["$2y$", "$2b$", "$2a$"].iter().any(|p| hash.starts_with(p)) {
-                return Err(not_bcrypt());
-            }
-            users.insert(user.to_string(), hash.to_string());
-        }
+        let stamp = Stamp::of(path).ok();
+        let users = read(path)?;
         Ok(Self {
-            users,
+            path: path.to_path_buf(),
+            recheck_every: RECHECK_EVERY,
+            loaded: RwLock::new(Loaded {
+                users,
+                stamp,
+                checked: Instant::now(),
+            }),
             verified: Mutex::new(HashMap::new()),
         })
     }
@@ -63,7 +82,13 @@ impl Htpasswd {
     /// Whether `password` is `user`'s. Runs bcrypt on a blocking thread
     /// unless the pair was verified recently.
     pub async fn verify(&self, user: &str, password: &str) -> bool {
-        let Some(hash) = self.users.get(user).cloned() else {
+        self.reload_if_changed();
+        let Some(hash) = self
+            .loaded
+            .read()
+            .ok()
+            .and_then(|loaded| loaded.users.get(user).cloned())
+        else {
             return false;
         };
         let key: [u8; 32] = Sha256::new()
@@ -91,6 +116,39 @@ impl Htpasswd {
         ok
     }
 
+    /// Rereads the file when it changed since the last look (at most one
+    /// look per `recheck_every`). A file that cannot be read or parsed now
+    /// leaves the users as they were, with an error in the log: a half
+    /// written file must not lock everyone out.
+    fn reload_if_changed(&self) {
+        let due = |loaded: &Loaded| loaded.checked.elapsed() >= self.recheck_every;
+        if !self.loaded.read().is_ok_and(|loaded| due(&loaded)) {
+            return;
+        }
+        let Ok(mut loaded) = self.loaded.write() else {
+            return;
+        };
+        // Another request may have looked while this one waited.
+        if !due(&loaded) {
+            return;
+        }
+        loaded.checked = Instant::now();
+        let stamp = Stamp::of(&self.path).ok();
+        if stamp == loaded.stamp {
+            return;
+        }
+        loaded.stamp = stamp;
+        match read(&self.path) {
+            Ok(users) => {
+                tracing::info!(path = %self.path.display(), users = users.len(), "htpasswd file reloaded");
+                loaded.users = users;
+            }
+            Err(error) => {
+                tracing::error!(%error, "htpasswd file changed but cannot be used; keeping the users read before");
+            }
+        }
+    }
+
     fn recently_verified(&self, key: &[u8; 32]) -> bool {
         self.verified.lock().is_ok_and(|verified| {
             verified
@@ -100,25 +158,109 @@ impl Htpasswd {
     }
 }
 
+fn read(path: &Path) -> Result<HashMap<String, String>, HtpasswdError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| HtpasswdError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    parse(&shown, &text)
+}
+
+fn parse(path: &str, text: &str) -> Result<HashMap<String, String>, HtpasswdError> {
+    let mut users = HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let not_bcrypt = || HtpasswdError::NotBcrypt {
+            path: path.to_string(),
+            line: index + 1,
+        };
+        let (user, hash) = line.split_once(':').ok_or_else(not_bcrypt)?;
+        if !["$2y$", "$2b$", "$2a$"].iter().any(|p| hash.starts_with(p)) {
+            return Err(not_bcrypt());
+        }
+        users.insert(user.to_string(), hash.to_string());
+    }
+    Ok(users)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn entry(user: &str, password: &str) -> String {
+        format!("{user}:{}\n", bcrypt::hash(password, 4).expect("hash"))
+    }
+
+    /// `text` as an htpasswd file, rechecked on every verify.
+    fn file(dir: &tempfile::TempDir, text: &str) -> Htpasswd {
+        let path = dir.path().join("htpasswd");
+        std::fs::write(&path, text).expect("write");
+        let mut users = Htpasswd::load(&path).expect("loads");
+        users.recheck_every = Duration::ZERO;
+        users
+    }
+
+    /// Replaces the file the way editors and `htpasswd` may: a new inode.
+    fn replace(dir: &tempfile::TempDir, text: &str) {
+        let next = dir.path().join("htpasswd.new");
+        std::fs::write(&next, text).expect("write");
+        std::fs::rename(&next, dir.path().join("htpasswd")).expect("rename");
+    }
+
     #[tokio::test]
     async fn verifies_bcrypt_entries() {
-        let hash = bcrypt::hash("s3cret", 4).expect("hash");
-        let users = Htpasswd::parse("test", &format!("# comment\nalice:{hash}\n")).expect("parses");
+        let dir = tempfile::tempdir().expect("tmp");
+        let users = file(&dir, &format!("# comment\n{}", entry("alice", "s3cret")));
         assert!(users.verify("alice", "s3cret").await);
         assert!(users.verify("alice", "s3cret").await, "cached");
         assert!(!users.verify("alice", "wrong").await);
         assert!(!users.verify("bob", "s3cret").await);
     }
 
+    #[tokio::test]
+    async fn a_changed_file_is_read_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let users = file(&dir, &entry("alice", "s3cret"));
+        assert!(users.verify("alice", "s3cret").await);
+
+        // bob added, alice removed: her remembered password goes with her.
+        replace(&dir, &entry("bob", "hunter2"));
+        assert!(users.verify("bob", "hunter2").await);
+        assert!(!users.verify("alice", "s3cret").await);
+
+        // A new password for bob replaces the old one at once.
+        replace(&dir, &entry("bob", "n3w"));
+        assert!(users.verify("bob", "n3w").await);
+        assert!(!users.verify("bob", "hunter2").await);
+
+        // A broken or missing file keeps the users read before.
+        replace(&dir, "bob:{SHA}abc\n");
+        assert!(users.verify("bob", "n3w").await);
+        std::fs::remove_file(dir.path().join("htpasswd")).expect("rm");
+        assert!(users.verify("bob", "n3w").await);
+    }
+
+    #[tokio::test]
+    async fn changes_are_looked_for_only_so_often() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut users = file(&dir, &entry("alice", "s3cret"));
+        users.recheck_every = Duration::from_secs(3600);
+        replace(&dir, &entry("bob", "hunter2"));
+        assert!(!users.verify("bob", "hunter2").await, "not looked at yet");
+        assert!(users.verify("alice", "s3cret").await);
+    }
+
     #[test]
     fn refuses_other_hashes() {
-        let err = Htpasswd::parse("f", "alice:{SHA}abc\n")
-            .err()
-            .expect("error");
+        let err = parse("f", "alice:{SHA}abc\n").expect_err("error");
         assert!(err.to_string().contains("f:1"), "{err}");
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("htpasswd");
+        std::fs::write(&path, "alice:{SHA}abc\n").expect("write");
+        assert!(Htpasswd::load(&path).is_err(), "at start it is an error");
     }
 }
