@@ -21,7 +21,8 @@ const ALICE: (&str, &str) = ("alice", "alice-Pa55word!");
 const BOB: (&str, &str) = ("bob", "bob-Pa55word!");
 
 /// alice may do anything in team/**, bob may only pull there; public/**
-/// is pullable by everyone, anonymous callers included, and alice pushes it.
+/// is pullable by everyone, anonymous callers included, and alice pushes it;
+/// private/** is alice's alone.
 const RULES: &str = r#"
 [[auth.rules]]
 repositories = ["team/**"]
@@ -43,6 +44,11 @@ actions = ["pull"]
 repositories = ["public/**"]
 users = ["alice"]
 actions = ["push"]
+
+[[auth.rules]]
+repositories = ["private/**"]
+users = ["alice"]
+actions = ["pull", "push"]
 "#;
 
 /// A Berth serving HTTPS on all interfaces, reached through a
@@ -347,15 +353,58 @@ fn protocol_matrix_over_https() {
             .json()
             .expect("json")
     };
+    let alice_private = berth.token_for(Some(ALICE), &["repository:private/x:push"]);
+    assert_eq!(
+        push_config(&alice_private, "private/x"),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        put(&alice_private, "private/x").status(),
+        StatusCode::CREATED
+    );
     let scope = ["registry:catalog:*"];
     assert_eq!(
         catalog(&berth.token_for(Some(ALICE), &scope))["repositories"],
-        serde_json::json!(["public/x", "team/app"])
+        serde_json::json!(["private/x", "public/x", "team/app"])
     );
     assert_eq!(
         catalog(&berth.token_for(None, &scope))["repositories"],
         serde_json::json!(["public/x"])
     );
+    // Page by page, hidden repositories appear neither in a page nor in its
+    // Link (private/x sorts first: a page cut before filtering would end
+    // with it and link past it).
+    let anonymous_catalog = berth.token_for(None, &scope);
+    let mut next = Some("/v2/_catalog?n=1".to_string());
+    let (mut seen, mut links) = (Vec::new(), Vec::new());
+    while let Some(path) = next.take() {
+        assert!(links.len() < 10, "pagination does not end: {links:?}");
+        let resp = http
+            .get(format!("{url}{path}"))
+            .bearer_auth(&anonymous_catalog)
+            .send()
+            .expect("catalog page");
+        assert_eq!(resp.status(), StatusCode::OK);
+        if let Some(link) = resp.headers().get("link") {
+            let link = link.to_str().expect("ascii").to_string();
+            next = link
+                .strip_prefix('<')
+                .and_then(|l| l.split_once('>'))
+                .map(|(target, _)| target.to_string());
+            links.push(link);
+        }
+        let page: Value = resp.json().expect("json");
+        let names = page["repositories"].as_array().expect("list").clone();
+        assert!(names.len() <= 1, "{page}");
+        seen.extend(names);
+    }
+    assert_eq!(seen, [serde_json::json!("public/x")], "links: {links:?}");
+    for link in &links {
+        assert!(
+            !link.contains("private") && !link.contains("team"),
+            "{link}"
+        );
+    }
 
     // HTTP/2 is offered through ALPN, HTTP/1.1 still works.
     for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {

@@ -4,6 +4,7 @@
 use crate::error::ApiError;
 use crate::http::Response;
 use crate::route::{Query, percent_encode};
+use crate::storage::admission;
 use crate::storage::metadata::{self, Page};
 use serde::Serialize;
 
@@ -83,6 +84,10 @@ pub fn tags(name: &str, query: &Query) -> Result<Response, ApiError> {
     respond(&Tags { name, tags: &tags }, link)
 }
 
+/// Repository names are read from storage at least this many at a time, so
+/// a caller who may see few of them does not cost a storage call per page.
+const CATALOG_BATCH: u32 = 100;
+
 /// `GET /v2/_catalog`.
 pub fn catalog(query: &Query) -> Result<Response, ApiError> {
     #[derive(Serialize)]
@@ -90,7 +95,7 @@ pub fn catalog(query: &Query) -> Result<Response, ApiError> {
         repositories: &'a [String],
     }
     let (n, last) = page(query)?;
-    let mut repositories = metadata::list_repositories(&storage_page(n, last))?;
+    let mut repositories = listed_repositories(n, last)?;
     let more = trim(&mut repositories, n);
     let link = link("/v2/_catalog", &repositories, n, more);
     respond(
@@ -99,6 +104,38 @@ pub fn catalog(query: &Query) -> Result<Response, ApiError> {
         },
         link,
     )
+}
+
+/// Up to `n + 1` repositories after `last` that the caller may see (all of
+/// them when `n` is none). Hidden ones are skipped here rather than cut
+/// from a finished page, so the page and its `Link` name only what the
+/// caller may see, and a page is short only at the end.
+fn listed_repositories(n: Option<u32>, mut last: Option<String>) -> Result<Vec<String>, ApiError> {
+    if n == Some(0) {
+        return Ok(Vec::new());
+    }
+    let want = n.map(|n| n as usize + 1);
+    let batch = n.map(|n| (n + 1).max(CATALOG_BATCH));
+    let mut shown = Vec::new();
+    loop {
+        let names = metadata::list_repositories(&Page {
+            last: last.take(),
+            n: batch,
+        })?;
+        let exhausted = batch.is_none_or(|b| names.len() < b as usize);
+        last = names.last().cloned();
+        for name in names {
+            if admission::may_list(&name) {
+                shown.push(name);
+                if want.is_some_and(|w| shown.len() >= w) {
+                    return Ok(shown);
+                }
+            }
+        }
+        if exhausted {
+            return Ok(shown);
+        }
+    }
 }
 
 #[cfg(test)]

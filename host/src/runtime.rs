@@ -11,7 +11,7 @@ use crate::bindings::berth::registry::{admission, blobs, metadata, types};
 use crate::config::LimitsConfig;
 use crate::plugins::Plugins;
 use crate::state::RequestState;
-use crate::storage_imports::Admission;
+use crate::storage_imports::{Admission, CatalogFilter};
 use crate::storage_imports::{Backends, StorageImports};
 use anyhow::Context as _;
 use http_body_util::BodyExt as _;
@@ -219,6 +219,7 @@ impl GuestRuntime {
         state.admission = Admission {
             plugins: self.plugins.clone(),
             caller,
+            catalog: req.extensions().get::<CatalogFilter>().cloned(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.limiter());

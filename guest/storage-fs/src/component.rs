@@ -284,9 +284,14 @@ impl metadata::Guest for Provider {
     }
 }
 
-/// A standalone deployment has no policy plugins: everything is allowed.
+/// A standalone deployment has no policy plugins and no access rules:
+/// everything is allowed and listed.
 impl admission::Guest for Provider {
     fn check(_change: admission::Change) -> Option<String> {
         None
+    }
+
+    fn may_list(_repository: String) -> bool {
+        true
     }
 }

@@ -15,7 +15,7 @@ pub use caller::Caller;
 pub use rules::Identity;
 
 use crate::config::{Action, AuthConfig, AuthMode};
-use axum::body::Body;
+use crate::storage_imports::CatalogFilter;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -166,33 +166,13 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut req: Request, next: Ne
         _ => {}
     }
     req.extensions_mut().insert(caller.identity.clone());
-    let resp = next.run(req).await;
-    match need {
-        Need::Catalog => filter_catalog(&auth, &caller, resp).await,
-        _ => resp,
+    if matches!(need, Need::Catalog) {
+        // The guest asks this while it pages, so neither the page nor its
+        // Link names a repository the caller may not pull.
+        let filter = move |repository: &str| auth.may_list(&caller, repository);
+        req.extensions_mut().insert(CatalogFilter(Arc::new(filter)));
     }
-}
-
-/// Drops from a catalog page the repositories the caller may not pull.
-async fn filter_catalog(auth: &Auth, caller: &Caller, resp: Response) -> Response {
-    if resp.status() != StatusCode::OK {
-        return resp;
-    }
-    let (mut parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
-        return crate::server::internal_error();
-    };
-    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return crate::server::internal_error();
-    };
-    if let Some(list) = doc
-        .get_mut("repositories")
-        .and_then(serde_json::Value::as_array_mut)
-    {
-        list.retain(|r| r.as_str().is_some_and(|name| auth.may_list(caller, name)));
-    }
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(doc.to_string()))
+    next.run(req).await
 }
 
 /// A 401 with the challenge clients answer by logging in (basic) or by

@@ -9,14 +9,29 @@ use crate::plugins::{self, Plugins, Question};
 use berth_storage::{Digest, MetadataStore, StorageError};
 use std::sync::Arc;
 
-/// Per request: the server's plugins and who is asking.
+/// Per request: the server's plugins, who is asking, and what the catalog
+/// may show them.
 #[derive(Default, Clone)]
 pub struct Admission {
     pub plugins: Option<Arc<Plugins>>,
     pub caller: Option<String>,
+    pub catalog: Option<CatalogFilter>,
 }
 
+/// Whether the caller may see a repository in the catalog. The auth layer
+/// puts one in a catalog request's extensions; without it, all are shown.
+#[derive(Clone)]
+pub struct CatalogFilter(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
 impl Host for StorageCtx<'_> {
+    async fn may_list(&mut self, repository: String) -> wasmtime::Result<bool> {
+        Ok(self
+            .admission
+            .catalog
+            .as_ref()
+            .is_none_or(|filter| (filter.0)(&repository)))
+    }
+
     async fn check(&mut self, change: Change) -> wasmtime::Result<Option<String>> {
         let Some(plugins) = &self.admission.plugins else {
             return Ok(None);

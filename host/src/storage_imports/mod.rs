@@ -6,7 +6,7 @@ mod blobs;
 mod metadata;
 mod streams;
 
-pub use admission::Admission;
+pub use admission::{Admission, CatalogFilter};
 pub use streams::{BlobSource, UploadSink};
 
 use crate::bindings::WitStorageError;
