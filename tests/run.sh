@@ -78,12 +78,16 @@ fi
 export BERTH_TEST_WEED="$seaweed_dir/bin/weed"
 
 # wasmtime's own CLI, for serving the exported standalone guest with
-# `wasmtime serve` (tests/standalone.rs). Building it takes about 30 minutes
-# on a fresh 2-core machine, so only when the pinned version is missing.
+# `wasmtime serve` (tests/standalone.rs), built only when the pinned version
+# is missing. Only the features `run` and `serve` need: about 13 minutes on
+# a fresh 2-core machine, where the default set (wasi-nn, winch, pulley,
+# wast, wizer, objdump, ...) takes about 25.
 wasmtime_version=48.0.8
 if ! wasmtime --version 2>/dev/null | grep -q "^wasmtime $wasmtime_version"; then
-  echo "tests/run.sh: installing wasmtime-cli $wasmtime_version (slow: about 30 minutes)" >&2
-  cargo install --locked --quiet wasmtime-cli --version "$wasmtime_version"
+  echo "tests/run.sh: installing wasmtime-cli $wasmtime_version (slow: about 13 minutes)" >&2
+  cargo install --locked --quiet wasmtime-cli --version "$wasmtime_version" \
+    --no-default-features \
+    --features run,serve,cranelift,component-model-async,parallel-compilation,pooling-allocator,clap/default
 fi
 
 cargo --version
