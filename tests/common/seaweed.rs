@@ -80,6 +80,21 @@ fn weed_binary() -> PathBuf {
         })
 }
 
+/// The server's directory and process, for the clean-up at exit.
+static RUNNING: OnceLock<(PathBuf, u32)> = OnceLock::new();
+
+/// Runs when the test process exits (the test harness exits through
+/// `exit`, after failures too): stops the server and deletes its volumes,
+/// a few GiB after the big-image tests, which would otherwise pile up in
+/// /tmp with every test run.
+extern "C" fn remove_server() {
+    if let Some((dir, pid)) = RUNNING.get() {
+        // SAFETY: a signal to the server this process started.
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn start() -> Seaweed {
     let weed = weed_binary();
     let dir = std::env::temp_dir().join(format!("berth-s3-{}", std::process::id()));
@@ -149,6 +164,10 @@ fn start() -> Seaweed {
         .recv()
         .expect("spawner thread")
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", weed.display()));
+    if RUNNING.set((dir.clone(), pid)).is_ok() {
+        // SAFETY: registers a plain function; it runs once, at exit.
+        unsafe { libc::atexit(remove_server) };
+    }
     let endpoint = format!("http://127.0.0.1:{s3_port}");
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
