@@ -127,17 +127,15 @@ pub fn load(
     let mut keys = Vec::new();
     let issuer = match own_key_dir {
         Some(dir) => {
-            let (path, signing, public_pem) = match &config.signing_key {
-                Some(path) => {
-                    let (signing, public_pem) = signing_key(path, read_pem(path)?)?;
-                    (path.clone(), signing, public_pem)
-                }
+            let (path, pem) = match &config.signing_key {
+                Some(path) => (path.clone(), read_pem(path)?),
                 None => {
                     let path = dir.join(KEY_FILE);
-                    let (signing, public_pem) = signing_key(&path, own_pem(&path)?)?;
-                    (path, signing, public_pem)
+                    let pem = own_pem(&path)?;
+                    (path, pem)
                 }
             };
+            let (signing, public_pem) = signing_key(&path, pem)?;
             keys.push(VerifyingKey {
                 kid: None,
                 key: DecodingKey::from_ec_pem(public_pem.as_bytes()).map_err(|e| {
@@ -173,8 +171,8 @@ pub fn load(
 
 const KEY_FILE: &str = "token-signing-key.pem";
 
-/// The configured signing key: it must exist, since a key made here would
-/// differ from the other hosts'.
+/// A key file that must exist: a configured signing key is never made
+/// here, since it would differ from the other hosts'.
 fn read_pem(path: &Path) -> Result<String, TokenError> {
     std::fs::read_to_string(path).map_err(|source| TokenError::Read {
         path: path.to_path_buf(),
@@ -185,9 +183,8 @@ fn read_pem(path: &Path) -> Result<String, TokenError> {
 /// The key at `path`, made on first start and kept (mode 0600) so tokens
 /// survive a restart.
 fn own_pem(path: &Path) -> Result<String, TokenError> {
-    match std::fs::read_to_string(path) {
-        Ok(pem) => Ok(pem),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    match read_pem(path) {
+        Err(TokenError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             let pair = rcgen::KeyPair::generate().map_err(|e| TokenError::BadKey {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
@@ -201,10 +198,7 @@ fn own_pem(path: &Path) -> Result<String, TokenError> {
             })?;
             Ok(pem)
         }
-        Err(source) => Err(TokenError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
+        other => other,
     }
 }
 
