@@ -979,10 +979,12 @@ fn files(root: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
-/// The metadata database's own files, present on any root.
+/// The metadata database's own files, present on any root (with the lock
+/// files of the processes and collection passes using it, docs/GC.md).
 fn is_metadata(rel: &Path) -> bool {
-    rel.to_str()
-        .is_some_and(|s| s.starts_with("metadata.db") && !s.contains('/'))
+    rel.to_str().is_some_and(|s| {
+        (s.starts_with("metadata.db") && !s.contains('/')) || s.starts_with("metadata.db.holders/")
+    })
 }
 
 fn catalog(addr: &str) -> Vec<String> {

@@ -51,9 +51,14 @@ pub async fn fsck(config: &Config, repair: bool) -> anyhow::Result<()> {
     for (digest, actual) in &report.corrupt {
         println!("corrupt blob {digest}: content hashes to {actual}{fixed}");
     }
-    let fixed = if repair { " (dropped)" } else { "" };
     for reference in &report.dangling {
-        println!("dangling reference {reference:?}{fixed}");
+        // A reference goes with the manifest holding it, as a delete would.
+        let fixed = match reference {
+            _ if !repair => "",
+            berth_storage::Reference::Ref { .. } => " (dropped, with its manifest and tags)",
+            _ => " (dropped)",
+        };
+        println!("dangling {reference}{fixed}");
     }
     println!(
         "checked {} blobs ({} bytes) in {:.2?}: {} corrupt, {} dangling references",

@@ -46,7 +46,10 @@ pub async fn run(
     let mut present = HashSet::with_capacity(entries.len());
     let mut last_draw = Instant::now();
     for entry in &entries {
-        let actual = hash_blob(backends, &entry.digest, entry.size).await?;
+        // Deleted since the listing (a collector at work): nothing to check.
+        let Some(actual) = hash_blob(backends, &entry.digest, entry.size).await? else {
+            continue;
+        };
         report.blobs_checked += 1;
         report.bytes_checked += entry.size;
         if actual == entry.digest.to_string() {
@@ -101,20 +104,19 @@ async fn committed_since_listing(
     Ok(backends.blobs.stat(&parsed).await?.is_some())
 }
 
-/// The digest the blob's bytes hash to, read as a stream. A blob shorter
-/// than listed hashes to what it holds.
+/// The digest the blob's bytes hash to, read as a stream; `None` when it
+/// was deleted since the listing. A blob shorter than listed is
+/// "unreadable".
 async fn hash_blob(
     backends: &Backends,
     digest: &Digest,
     size: u64,
-) -> Result<String, StorageError> {
+) -> Result<Option<String>, StorageError> {
     let mut hasher = Sha256::new();
     let mut chunks = match backends.blobs.read(digest, 0, size).await {
         Ok(chunks) => chunks,
-        // Vanished or shrank since the listing.
-        Err(StorageError::NotFound | StorageError::Invalid(_)) => {
-            return Ok("unreadable".to_owned());
-        }
+        Err(StorageError::NotFound) => return Ok(None),
+        Err(StorageError::Invalid(_)) => return Ok(Some("unreadable".to_owned())),
         Err(e) => return Err(e),
     };
     while let Some(chunk) = chunks.next().await {
@@ -122,11 +124,11 @@ async fn hash_blob(
             Ok(bytes) => hasher.update(&bytes),
             Err(e) => {
                 tracing::warn!(%digest, error = %e, "blob read failed");
-                return Ok("unreadable".to_owned());
+                return Ok(Some("unreadable".to_owned()));
             }
         }
     }
-    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+    Ok(Some(format!("sha256:{}", hex::encode(hasher.finalize()))))
 }
 
 fn draw(report: &FsckReport, total: usize, total_bytes: u64) {

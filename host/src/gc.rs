@@ -3,14 +3,16 @@
 //! serves, from the server's background task or `berth gc`.
 //!
 //! A blob is deleted only after the metadata condemned it in one transaction
-//! (unreferenced, grace periods over, links removed, tombstone written), so
-//! a concurrent push either keeps it (its upload protected it, or its
-//! manifest landed first) or fails cleanly and retries. A pass interrupted
-//! after condemning finishes those deletions at the start of the next.
+//! (unreferenced, unpinned, grace periods over, links removed, tombstone
+//! written), so a concurrent push either keeps it (its commit pinned it, or
+//! its manifest landed first) or fails cleanly and retries. A pass owns the
+//! tombstones it writes through its lease; tombstones of a pass that died
+//! after condemning are finished at the start of the next one, never while
+//! their pass may still be deleting (docs/GC.md).
 
 use crate::config::GcConfig;
 use crate::storage_imports::Backends;
-use berth_storage::{Digest, GcMetadata, GracePeriods, StorageError};
+use berth_storage::{Digest, GcLease, GcMetadata, GracePeriods, StorageError};
 use futures::TryStreamExt as _;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -92,40 +94,58 @@ pub async fn run_pass(
 ) -> Result<GcReport, GcError> {
     let gc = backends.metadata.gc().ok_or(GcError::Unsupported)?;
     let mut report = GcReport::default();
-    if !pass.dry_run {
-        report.resumed = finish_condemned(backends, gc).await?;
+    if pass.dry_run {
+        return dry_run(backends, gc, pass, report, on_removed).await;
+    }
+    // Held until the pass ends, however it ends.
+    let (lease, inherited) = gc.gc_begin().await?;
+    report.resumed = inherited.len();
+    for digest in &inherited {
+        delete_bytes(backends, digest).await?;
+        gc.gc_bury(&lease, digest).await?;
     }
     if pass.untagged {
-        collect_untagged(backends, gc, pass, &mut report).await?;
+        collect_untagged(gc, pass, &mut report).await?;
     }
     let sizes = adopt_unknown(backends, gc, pass, &mut report).await?;
-    if pass.dry_run {
-        for digest in gc.gc_due(now(), pass.grace, u32::MAX).await? {
-            if !gc.gc_is_referenced(&digest).await? {
-                let size = sizes.get(&digest).copied().unwrap_or(0);
-                on_removed(&digest, size);
-                report.blobs.push((digest, size));
-            }
+    collect_due(
+        backends,
+        gc,
+        &lease,
+        pass,
+        &sizes,
+        &mut report,
+        &mut on_removed,
+    )
+    .await?;
+    purge_uploads(backends, pass, &mut report).await?;
+    Ok(report)
+}
+
+/// What a pass would do, changing nothing.
+async fn dry_run(
+    backends: &Backends,
+    gc: &dyn GcMetadata,
+    pass: GcPass,
+    mut report: GcReport,
+    mut on_removed: impl FnMut(&str, u64),
+) -> Result<GcReport, GcError> {
+    if pass.untagged {
+        collect_untagged(gc, pass, &mut report).await?;
+    }
+    let sizes = adopt_unknown(backends, gc, pass, &mut report).await?;
+    for digest in gc.gc_due(now(), pass.grace, u32::MAX).await? {
+        if !gc.gc_is_referenced(&digest).await? {
+            let size = sizes.get(&digest).copied().unwrap_or(0);
+            on_removed(&digest, size);
+            report.blobs.push((digest, size));
         }
-    } else {
-        collect_due(backends, gc, pass, &sizes, &mut report, &mut on_removed).await?;
     }
     purge_uploads(backends, pass, &mut report).await?;
     Ok(report)
 }
 
-/// Deletes the bytes of blobs an earlier pass condemned but did not finish.
-async fn finish_condemned(backends: &Backends, gc: &dyn GcMetadata) -> Result<usize, GcError> {
-    let tombstones = gc.gc_tombstones().await?;
-    for digest in &tombstones {
-        delete_bytes(backends, digest).await?;
-        gc.gc_bury(digest).await?;
-    }
-    Ok(tombstones.len())
-}
-
 async fn collect_untagged(
-    backends: &Backends,
     gc: &dyn GcMetadata,
     pass: GcPass,
     report: &mut GcReport,
@@ -133,7 +153,7 @@ async fn collect_untagged(
     let before = now().saturating_sub(pass.grace.unreferenced);
     for (repo, digest) in gc.gc_untagged(before).await? {
         // Deleting queues what it referenced (and its referrers follow it).
-        if pass.dry_run || backends.metadata.delete_manifest(&repo, &digest).await? {
+        if pass.dry_run || gc.gc_delete_untagged(&repo, &digest, before).await? {
             report.manifests.push((repo, digest));
         }
     }
@@ -169,6 +189,7 @@ async fn adopt_unknown(
 async fn collect_due(
     backends: &Backends,
     gc: &dyn GcMetadata,
+    lease: &GcLease,
     pass: GcPass,
     sizes: &HashMap<String, u64>,
     report: &mut GcReport,
@@ -180,11 +201,11 @@ async fn collect_due(
     for _ in 0..MAX_BATCHES {
         let due = gc.gc_due(now(), pass.grace, BATCH).await?;
         for digest in &due {
-            if !gc.gc_condemn(digest, now(), pass.grace).await? {
+            if !gc.gc_condemn(lease, digest, now(), pass.grace).await? {
                 continue;
             }
             delete_bytes(backends, digest).await?;
-            gc.gc_bury(digest).await?;
+            gc.gc_bury(lease, digest).await?;
             let size = sizes.get(digest).copied().unwrap_or(0);
             on_removed(digest, size);
             report.blobs.push((digest.clone(), size));

@@ -2,7 +2,7 @@
 //! resource table they share, the server's storage backends, and the limiter
 //! that caps the guest's memory.
 
-use crate::storage_imports::{Admission, Backends, StorageCtx};
+use crate::storage_imports::{Admission, Backends, Pins, StorageCtx};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
@@ -17,6 +17,8 @@ pub struct RequestState {
     hooks: GuestHttpHooks,
     table: ResourceTable,
     backends: Backends,
+    /// Blobs this request committed and has not yet linked.
+    pins: Pins,
     limiter: MemoryLimiter,
     /// Who is asking and which plugins decide, for the admission import.
     pub admission: Admission,
@@ -96,6 +98,7 @@ impl RequestState {
             http: WasiHttpCtx::new(),
             hooks: GuestHttpHooks,
             table: ResourceTable::new(),
+            pins: Pins::new(backends.metadata.clone()),
             backends,
             limiter: MemoryLimiter {
                 cap: memory_cap,
@@ -142,6 +145,7 @@ impl RequestState {
             backends: &self.backends,
             table: &mut self.table,
             admission: &self.admission,
+            pins: &mut self.pins,
         }
     }
 }

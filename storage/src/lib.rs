@@ -169,14 +169,50 @@ pub trait MetadataStore: Send + Sync + 'static {
         Ok(found)
     }
 
-    /// Called before blob `digest` is (re)committed from an upload: marks it
-    /// as in flight, so garbage collection leaves it alone for the upload
-    /// grace period. `Conflict` when a collection pass has already condemned
-    /// it (the client retries; its bytes are about to go). Stores without
-    /// garbage collection accept everything.
-    async fn protect_blob(&self, _digest: &str) -> Result<()> {
+    /// Called before blob `digest` is (re)committed from an upload by
+    /// `request` (a number unique within this process): pins it, so garbage
+    /// collection leaves it alone at any grace period until the request
+    /// links it, stores it as a manifest, or unpins, and opens its upload
+    /// grace period. `Conflict` while a collection pass has condemned it
+    /// (its bytes are about to go). Stores without garbage collection
+    /// accept everything.
+    async fn pin_blob(&self, _digest: &str, _request: u64) -> Result<()> {
         Ok(())
     }
+
+    /// Drops whatever pins `request` still holds.
+    async fn unpin(&self, _request: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// Links a blob `request` pinned and committed, dropping its pin in the
+    /// same step (from then on the link and the upload grace period hold it).
+    async fn link_committed(&self, repo: &str, digest: &str, _request: u64) -> Result<()> {
+        self.link_blob(repo, digest).await
+    }
+
+    /// Links a blob that is already stored (a cross-repository mount), in
+    /// one step with checking that some repository or manifest still holds
+    /// it: `false`, and nothing linked, when none does (its bytes may be
+    /// gone; the client uploads instead). `Conflict` while a collection
+    /// pass has condemned it.
+    async fn mount_blob(&self, repo: &str, digest: &str) -> Result<bool> {
+        self.link_blob(repo, digest).await.map(|()| true)
+    }
+
+    /// `put_manifest` for a manifest whose bytes `request` pinned and
+    /// committed, dropping that pin once the manifest holds them.
+    async fn put_manifest_committed(
+        &self,
+        repo: &str,
+        manifest: &ManifestInfo,
+        references: &[String],
+        tag: Option<&str>,
+        _request: u64,
+    ) -> Result<()> {
+        self.put_manifest(repo, manifest, references, tag).await
+    }
+
     /// Garbage-collection bookkeeping, for stores that keep it.
     fn gc(&self) -> Option<&dyn GcMetadata> {
         None
@@ -208,6 +244,22 @@ pub enum Reference {
     },
 }
 
+/// How fsck names it: `link REPO -> DIGEST`, `manifest REPO@DIGEST`,
+/// `reference REPO@MANIFEST -> DIGEST`.
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reference::Link { repo, digest } => write!(f, "link {repo} -> {digest}"),
+            Reference::Manifest { repo, digest } => write!(f, "manifest {repo}@{digest}"),
+            Reference::Ref {
+                repo,
+                manifest,
+                digest,
+            } => write!(f, "reference {repo}@{manifest} -> {digest}"),
+        }
+    }
+}
+
 impl Reference {
     /// The digest that must exist in the blob store.
     pub fn digest(&self) -> &str {
@@ -230,22 +282,51 @@ pub struct RepositoryUsage {
     pub digests: Vec<String>,
 }
 
+/// One collection pass's claim on the tombstones it writes: while the
+/// lease lives no other pass, in this process or another, finishes them.
+/// Dropping it (the pass ended, failed or its process died) leaves them to
+/// the next pass.
+pub struct GcLease {
+    id: String,
+    _alive: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl GcLease {
+    /// A lease named `id`, alive as long as `alive` is kept.
+    pub fn new(id: String, alive: Box<dyn std::any::Any + Send + Sync>) -> Self {
+        Self { id, _alive: alive }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// Online garbage collection's view of the metadata (a review queue in the
 /// spirit of GitLab's container registry). All times are unix seconds.
 #[async_trait]
 pub trait GcMetadata: Send + Sync {
+    /// Starts a pass: its lease, and the tombstones of passes that are no
+    /// longer alive, now the lease's (their bytes must be deleted). Pins of
+    /// processes that are gone are dropped.
+    async fn gc_begin(&self) -> Result<(GcLease, Vec<String>)>;
     /// Queued blobs whose grace periods have passed at `now`, at most `limit`.
     async fn gc_due(&self, now: u64, grace: GracePeriods, limit: u32) -> Result<Vec<String>>;
     /// In one transaction: a queued blob that is referenced (by a manifest,
     /// or as a manifest) leaves the queue and `false` is returned; one that
-    /// is still unreferenced and due loses its repository links, is
-    /// tombstoned and `true` is returned (the caller then deletes its bytes
-    /// and calls `gc_bury`). Anything else: `false`, nothing changes.
-    async fn gc_condemn(&self, digest: &str, now: u64, grace: GracePeriods) -> Result<bool>;
-    /// Forgets the tombstone of a blob whose bytes are gone.
-    async fn gc_bury(&self, digest: &str) -> Result<()>;
-    /// Tombstones left by an interrupted pass: their bytes must be deleted.
-    async fn gc_tombstones(&self) -> Result<Vec<String>>;
+    /// is still unreferenced, unpinned and due loses its repository links, is
+    /// tombstoned for `lease` and `true` is returned (the caller then
+    /// deletes its bytes and calls `gc_bury`). Anything else: `false`,
+    /// nothing changes.
+    async fn gc_condemn(
+        &self,
+        lease: &GcLease,
+        digest: &str,
+        now: u64,
+        grace: GracePeriods,
+    ) -> Result<bool>;
+    /// Forgets `lease`'s tombstone of a blob whose bytes are gone.
+    async fn gc_bury(&self, lease: &GcLease, digest: &str) -> Result<()>;
     /// Queues every `(digest, written_at)` the metadata neither references
     /// nor queues yet, as uploaded at `written_at` (blobs that reached the
     /// store without the metadata knowing, e.g. a crash before link).
@@ -257,6 +338,9 @@ pub trait GcMetadata: Send + Sync {
     /// another manifest of the repository, whose subject (if any) is gone,
     /// stored before `before`: what untagged-manifest collection deletes.
     async fn gc_untagged(&self, before: u64) -> Result<Vec<(String, String)>>;
+    /// Deletes one manifest `gc_untagged` listed, in one transaction with
+    /// checking it still qualifies (a push may have tagged it since).
+    async fn gc_delete_untagged(&self, repo: &str, digest: &str, before: u64) -> Result<bool>;
     /// Everything the metadata names, for fsck.
     async fn references(&self) -> Result<Vec<Reference>>;
     /// Removes one dangling reference (fsck --repair). A `Ref` removes the

@@ -9,17 +9,20 @@
 //! `gc.rs`), fed by triggers on the tables above.
 
 mod gc;
+mod holders;
 mod queries;
 mod schema;
 
+use holders::{Holder, Holders};
+
 use crate::{
-    GcMetadata, GracePeriods, ManifestInfo, MetadataStore, Page, Reference, RepositoryUsage,
-    Result, StorageError,
+    GcLease, GcMetadata, GracePeriods, ManifestInfo, MetadataStore, Page, Reference,
+    RepositoryUsage, Result, StorageError,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 /// How long a connection waits on a lock held by another process.
@@ -37,6 +40,9 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    holders: Holders,
+    /// This process's holder of its requests' pins, from the first pin on.
+    pin_holder: OnceLock<Holder>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,6 +73,8 @@ impl SqliteMetadata {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
+            holders: Holders::beside(path),
+            pin_holder: OnceLock::new(),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -109,6 +117,21 @@ impl SqliteMetadata {
 }
 
 impl Inner {
+    /// The id pins of this process carry, registering it on first use.
+    fn pin_holder(&self) -> Result<String> {
+        if let Some(holder) = self.pin_holder.get() {
+            return Ok(holder.id().to_owned());
+        }
+        // Two first pins at once may both register; the loser's holder is
+        // dropped (and its file removed) before it pinned anything.
+        let registered = self.holders.register()?;
+        let _ = self.pin_holder.set(registered);
+        self.pin_holder
+            .get()
+            .map(|h| h.id().to_owned())
+            .ok_or_else(|| StorageError::Backend("pin holder vanished".into()))
+    }
+
     fn take_reader(&self) -> Result<Connection> {
         if let Some(conn) = lock(&self.readers).pop() {
             return Ok(conn);
@@ -133,6 +156,38 @@ async fn run_blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StorageError::Backend(format!("blocking task failed: {e}")))?
+}
+
+impl SqliteMetadata {
+    /// `put_manifest`, also dropping `pinned_by`'s pin on the manifest's
+    /// bytes in the same transaction.
+    async fn store_manifest(
+        &self,
+        repo: &str,
+        manifest: &ManifestInfo,
+        references: &[String],
+        tag: Option<&str>,
+        pinned_by: Option<u64>,
+    ) -> Result<()> {
+        require("repository", repo)?;
+        require("digest", &manifest.digest)?;
+        if let Some(tag) = tag {
+            require("tag", tag)?;
+        }
+        let (repo, manifest, references) = (repo.to_owned(), manifest.clone(), references.to_vec());
+        let tag = tag.map(str::to_owned);
+        let inner = self.inner.clone();
+        self.write(move |tx| {
+            queries::put_manifest(tx, &repo, &manifest, &references, tag.as_deref())?;
+            match pinned_by {
+                Some(request) => {
+                    gc::unpin(tx, &inner.pin_holder()?, request, Some(&manifest.digest))
+                }
+                None => Ok(()),
+            }
+        })
+        .await
+    }
 }
 
 /// Rejects names that cannot be stored: empty ones sort before every
@@ -174,17 +229,8 @@ impl MetadataStore for SqliteMetadata {
         references: &[String],
         tag: Option<&str>,
     ) -> Result<()> {
-        require("repository", repo)?;
-        require("digest", &manifest.digest)?;
-        if let Some(tag) = tag {
-            require("tag", tag)?;
-        }
-        let (repo, manifest, references) = (repo.to_owned(), manifest.clone(), references.to_vec());
-        let tag = tag.map(str::to_owned);
-        self.write(move |tx| {
-            queries::put_manifest(tx, &repo, &manifest, &references, tag.as_deref())
-        })
-        .await
+        self.store_manifest(repo, manifest, references, tag, None)
+            .await
     }
 
     async fn get_manifest(&self, repo: &str, digest: &str) -> Result<Option<ManifestInfo>> {
@@ -260,10 +306,51 @@ impl MetadataStore for SqliteMetadata {
         self.write(move |tx| queries::end_upload(tx, &id)).await
     }
 
-    async fn protect_blob(&self, digest: &str) -> Result<()> {
+    async fn pin_blob(&self, digest: &str, request: u64) -> Result<()> {
         require("digest", digest)?;
         let digest = digest.to_owned();
-        self.write(move |tx| gc::protect_blob(tx, &digest)).await
+        let inner = self.inner.clone();
+        self.write(move |tx| gc::pin(tx, &digest, &inner.pin_holder()?, request))
+            .await
+    }
+
+    async fn unpin(&self, request: u64) -> Result<()> {
+        let Some(holder) = self.inner.pin_holder.get().map(|h| h.id().to_owned()) else {
+            return Ok(());
+        };
+        self.write(move |tx| gc::unpin(tx, &holder, request, None))
+            .await
+    }
+
+    async fn link_committed(&self, repo: &str, digest: &str, request: u64) -> Result<()> {
+        require("repository", repo)?;
+        require("digest", digest)?;
+        let (repo, digest) = (repo.to_owned(), digest.to_owned());
+        let inner = self.inner.clone();
+        self.write(move |tx| {
+            queries::link_blob(tx, &repo, &digest)?;
+            gc::unpin(tx, &inner.pin_holder()?, request, Some(&digest))
+        })
+        .await
+    }
+
+    async fn mount_blob(&self, repo: &str, digest: &str) -> Result<bool> {
+        require("repository", repo)?;
+        require("digest", digest)?;
+        let (repo, digest) = (repo.to_owned(), digest.to_owned());
+        self.write(move |tx| gc::mount(tx, &repo, &digest)).await
+    }
+
+    async fn put_manifest_committed(
+        &self,
+        repo: &str,
+        manifest: &ManifestInfo,
+        references: &[String],
+        tag: Option<&str>,
+        request: u64,
+    ) -> Result<()> {
+        self.store_manifest(repo, manifest, references, tag, Some(request))
+            .await
     }
 
     fn gc(&self) -> Option<&dyn GcMetadata> {
@@ -277,19 +364,52 @@ impl GcMetadata for SqliteMetadata {
         self.read(move |tx| gc::due(tx, now, grace, limit)).await
     }
 
-    async fn gc_condemn(&self, digest: &str, now: u64, grace: GracePeriods) -> Result<bool> {
-        let digest = digest.to_owned();
-        self.write(move |tx| gc::condemn(tx, &digest, now, grace))
+    async fn gc_begin(&self) -> Result<(GcLease, Vec<String>)> {
+        let inner = self.inner.clone();
+        let lease = run_blocking(move || inner.holders.register()).await?;
+        let id = lease.id().to_owned();
+        let others = {
+            let id = id.clone();
+            self.read(move |tx| gc::holders(tx, &id)).await?
+        };
+        let holders = self.inner.holders.clone();
+        // Checked outside the transaction: a holder found dead stays dead.
+        let dead = run_blocking(move || {
+            let mut dead = Vec::new();
+            for holder in others {
+                if !holders.is_alive(holder.as_deref())? {
+                    dead.push(holder);
+                }
+            }
+            Ok(dead)
+        })
+        .await?;
+        let heir = id.clone();
+        let released = dead.clone();
+        let inherited = self
+            .write(move |tx| gc::take_over(tx, &released, &heir))
+            .await?;
+        for holder in dead.iter().flatten() {
+            self.inner.holders.remove_dead(holder);
+        }
+        Ok((GcLease::new(id, Box::new(lease)), inherited))
+    }
+
+    async fn gc_condemn(
+        &self,
+        lease: &GcLease,
+        digest: &str,
+        now: u64,
+        grace: GracePeriods,
+    ) -> Result<bool> {
+        let (digest, holder) = (digest.to_owned(), lease.id().to_owned());
+        self.write(move |tx| gc::condemn(tx, &digest, now, grace, &holder))
             .await
     }
 
-    async fn gc_bury(&self, digest: &str) -> Result<()> {
-        let digest = digest.to_owned();
-        self.write(move |tx| gc::bury(tx, &digest)).await
-    }
-
-    async fn gc_tombstones(&self) -> Result<Vec<String>> {
-        self.read(|tx| gc::tombstones(tx)).await
+    async fn gc_bury(&self, lease: &GcLease, digest: &str) -> Result<()> {
+        let (digest, holder) = (digest.to_owned(), lease.id().to_owned());
+        self.write(move |tx| gc::bury(tx, &digest, &holder)).await
     }
 
     async fn gc_adopt(&self, present: &[(String, u64)]) -> Result<u64> {
@@ -304,6 +424,12 @@ impl GcMetadata for SqliteMetadata {
 
     async fn gc_untagged(&self, before: u64) -> Result<Vec<(String, String)>> {
         self.read(move |tx| gc::untagged(tx, before)).await
+    }
+
+    async fn gc_delete_untagged(&self, repo: &str, digest: &str, before: u64) -> Result<bool> {
+        let (repo, digest) = (repo.to_owned(), digest.to_owned());
+        self.write(move |tx| gc::delete_untagged(tx, &repo, &digest, before))
+            .await
     }
 
     async fn references(&self) -> Result<Vec<Reference>> {

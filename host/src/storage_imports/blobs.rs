@@ -7,28 +7,37 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
-/// How long a commit waits for garbage collection to finish with a digest it
-/// condemned. A collector deletes the bytes and drops the tombstone within
-/// milliseconds; only one that died mid-pass leaves it until the next pass.
-const TOMBSTONE_WAIT: Duration = Duration::from_secs(2);
+/// How long a commit or a mount waits for garbage collection to decide
+/// about a digest it condemned. A collector deletes the bytes and drops the
+/// tombstone within milliseconds; only one that died mid-pass leaves it
+/// until the next pass.
+pub(super) const TOMBSTONE_WAIT: Duration = Duration::from_secs(2);
 const TOMBSTONE_POLL: Duration = Duration::from_millis(10);
 
-/// Marks the digest in flight before its bytes (re)appear, so garbage
-/// collection cannot condemn it between commit and link. `protect_blob`
-/// conflicts only while a collector holds a tombstone on the digest: wait
-/// for it to be buried rather than fail a client that merely pushed a layer
-/// the collector was removing. Past the wait the commit is refused
-/// (`conflict`, 409) and the client retries.
-async fn protect(metadata: &dyn MetadataStore, digest: &str) -> Result<(), StorageError> {
+/// Runs `attempt` until it does not meet a tombstone (`Conflict`), for up to
+/// [`TOMBSTONE_WAIT`]: rather than fail a client that merely pushed or
+/// mounted a blob a collector was removing, wait for the collector to be
+/// done with it. Past the wait the conflict stands (409, the client retries).
+pub(super) async fn past_tombstones<T, F, Fut>(mut attempt: F) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StorageError>>,
+{
     let started = Instant::now();
     loop {
-        match metadata.protect_blob(digest).await {
+        match attempt().await {
             Err(StorageError::Conflict(_)) if started.elapsed() < TOMBSTONE_WAIT => {
                 tokio::time::sleep(TOMBSTONE_POLL).await;
             }
             result => return result,
         }
     }
+}
+
+/// Pins the digest before its bytes (re)appear, so no collector can
+/// condemn it between commit and link, at any grace period.
+async fn pin(metadata: &dyn MetadataStore, digest: &str, request: u64) -> Result<(), StorageError> {
+    past_tombstones(|| metadata.pin_blob(digest, request)).await
 }
 
 fn parse_digest(digest: &str) -> Result<Digest, crate::bindings::WitStorageError> {
@@ -123,9 +132,12 @@ impl HostUpload for StorageCtx<'_> {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
-        if let Err(e) = protect(self.backends.metadata.as_ref(), &expected.to_string()).await {
+        let digest = expected.to_string();
+        let metadata = self.backends.metadata.as_ref();
+        if let Err(e) = pin(metadata, &digest, self.pins.request()).await {
             return Ok(Err(to_wit(e)));
         }
+        self.pins.note_pinned(&digest);
         wit(self.backends.blobs.commit(&id, &expected).await)
     }
 
@@ -143,47 +155,53 @@ impl HostUpload for StorageCtx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_storage::{GcMetadata, GracePeriods, SqliteMetadata};
+    use berth_storage::{GcLease, GcMetadata, GracePeriods, SqliteMetadata};
     use std::sync::Arc;
 
     const DIGEST: &str = "sha256:0123";
 
     /// Metadata in which a collector has condemned `DIGEST` and not yet
-    /// buried it.
-    async fn tombstoned() -> (tempfile::TempDir, Arc<SqliteMetadata>) {
+    /// buried it, with the collector's lease.
+    async fn tombstoned() -> (tempfile::TempDir, Arc<SqliteMetadata>, GcLease) {
         let dir = tempfile::tempdir().expect("tempdir");
         let meta = Arc::new(SqliteMetadata::open(&dir.path().join("m.db")).expect("open"));
-        meta.protect_blob(DIGEST).await.expect("protect");
+        meta.pin_blob(DIGEST, 1).await.expect("pin");
+        meta.unpin(1).await.expect("unpin");
         let now = u64::MAX / 4;
         let zero = GracePeriods {
             unreferenced: 0,
             uploaded: 0,
         };
-        assert!(meta.gc_condemn(DIGEST, now, zero).await.expect("condemn"));
-        (dir, meta)
+        let (lease, _) = meta.gc_begin().await.expect("begin");
+        assert!(
+            meta.gc_condemn(&lease, DIGEST, now, zero)
+                .await
+                .expect("condemn")
+        );
+        (dir, meta, lease)
     }
 
     #[tokio::test]
     async fn a_commit_waits_for_the_collector_to_bury_its_digest() {
-        let (_dir, meta) = tombstoned().await;
+        let (_dir, meta, lease) = tombstoned().await;
         let collector = meta.clone();
         let bury = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            collector.gc_bury(DIGEST).await
+            collector.gc_bury(&lease, DIGEST).await
         });
         let started = Instant::now();
-        protect(meta.as_ref(), DIGEST)
+        pin(meta.as_ref(), DIGEST, 2)
             .await
-            .expect("protected once buried");
+            .expect("pinned once buried");
         assert!(started.elapsed() >= Duration::from_millis(150));
         bury.await.expect("join").expect("bury");
     }
 
     #[tokio::test]
     async fn a_tombstone_nobody_buries_refuses_the_commit_after_the_wait() {
-        let (_dir, meta) = tombstoned().await;
+        let (_dir, meta, _lease) = tombstoned().await;
         let started = Instant::now();
-        let refused = protect(meta.as_ref(), DIGEST).await;
+        let refused = pin(meta.as_ref(), DIGEST, 2).await;
         assert!(
             matches!(refused, Err(StorageError::Conflict(_))),
             "{refused:?}"

@@ -1,7 +1,9 @@
 //! `berth:registry/metadata` on a `MetadataStore`.
 
+use super::blobs::past_tombstones;
 use super::{StorageCtx, WitResult, wit};
 use crate::bindings::berth::registry::metadata::{Host, ManifestInfo, Page};
+use berth_storage::StorageError;
 
 fn from_wit_manifest(m: ManifestInfo) -> berth_storage::ManifestInfo {
     berth_storage::ManifestInfo {
@@ -33,8 +35,26 @@ fn from_wit_page(p: Page) -> berth_storage::Page {
 }
 
 impl Host for StorageCtx<'_> {
+    /// The guest links a blob after committing it (this request pinned it)
+    /// or to mount it from another repository. A mount waits for a
+    /// collector's decision about a condemned blob; a blob nothing holds
+    /// any more is a `conflict`, and the guest falls back to an upload.
     async fn link_blob(&mut self, repository: String, digest: String) -> WitResult<()> {
-        wit(self.backends.metadata.link_blob(&repository, &digest).await)
+        let metadata = self.backends.metadata.as_ref();
+        if self.pins.holds(&digest) {
+            let linked = metadata
+                .link_committed(&repository, &digest, self.pins.request())
+                .await;
+            if linked.is_ok() {
+                self.pins.note_released(&digest);
+            }
+            return wit(linked);
+        }
+        let mounted = past_tombstones(|| metadata.mount_blob(&repository, &digest)).await;
+        wit(mounted.and_then(|held| {
+            held.then_some(())
+                .ok_or_else(|| StorageError::Conflict(format!("blob {digest} is no longer stored")))
+        }))
     }
 
     async fn blob_linked(&mut self, repository: String, digest: String) -> WitResult<bool> {
@@ -62,9 +82,19 @@ impl Host for StorageCtx<'_> {
     ) -> WitResult<()> {
         let manifest = from_wit_manifest(manifest);
         let metadata = &self.backends.metadata;
-        wit(metadata
-            .put_manifest(&repository, &manifest, &references, tag.as_deref())
-            .await)
+        if !self.pins.holds(&manifest.digest) {
+            return wit(metadata
+                .put_manifest(&repository, &manifest, &references, tag.as_deref())
+                .await);
+        }
+        let request = self.pins.request();
+        let stored = metadata
+            .put_manifest_committed(&repository, &manifest, &references, tag.as_deref(), request)
+            .await;
+        if stored.is_ok() {
+            self.pins.note_released(&manifest.digest);
+        }
+        wit(stored)
     }
 
     async fn get_manifest(

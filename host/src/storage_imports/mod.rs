@@ -4,9 +4,11 @@
 mod admission;
 mod blobs;
 mod metadata;
+mod pins;
 mod streams;
 
 pub use admission::{Admission, CatalogFilter};
+pub use pins::Pins;
 pub use streams::{BlobSource, UploadSink};
 
 use crate::bindings::WitStorageError;
@@ -32,6 +34,7 @@ pub struct StorageCtx<'a> {
     pub backends: &'a Backends,
     pub table: &'a mut ResourceTable,
     pub admission: &'a Admission,
+    pub pins: &'a mut Pins,
 }
 
 /// Marker for `add_to_linker`: the imports' data is a `StorageCtx`.

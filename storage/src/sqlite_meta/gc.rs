@@ -7,6 +7,19 @@
 //! tombstoned until its bytes are gone: linking or re-uploading it fails
 //! meanwhile, and a manifest cannot name it because its links are gone.
 //!
+//! Several collectors may work on one database (the server's and `berth gc`
+//! processes). A tombstone names the pass that wrote it, and only that pass
+//! deletes the bytes and buries it while it lives; a pass takes over the
+//! tombstones of passes that died (holders.rs). Without that, a second pass
+//! finished and buried a tombstone the first was still working on, a push
+//! re-uploaded the blob, and the first pass's late delete took the new bytes.
+//!
+//! A request that commits a blob pins it first and drops the pin in the
+//! transaction that links it (or stores it as a manifest). A pinned blob is
+//! never condemned, whatever the grace periods: at zero upload grace a pass
+//! could otherwise condemn and delete the blob between commit and link, and
+//! the link would then name bytes that are gone.
+//!
 //! Like `queries.rs`, every function runs inside its caller's transaction.
 
 use super::queries;
@@ -37,15 +50,58 @@ pub(super) fn refuse_tombstoned(conn: &Connection, digest: &str) -> Result<()> {
     Ok(())
 }
 
-/// Marks `digest` as uploaded now, opening its upload grace period.
-pub(super) fn protect_blob(conn: &Connection, digest: &str) -> Result<()> {
+/// Pins `digest` for `request` of process `holder` and marks it uploaded
+/// now, opening its upload grace period.
+pub(super) fn pin(conn: &Connection, digest: &str, holder: &str, request: u64) -> Result<()> {
     refuse_tombstoned(conn, digest)?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO gc_pins (digest, holder, request) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![digest, holder, secs(request)])?;
     conn.prepare_cached(
         "INSERT INTO gc_queue (digest, uploaded_at) VALUES (?1, unixepoch())
          ON CONFLICT (digest) DO UPDATE SET uploaded_at = excluded.uploaded_at",
     )?
     .execute([digest])?;
     Ok(())
+}
+
+/// Drops the pins of `request`: one digest's, or with `None` all of them.
+pub(super) fn unpin(
+    conn: &Connection,
+    holder: &str,
+    request: u64,
+    digest: Option<&str>,
+) -> Result<()> {
+    match digest {
+        Some(digest) => conn
+            .prepare_cached(
+                "DELETE FROM gc_pins WHERE holder = ?1 AND request = ?2 AND digest = ?3",
+            )?
+            .execute(params![holder, secs(request), digest])?,
+        None => conn
+            .prepare_cached("DELETE FROM gc_pins WHERE holder = ?1 AND request = ?2")?
+            .execute(params![holder, secs(request)])?,
+    };
+    Ok(())
+}
+
+/// Links a blob some repository or manifest already holds (a mount): false,
+/// and nothing linked, when nothing holds it any more, so its bytes may be
+/// gone. `Conflict` while a collector has condemned it.
+pub(super) fn mount(conn: &Connection, repo: &str, digest: &str) -> Result<bool> {
+    refuse_tombstoned(conn, digest)?;
+    let held = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1)
+                 OR EXISTS (SELECT 1 FROM manifest_refs WHERE digest = ?1)
+                 OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
+        )?
+        .query_row([digest], |r| r.get::<_, bool>(0))?;
+    if held {
+        queries::link_blob(conn, repo, digest)?;
+    }
+    Ok(held)
 }
 
 /// The digests have reached a manifest, so their uploads are over: the
@@ -83,7 +139,8 @@ pub(super) fn is_referenced(conn: &Connection, digest: &str) -> Result<bool> {
 /// the upload cutoff as `?1` and the unreferenced cutoff as `?2`.
 const DUE: &str = "(q.uploaded_at IS NULL OR q.uploaded_at <= ?1)
     AND (q.unreferenced_at IS NULL OR q.unreferenced_at <= ?2)
-    AND NOT EXISTS (SELECT 1 FROM gc_tombstones t WHERE t.digest = q.digest)";
+    AND NOT EXISTS (SELECT 1 FROM gc_tombstones t WHERE t.digest = q.digest)
+    AND NOT EXISTS (SELECT 1 FROM gc_pins p WHERE p.digest = q.digest)";
 
 pub(super) fn due(
     conn: &Connection,
@@ -109,6 +166,7 @@ pub(super) fn condemn(
     digest: &str,
     now: u64,
     grace: GracePeriods,
+    holder: &str,
 ) -> Result<bool> {
     if is_referenced(conn, digest)? {
         // A manifest holds it: nothing to review until that manifest goes,
@@ -130,27 +188,56 @@ pub(super) fn condemn(
     // naming it (put_manifest checks links in its own transaction).
     conn.prepare_cached("DELETE FROM blob_links WHERE digest = ?1")?
         .execute([digest])?;
-    conn.prepare_cached("INSERT INTO gc_tombstones (digest, since) VALUES (?1, ?2)")?
-        .execute(params![digest, secs(now)])?;
+    conn.prepare_cached("INSERT INTO gc_tombstones (digest, since, holder) VALUES (?1, ?2, ?3)")?
+        .execute(params![digest, secs(now), holder])?;
     // The unlink trigger queued it again; the tombstone now tracks it.
     conn.prepare_cached("DELETE FROM gc_queue WHERE digest = ?1")?
         .execute([digest])?;
     Ok(true)
 }
 
-/// Forgets a condemned blob. Any queue row it has is stale too: nothing
-/// could touch the digest while it was tombstoned.
-pub(super) fn bury(conn: &Connection, digest: &str) -> Result<()> {
-    conn.prepare_cached("DELETE FROM gc_tombstones WHERE digest = ?1")?
-        .execute([digest])?;
-    conn.prepare_cached("DELETE FROM gc_queue WHERE digest = ?1")?
-        .execute([digest])?;
+/// Forgets a blob `holder` condemned. Any queue row it has is stale too:
+/// nothing could touch the digest while it was tombstoned. Someone else's
+/// tombstone stays: its pass may still be deleting.
+pub(super) fn bury(conn: &Connection, digest: &str, holder: &str) -> Result<()> {
+    let buried = conn
+        .prepare_cached("DELETE FROM gc_tombstones WHERE digest = ?1 AND holder = ?2")?
+        .execute([digest, holder])?;
+    if buried > 0 {
+        conn.prepare_cached("DELETE FROM gc_queue WHERE digest = ?1")?
+            .execute([digest])?;
+    }
     Ok(())
 }
 
-pub(super) fn tombstones(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT digest FROM gc_tombstones ORDER BY digest")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
+/// Every holder with pins or tombstones, but `except` (NULL: a tombstone
+/// from before holders existed).
+pub(super) fn holders(conn: &Connection, except: &str) -> Result<Vec<Option<String>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT holder FROM gc_tombstones WHERE holder IS NOT ?1
+         UNION SELECT holder FROM gc_pins WHERE holder IS NOT ?1",
+    )?;
+    let rows = stmt.query_map([except], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Releases what the `dead` holders held: their pins go, their tombstones
+/// become `heir`'s. Returns every digest `heir` has tombstoned.
+pub(super) fn take_over(
+    conn: &Connection,
+    dead: &[Option<String>],
+    heir: &str,
+) -> Result<Vec<String>> {
+    let mut unpin = conn.prepare_cached("DELETE FROM gc_pins WHERE holder IS ?1")?;
+    let mut adopt =
+        conn.prepare_cached("UPDATE gc_tombstones SET holder = ?2 WHERE holder IS ?1")?;
+    for holder in dead {
+        unpin.execute([holder])?;
+        adopt.execute(params![holder, heir])?;
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT digest FROM gc_tombstones WHERE holder = ?1 ORDER BY digest")?;
+    let rows = stmt.query_map([heir], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -170,19 +257,45 @@ pub(super) fn adopt(conn: &Connection, present: &[(String, u64)]) -> Result<u64>
     Ok(queued)
 }
 
+/// The condition for a manifest `m` that untagged-manifest collection may
+/// delete: stored before `?1`, no tag, no manifest of its repository
+/// referencing it, and its subject (if any) gone.
+const UNTAGGED: &str = "m.created_at < ?1
+    AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest)
+    AND NOT EXISTS (SELECT 1 FROM manifest_refs f
+                    WHERE f.repo_id = m.repo_id AND f.digest = m.digest)
+    AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s
+                                          WHERE s.repo_id = m.repo_id AND s.digest = m.subject))";
+
 pub(super) fn untagged(conn: &Connection, before: u64) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare_cached(
+    let sql = format!(
         "SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
-         WHERE m.created_at < ?1
-           AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest)
-           AND NOT EXISTS (SELECT 1 FROM manifest_refs f
-                           WHERE f.repo_id = m.repo_id AND f.digest = m.digest)
-           AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s
-                                                 WHERE s.repo_id = m.repo_id AND s.digest = m.subject))
-         ORDER BY r.name, m.digest",
-    )?;
+         WHERE {UNTAGGED} ORDER BY r.name, m.digest"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([secs(before)], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Deletes one manifest `untagged` listed if it still qualifies: a push may
+/// have tagged it since, and deleting it would take that tag along.
+pub(super) fn delete_untagged(
+    conn: &Connection,
+    repo: &str,
+    digest: &str,
+    before: u64,
+) -> Result<bool> {
+    let sql = format!(
+        "SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repo_id
+         WHERE r.name = ?2 AND m.digest = ?3 AND {UNTAGGED}"
+    );
+    if !conn
+        .prepare_cached(&sql)?
+        .exists(params![secs(before), repo, digest])?
+    {
+        return Ok(false);
+    }
+    queries::delete_manifest(conn, repo, digest)
 }
 
 pub(super) fn references(conn: &Connection) -> Result<Vec<Reference>> {

@@ -5,7 +5,9 @@
 
 use super::{SqliteMetadata, schema};
 use crate::conformance::manifest;
-use crate::{GcMetadata, GracePeriods, MetadataStore, Reference, RepositoryUsage, StorageError};
+use crate::{
+    GcLease, GcMetadata, GracePeriods, MetadataStore, Reference, RepositoryUsage, StorageError,
+};
 use rusqlite::{OptionalExtension, params};
 use tempfile::TempDir;
 
@@ -68,6 +70,32 @@ fn gc(meta: &SqliteMetadata) -> &dyn GcMetadata {
     meta.gc().expect("sqlite keeps gc bookkeeping")
 }
 
+/// A collection pass's lease (inheriting nothing in a fresh store).
+async fn lease(meta: &SqliteMetadata) -> GcLease {
+    let (lease, inherited) = gc(meta).gc_begin().await.expect("begin");
+    assert!(inherited.is_empty(), "{inherited:?}");
+    lease
+}
+
+/// Every tombstoned digest, whoever holds it.
+fn tombstones(meta: &SqliteMetadata) -> Vec<String> {
+    let conn = super::lock(&meta.inner.writer);
+    let mut stmt = conn
+        .prepare("SELECT digest FROM gc_tombstones ORDER BY digest")
+        .expect("prepare");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows")
+}
+
+/// A commit that pinned `digest` and let go without linking it: queued as
+/// uploaded now, unpinned.
+async fn pinned_and_let_go(meta: &SqliteMetadata, digest: &str) {
+    meta.pin_blob(digest, 1).await.expect("pin");
+    meta.unpin(1).await.expect("unpin");
+}
+
 const GRACE: GracePeriods = GracePeriods {
     unreferenced: 100,
     uploaded: 1000,
@@ -86,7 +114,7 @@ async fn linking_and_protecting_queue_as_uploaded() {
     recent(uploaded);
     assert_eq!(unreferenced, None);
 
-    meta.protect_blob("sha256:p").await.expect("protect");
+    pinned_and_let_go(&meta, "sha256:p").await;
     let (uploaded, unreferenced) = row(&meta, "sha256:p").expect("queued by protect");
     recent(uploaded);
     assert_eq!(unreferenced, None);
@@ -107,7 +135,7 @@ async fn linking_and_protecting_queue_as_uploaded() {
     recent(uploaded);
     assert_eq!(unreferenced, Some(7));
     set_row(&meta, "sha256:p", (Some(5), Some(7)));
-    meta.protect_blob("sha256:p").await.expect("protect again");
+    pinned_and_let_go(&meta, "sha256:p").await;
     let (uploaded, unreferenced) = row(&meta, "sha256:p").expect("row");
     recent(uploaded);
     assert_eq!(unreferenced, Some(7));
@@ -120,7 +148,7 @@ async fn manifest_put_ends_uploads() {
     for blob in ["sha256:cfg", "sha256:layer"] {
         meta.link_blob("r", blob).await.expect("link");
     }
-    meta.protect_blob(&m.digest).await.expect("protect bytes");
+    pinned_and_let_go(&meta, &m.digest).await;
     // An earlier unlink somewhere leaves its time; only the upload ends.
     set_row(&meta, "sha256:layer", (Some(5), Some(7)));
     set_row(&meta, "sha256:unrelated", (Some(5), None));
@@ -230,6 +258,7 @@ async fn due_honours_both_grace_periods() {
 #[tokio::test]
 async fn condemn_drops_referenced_blobs_from_the_queue() {
     let (_dir, meta) = store();
+    let lease = lease(&meta).await;
     let (m, child) = (manifest(1, None, None), manifest(2, None, None));
     meta.link_blob("r", "sha256:layer").await.expect("link");
     meta.put_manifest("r", &m, &["sha256:layer".into()], Some("t"))
@@ -243,7 +272,7 @@ async fn condemn_drops_referenced_blobs_from_the_queue() {
         assert!(gc(&meta).gc_is_referenced(digest).await.expect("refd"));
         assert!(
             !gc(&meta)
-                .gc_condemn(digest, 1_000_000, GRACE)
+                .gc_condemn(&lease, digest, 1_000_000, GRACE)
                 .await
                 .expect("condemn"),
             "{digest} is referenced"
@@ -251,12 +280,13 @@ async fn condemn_drops_referenced_blobs_from_the_queue() {
         assert_eq!(row(&meta, digest), None, "{digest} left the queue");
     }
     assert!(meta.blob_linked("r", "sha256:layer").await.expect("linked"));
-    assert!(gc(&meta).gc_tombstones().await.expect("list").is_empty());
+    assert!(tombstones(&meta).is_empty());
 }
 
 #[tokio::test]
 async fn condemn_takes_unreferenced_due_blobs() {
     let (_dir, meta) = store();
+    let lease = lease(&meta).await;
     let d = "sha256:dead";
     for repo in ["a", "b"] {
         meta.link_blob(repo, d).await.expect("link");
@@ -267,23 +297,33 @@ async fn condemn_takes_unreferenced_due_blobs() {
 
     // Not yet due: nothing changes.
     let early = uploaded + GRACE.uploaded - 1;
-    assert!(!gc(&meta).gc_condemn(d, early, GRACE).await.expect("early"));
+    assert!(
+        !gc(&meta)
+            .gc_condemn(&lease, d, early, GRACE)
+            .await
+            .expect("early")
+    );
     assert!(meta.blob_linked("a", d).await.expect("linked"));
     assert!(row(&meta, d).is_some());
     assert!(
         !gc(&meta)
-            .gc_condemn("sha256:unqueued", early, GRACE)
+            .gc_condemn(&lease, "sha256:unqueued", early, GRACE)
             .await
             .expect("unqueued")
     );
 
     let due = uploaded + GRACE.uploaded;
-    assert!(gc(&meta).gc_condemn(d, due, GRACE).await.expect("condemn"));
+    assert!(
+        gc(&meta)
+            .gc_condemn(&lease, d, due, GRACE)
+            .await
+            .expect("condemn")
+    );
     for repo in ["a", "b"] {
         assert!(!meta.blob_linked(repo, d).await.expect("linked"), "{repo}");
     }
     assert_eq!(row(&meta, d), None, "the tombstone tracks it now");
-    assert_eq!(gc(&meta).gc_tombstones().await.expect("list"), [d]);
+    assert_eq!(tombstones(&meta), [d]);
     let since: i64 = super::lock(&meta.inner.writer)
         .query_row(
             "SELECT since FROM gc_tombstones WHERE digest = ?1",
@@ -293,7 +333,10 @@ async fn condemn_takes_unreferenced_due_blobs() {
         .expect("since");
     assert_eq!(at(since), due);
     assert!(
-        !gc(&meta).gc_condemn(d, due, GRACE).await.expect("again"),
+        !gc(&meta)
+            .gc_condemn(&lease, d, due, GRACE)
+            .await
+            .expect("again"),
         "a tombstoned blob is condemned once"
     );
     assert!(
@@ -307,7 +350,7 @@ async fn condemn_takes_unreferenced_due_blobs() {
     let conflict = |r: crate::Result<()>| matches!(r, Err(StorageError::Conflict(_)));
     assert!(conflict(meta.link_blob("a", d).await), "link");
     assert!(conflict(meta.link_blob("c", d).await), "link elsewhere");
-    assert!(conflict(meta.protect_blob(d).await), "protect");
+    assert!(conflict(meta.pin_blob(d, 1).await), "pin");
     assert!(
         meta.list_repositories(&Default::default())
             .await
@@ -321,13 +364,19 @@ async fn condemn_takes_unreferenced_due_blobs() {
 #[tokio::test]
 async fn manifest_naming_an_absent_blob_stores_nothing() {
     let (_dir, meta) = store();
+    let lease = lease(&meta).await;
     let d = "sha256:dead";
     meta.link_blob("r", d).await.expect("link");
     meta.link_blob("r", "sha256:cfg").await.expect("link cfg");
     let (uploaded, _) = row(&meta, d).expect("queued");
     let due = at(uploaded.expect("uploaded_at")) + GRACE.uploaded;
     // A push checked the blob before the pass condemned it.
-    assert!(gc(&meta).gc_condemn(d, due, GRACE).await.expect("condemn"));
+    assert!(
+        gc(&meta)
+            .gc_condemn(&lease, d, due, GRACE)
+            .await
+            .expect("condemn")
+    );
     let m = manifest(1, None, None);
     let refs = ["sha256:cfg".to_string(), d.to_string()];
     let err = meta
@@ -373,13 +422,14 @@ async fn manifest_naming_an_absent_blob_stores_nothing() {
 #[tokio::test]
 async fn condemned_manifest_digest_conflicts() {
     let (_dir, meta) = store();
+    let lease = lease(&meta).await;
     let m = manifest(1, None, None);
-    meta.protect_blob(&m.digest).await.expect("protect");
+    pinned_and_let_go(&meta, &m.digest).await;
     let (uploaded, _) = row(&meta, &m.digest).expect("queued");
     let due = at(uploaded.expect("uploaded_at")) + GRACE.uploaded;
     assert!(
         gc(&meta)
-            .gc_condemn(&m.digest, due, GRACE)
+            .gc_condemn(&lease, &m.digest, due, GRACE)
             .await
             .expect("condemn")
     );
@@ -388,7 +438,7 @@ async fn condemned_manifest_digest_conflicts() {
         Err(StorageError::Conflict(_))
     ));
     assert_eq!(meta.get_manifest("r", &m.digest).await.expect("get"), None);
-    gc(&meta).gc_bury(&m.digest).await.expect("bury");
+    gc(&meta).gc_bury(&lease, &m.digest).await.expect("bury");
     meta.put_manifest("r", &m, &[], Some("t"))
         .await
         .expect("after burial");
@@ -397,18 +447,27 @@ async fn condemned_manifest_digest_conflicts() {
 #[tokio::test]
 async fn bury_forgets_the_tombstone() {
     let (_dir, meta) = store();
+    let lease = lease(&meta).await;
     let d = "sha256:dead";
     meta.link_blob("r", d).await.expect("link");
     let (uploaded, _) = row(&meta, d).expect("queued");
     let due = at(uploaded.expect("uploaded_at")) + GRACE.uploaded;
-    assert!(gc(&meta).gc_condemn(d, due, GRACE).await.expect("condemn"));
+    assert!(
+        gc(&meta)
+            .gc_condemn(&lease, d, due, GRACE)
+            .await
+            .expect("condemn")
+    );
     // A stale row (say, from an fsck repair meanwhile) goes too.
     set_row(&meta, d, (None, Some(1)));
-    gc(&meta).gc_bury(d).await.expect("bury");
-    gc(&meta).gc_bury(d).await.expect("bury is idempotent");
-    assert!(gc(&meta).gc_tombstones().await.expect("list").is_empty());
+    gc(&meta).gc_bury(&lease, d).await.expect("bury");
+    gc(&meta)
+        .gc_bury(&lease, d)
+        .await
+        .expect("bury is idempotent");
+    assert!(tombstones(&meta).is_empty());
     assert_eq!(row(&meta, d), None);
-    meta.protect_blob(d).await.expect("re-upload");
+    pinned_and_let_go(&meta, d).await;
     meta.link_blob("r", d).await.expect("relink");
     assert!(meta.blob_linked("r", d).await.expect("linked"));
 }
@@ -788,4 +847,178 @@ async fn migrates_a_version_1_database() {
             .await
             .expect("linked")
     );
+}
+
+const ZERO: GracePeriods = GracePeriods {
+    unreferenced: 0,
+    uploaded: 0,
+};
+
+/// Another handle on the same database file, as another process has.
+fn second_process(dir: &TempDir) -> SqliteMetadata {
+    SqliteMetadata::open(&dir.path().join("metadata.db")).expect("open again")
+}
+
+/// The interleaving that lost blobs with collectors in two processes,
+/// stepped: pass A condemns a blob; pass B starts while A is still
+/// deleting. B used to finish and bury A's tombstone, a push then
+/// re-uploaded the blob, and A's delete, arriving last, took the new bytes.
+/// Now B leaves a live pass's tombstones alone, the push waits, and only
+/// once A is gone does a pass take over what it left.
+#[tokio::test]
+async fn a_second_collector_leaves_a_live_passes_tombstones_alone() {
+    let (dir, meta) = store();
+    let (other, pusher) = (second_process(&dir), second_process(&dir));
+    let d = "sha256:shared";
+    meta.link_blob("r", d).await.expect("link");
+    let a = lease(&meta).await;
+    assert!(
+        gc(&meta)
+            .gc_condemn(&a, d, at(now()), ZERO)
+            .await
+            .expect("condemn")
+    );
+
+    let (b, inherited) = gc(&other).gc_begin().await.expect("B begins");
+    assert!(inherited.is_empty(), "B took A's tombstone: {inherited:?}");
+    gc(&other).gc_bury(&b, d).await.expect("B buries");
+    assert_eq!(tombstones(&meta), [d], "only A may bury it");
+    assert!(
+        matches!(pusher.pin_blob(d, 1).await, Err(StorageError::Conflict(_))),
+        "a re-upload waits for A"
+    );
+    drop(b);
+
+    // A dies before burying: the next pass inherits the tombstone.
+    drop(a);
+    let (c, inherited) = gc(&other).gc_begin().await.expect("C begins");
+    assert_eq!(inherited, [d]);
+    gc(&other).gc_bury(&c, d).await.expect("C buries");
+    assert!(tombstones(&meta).is_empty());
+    pusher
+        .pin_blob(d, 1)
+        .await
+        .expect("the re-upload goes ahead");
+}
+
+/// At zero upload grace a pass could condemn a blob between its commit and
+/// its link, delete the bytes and bury it; the link then named nothing.
+/// The pin holds it from commit to link.
+#[tokio::test]
+async fn a_pinned_blob_is_not_condemned_at_zero_grace() {
+    let (_dir, meta) = store();
+    let lease = lease(&meta).await;
+    let d = "sha256:inflight";
+    meta.pin_blob(d, 7).await.expect("pin");
+    let later = at(now()) + 10;
+    assert!(
+        gc(&meta)
+            .gc_due(later, ZERO, 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    assert!(
+        !gc(&meta)
+            .gc_condemn(&lease, d, later, ZERO)
+            .await
+            .expect("condemn")
+    );
+    meta.link_committed("r", d, 7).await.expect("link");
+    assert!(meta.blob_linked("r", d).await.expect("linked"));
+    // The link used the pin up: from now on only grace periods protect it.
+    assert!(
+        gc(&meta)
+            .gc_condemn(&lease, d, later, ZERO)
+            .await
+            .expect("condemn")
+    );
+
+    let m = manifest(1, None, None);
+    meta.pin_blob(&m.digest, 8)
+        .await
+        .expect("pin manifest bytes");
+    assert!(
+        !gc(&meta)
+            .gc_condemn(&lease, &m.digest, later, ZERO)
+            .await
+            .expect("pinned")
+    );
+    meta.put_manifest_committed("r", &m, &[], Some("t"), 8)
+        .await
+        .expect("put");
+    let pins: i64 = super::lock(&meta.inner.writer)
+        .query_row("SELECT count(*) FROM gc_pins", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(pins, 0, "storing the manifest used its pin up");
+}
+
+#[tokio::test]
+async fn the_pins_of_a_process_that_ended_are_dropped() {
+    let (dir, meta) = store();
+    let server = second_process(&dir);
+    let d = "sha256:abandoned";
+    server.pin_blob(d, 1).await.expect("pin");
+    let later = at(now()) + 10;
+    {
+        let lease = lease(&meta).await;
+        assert!(
+            !gc(&meta)
+                .gc_condemn(&lease, d, later, ZERO)
+                .await
+                .expect("pinned")
+        );
+    }
+    drop(server);
+    let lease = lease(&meta).await;
+    assert!(
+        gc(&meta)
+            .gc_condemn(&lease, d, later, ZERO)
+            .await
+            .expect("released")
+    );
+}
+
+/// A mount checks, in its own transaction, that something still holds the
+/// blob: the guest saw it linked a moment ago, but a pass may have taken it
+/// since.
+#[tokio::test]
+async fn a_mount_links_only_a_blob_something_holds() {
+    let (_dir, meta) = store();
+    let lease = lease(&meta).await;
+    let d = "sha256:mounted";
+    meta.link_blob("from", d).await.expect("link");
+    assert!(meta.mount_blob("to", d).await.expect("mount"));
+    assert!(meta.blob_linked("to", d).await.expect("linked"));
+
+    assert!(
+        gc(&meta)
+            .gc_condemn(&lease, d, at(now()), ZERO)
+            .await
+            .expect("condemn")
+    );
+    assert!(matches!(
+        meta.mount_blob("again", d).await,
+        Err(StorageError::Conflict(_))
+    ));
+    gc(&meta).gc_bury(&lease, d).await.expect("bury");
+    assert!(!meta.mount_blob("again", d).await.expect("mount"));
+    assert!(!meta.blob_linked("again", d).await.expect("linked"));
+}
+
+/// Tombstones written before passes had leases (holder NULL) belong to
+/// passes long gone: the first pass inherits them.
+#[tokio::test]
+async fn tombstones_from_before_leases_are_inherited() {
+    let (_dir, meta) = store();
+    super::lock(&meta.inner.writer)
+        .execute(
+            "INSERT INTO gc_tombstones (digest, since) VALUES ('sha256:old', 1)",
+            [],
+        )
+        .expect("legacy tombstone");
+    let (lease, inherited) = gc(&meta).gc_begin().await.expect("begin");
+    assert_eq!(inherited, ["sha256:old"]);
+    gc(&meta).gc_bury(&lease, "sha256:old").await.expect("bury");
+    assert!(tombstones(&meta).is_empty());
 }

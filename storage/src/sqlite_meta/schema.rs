@@ -105,6 +105,22 @@ CREATE TRIGGER gc_queue_on_manifest_delete AFTER DELETE ON manifests BEGIN
     ON CONFLICT (digest) DO UPDATE SET unreferenced_at = excluded.unreferenced_at;
 END;
 "#,
+    // Collectors on several processes: a tombstone belongs to the pass that
+    // wrote it (`holder`, alive while its lock file is locked, see
+    // holders.rs), so no other pass finishes it while that one still may
+    // delete the bytes. Pins keep a digest from being condemned while a
+    // request commits and links it, at any grace period. NULL holders are
+    // tombstones from before this version: their passes are long gone.
+    r#"
+ALTER TABLE gc_tombstones ADD COLUMN holder TEXT;
+CREATE TABLE gc_pins (
+    digest  TEXT NOT NULL,
+    holder  TEXT NOT NULL,             -- the process that pinned it
+    request INTEGER NOT NULL,          -- the request within that process
+    PRIMARY KEY (digest, holder, request)
+) WITHOUT ROWID;
+CREATE INDEX gc_pins_by_holder ON gc_pins(holder, request);
+"#,
 ];
 
 /// Brings the database to the latest schema version.
