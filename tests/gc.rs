@@ -432,6 +432,79 @@ fn read_only_mode_refuses_writes_and_serves_reads() {
     );
 }
 
+/// The interleaving behind issue 11, stepped across three processes:
+/// collector A (this test, through the storage crate) condemns a blob and
+/// is slow to delete it; collector B (`berth gc`) runs meanwhile; a client
+/// pushes the same blob through the server. B used to finish A's tombstone
+/// (delete, bury), the push then went through at once, and A's delete,
+/// arriving last, took the pushed bytes: a 201 for a blob that was gone.
+/// Now B leaves A's tombstone alone, the push waits for A, and the blob the
+/// client was told about is there.
+#[test]
+fn a_second_collector_never_finishes_a_live_passes_deletion() {
+    use berth_storage::{Digest, FsBlobStore, GracePeriods, MetadataStore, SqliteMetadata};
+    let berth = Berth::start();
+    let (http, base) = (Client::new(), berth.url());
+    let data = bytes(77, 40_000);
+    let digest = push::blob(&http, &base, "step/a", &data).expect("push");
+    let resp = http
+        .delete(format!("{base}/v2/step/a/blobs/{digest}"))
+        .send()
+        .expect("unlink");
+    assert_eq!(resp.status(), 202);
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let meta = SqliteMetadata::open(&berth.root.join("metadata.db")).expect("open");
+    let store = FsBlobStore::open(&berth.root).expect("blobs");
+    let gc = meta.gc().expect("sqlite collects");
+    let zero = GracePeriods {
+        unreferenced: 0,
+        uploaded: 0,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    // Step 1: A condemns the blob; its bytes are still there.
+    let (lease, _) = runtime.block_on(gc.gc_begin()).expect("A begins");
+    assert!(
+        runtime
+            .block_on(gc.gc_condemn(&lease, &digest, now, zero))
+            .expect("condemn")
+    );
+    // Step 2: B, a whole `berth gc` pass, while A is alive.
+    let b = must_succeed(berth_gc(
+        &berth.root,
+        &["--grace", "0s", "--upload-grace", "0s"],
+    ));
+    assert!(b.contains("0 resumed"), "B finished A's tombstone: {b}");
+    assert!(blob_file(&berth.root, &digest).exists(), "B deleted: {b}");
+    // Step 3: a client pushes the blob again; the server waits for A.
+    let pusher = {
+        let (base, data) = (base.clone(), data.clone());
+        std::thread::spawn(move || push::blob(&Client::new(), &base, "step/b", &data))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!pusher.is_finished(), "the push did not wait for A");
+    // Step 4: A deletes the bytes and buries the tombstone, late.
+    let parsed: Digest = digest.parse().expect("digest");
+    runtime
+        .block_on(berth_storage::BlobStore::delete(&store, &parsed))
+        .expect("A deletes");
+    runtime
+        .block_on(gc.gc_bury(&lease, &digest))
+        .expect("A buries");
+    assert_eq!(pusher.join().expect("pusher"), Ok(digest.clone()));
+    assert_eq!(
+        get_blob_digest(&http, &base, "step/b", &digest),
+        Some(digest.clone()),
+        "the blob the client was told about is there"
+    );
+    drop(lease);
+    let fsck = must_succeed(berth_cmd(&berth.root, &["fsck"]));
+    assert!(fsck.contains("0 corrupt, 0 dangling"), "{fsck}");
+}
+
 /// How long the race runs and with how many: BERTH_TEST_GC_RACE_* (the
 /// defaults are CI's short run; bench/gc-race.sh runs the long one).
 struct RaceSize {
