@@ -42,6 +42,7 @@ fn main() {
         );
     }
 
+    ensure_wasm_target();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&workspace)
@@ -100,6 +101,35 @@ fn main() {
     println!(
         "cargo:rustc-env=BERTH_STANDALONE_WASM={}",
         standalone.display()
+    );
+}
+
+/// The guest is built for `wasm32-wasip2`. rust-toolchain.toml names that
+/// target, but rustup installs it only with the toolchain itself: a machine
+/// that already had Rust 1.95 lacks it, and the guest build would fail with
+/// "can't find crate for `core`". Add it through rustup when it is missing;
+/// without rustup, say what to install.
+fn ensure_wasm_target() {
+    const TARGET: &str = "wasm32-wasip2";
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    if libdir.as_deref().is_some_and(|dir| dir.exists()) {
+        return;
+    }
+    println!("cargo:warning=adding the {TARGET} target (rustup target add {TARGET}) for the guest");
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        added,
+        "the registry guest needs the {TARGET} target: run `rustup target add {TARGET}` \
+         (or install Rust 1.95 with rustup, which reads rust-toolchain.toml)"
     );
 }
 
