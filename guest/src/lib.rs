@@ -53,7 +53,14 @@ use route::{Method, Query, Route};
 /// Routes one request to its handler.
 fn dispatch(req: &Request) -> Result<Response, ApiError> {
     let (path, query) = route::split_target(&req.target);
-    let route = route::parse(path)?;
+    let route = route::parse(path).map_err(|e| match e {
+        // A reference that is neither a tag nor a digest names no manifest:
+        // reads answer 404 as registry:2 does; a push with it stays 400.
+        ApiError::TagInvalid if matches!(req.method, Method::Get | Method::Head) => {
+            ApiError::ManifestUnknown
+        }
+        other => other,
+    })?;
     if !route.allows(req.method) {
         return Err(ApiError::MethodNotAllowed {
             allow: route.allow(),
