@@ -7,6 +7,7 @@ pub mod bindings;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod error_body;
 pub mod fsck;
 pub mod gc;
 pub mod limits;

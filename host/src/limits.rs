@@ -83,7 +83,7 @@ pub async fn limit_uploads(
     };
     let Some(_slot) = limiter.acquire(peer.ip()) else {
         tracing::warn!(client = %peer.ip(), "too many concurrent uploads");
-        let mut resp = crate::server::error_response(
+        let mut resp = crate::error_body::error_response(
             StatusCode::TOO_MANY_REQUESTS,
             "TOOMANYREQUESTS",
             &format!(

@@ -125,10 +125,7 @@ impl GuestFailure {
 
     /// A `500` with the spec's error body.
     fn response(&self) -> hyper::Response<HyperOutgoingBody> {
-        let body = serde_json::json!({
-            "errors": [{"code": "UNKNOWN", "message": self.client_message(), "detail": null}]
-        })
-        .to_string();
+        let body = crate::error_body::error_json("UNKNOWN", self.client_message());
         let body = http_body_util::Full::new(bytes::Bytes::from(body))
             .map_err(|never| match never {})
             .boxed_unsync();
@@ -140,8 +137,8 @@ impl GuestFailure {
             hyper::header::HeaderValue::from_static("application/json"),
         );
         headers.insert(
-            "docker-distribution-api-version",
-            hyper::header::HeaderValue::from_static("registry/2.0"),
+            crate::error_body::API_VERSION_HEADER,
+            hyper::header::HeaderValue::from_static(crate::error_body::API_VERSION),
         );
         resp
     }

@@ -13,11 +13,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::Auth;
+use crate::error_body::{error_response, internal_error};
 use crate::limits::UploadLimiter;
 use crate::listener::ConnectionLimits;
-
-/// Every response of the distribution API carries this, errors included.
-const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 
 /// What wraps the guest: who may call it, and what it may cost.
 #[derive(Clone)]
@@ -128,31 +126,6 @@ fn client_body_error(err: axum::Error) -> wasmtime_wasi_http::Error {
         Ok(hyper_err) => wasmtime_wasi_http::Error::Hyper(*hyper_err),
         Err(_) => wasmtime_wasi_http::Error::ConnectionTerminated,
     }
-}
-
-/// The spec's error body for a failure the guest could not report itself.
-pub fn internal_error() -> Response {
-    error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "UNKNOWN",
-        "internal server error",
-    )
-}
-
-/// A response in the distribution spec's error format.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({
-        "errors": [{"code": code, "message": message, "detail": null}]
-    })
-    .to_string();
-    let mut resp = (status, body).into_response();
-    let headers = resp.headers_mut();
-    headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
-    resp
 }
 
 async fn log_request(req: Request, next: Next) -> Response {

@@ -9,6 +9,7 @@
 //! `gc.rs`), fed by triggers on the tables above.
 
 mod gc;
+mod gc_marks;
 mod holders;
 mod queries;
 mod schema;

@@ -23,7 +23,7 @@ pub async fn token(
     };
     let query = Query::parse(query.as_deref().unwrap_or(""));
     if query.get("service").is_some_and(|s| s != auth.service) {
-        return crate::server::error_response(
+        return crate::error_body::error_response(
             StatusCode::BAD_REQUEST,
             "UNSUPPORTED",
             "this token server issues tokens for another service",
@@ -32,7 +32,7 @@ pub async fn token(
     let identity = match login(&auth, &headers).await {
         Ok(identity) => identity,
         Err(()) => {
-            let mut resp = crate::server::error_response(
+            let mut resp = crate::error_body::error_response(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
                 "incorrect username or password",
@@ -67,7 +67,7 @@ pub async fn token(
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot issue a token");
-            crate::server::internal_error()
+            crate::error_body::internal_error()
         }
     }
 }

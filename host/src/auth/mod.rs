@@ -196,7 +196,7 @@ fn challenge(auth: &Auth, req: &Request, need: &Need, refusal: Refusal) -> Respo
             "requested access to the resource is denied",
         ),
     };
-    let mut resp = crate::server::error_response(status, code, message);
+    let mut resp = crate::error_body::error_response(status, code, message);
     if status == StatusCode::FORBIDDEN {
         return resp;
     }

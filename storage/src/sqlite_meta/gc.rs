@@ -22,8 +22,9 @@
 //!
 //! Like `queries.rs`, every function runs inside its caller's transaction.
 
+use super::gc_marks::refuse_tombstoned;
 use super::queries;
-use crate::{GracePeriods, Reference, RepositoryUsage, Result, StorageError};
+use crate::{GracePeriods, Reference, RepositoryUsage, Result};
 use rusqlite::{Connection, params};
 
 /// Unix seconds as SQLite stores them; times past 2^63 cannot occur.
@@ -36,18 +37,6 @@ fn secs(t: u64) -> i64 {
 /// rather than adding the grace to them, cannot overflow.
 fn cutoff(now: u64, grace: u64) -> i64 {
     secs(now).saturating_sub(secs(grace))
-}
-
-/// `Conflict` when a collection pass has condemned `digest`: its bytes are
-/// about to be deleted, so nothing may start depending on it again.
-pub(super) fn refuse_tombstoned(conn: &Connection, digest: &str) -> Result<()> {
-    let mut stmt = conn.prepare_cached("SELECT 1 FROM gc_tombstones WHERE digest = ?1")?;
-    if stmt.exists([digest])? {
-        return Err(StorageError::Conflict(format!(
-            "blob {digest} is being garbage-collected"
-        )));
-    }
-    Ok(())
 }
 
 /// Pins `digest` for `request` of process `holder` and marks it uploaded
@@ -102,26 +91,6 @@ pub(super) fn mount(conn: &Connection, repo: &str, digest: &str) -> Result<bool>
         queries::link_blob(conn, repo, digest)?;
     }
     Ok(held)
-}
-
-/// The digests have reached a manifest, so their uploads are over: the
-/// upload grace period no longer applies. Rows left with nothing to wait
-/// for leave the queue (a referenced blob needs no review).
-pub(super) fn uploads_done<'a>(
-    conn: &Connection,
-    digests: impl IntoIterator<Item = &'a str>,
-) -> Result<()> {
-    let mut clear = conn.prepare_cached(
-        "UPDATE gc_queue SET uploaded_at = NULL WHERE digest = ?1 AND uploaded_at IS NOT NULL",
-    )?;
-    let mut drop_idle = conn.prepare_cached(
-        "DELETE FROM gc_queue WHERE digest = ?1 AND uploaded_at IS NULL AND unreferenced_at IS NULL",
-    )?;
-    for digest in digests {
-        clear.execute([digest])?;
-        drop_idle.execute([digest])?;
-    }
-    Ok(())
 }
 
 /// True when a manifest of any repository references `digest` or it is a

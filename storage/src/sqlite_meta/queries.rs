@@ -1,7 +1,7 @@
 //! The SQL behind each metadata operation. Every function runs inside the
 //! transaction its caller opened, so multi-statement operations are atomic.
 
-use super::gc;
+use super::gc_marks;
 use crate::{ManifestInfo, Page, Result, StorageError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,7 +33,7 @@ fn after(page: &Page) -> &str {
 pub(super) fn link_blob(conn: &Connection, repo: &str, digest: &str) -> Result<()> {
     // A condemned blob's bytes are about to go; a mount falls back to an
     // upload, which waits for the collection pass to finish with it.
-    gc::refuse_tombstoned(conn, digest)?;
+    gc_marks::refuse_tombstoned(conn, digest)?;
     let id = ensure_repo(conn, repo)?;
     conn.prepare_cached("INSERT OR IGNORE INTO blob_links (repo_id, digest) VALUES (?1, ?2)")?
         .execute(params![id, digest])?;
@@ -68,7 +68,7 @@ pub(super) fn put_manifest(
     let id = ensure_repo(conn, repo)?;
     let size = i64::try_from(m.size)
         .map_err(|_| StorageError::Invalid(format!("size {} too large", m.size)))?;
-    gc::refuse_tombstoned(conn, &m.digest)?;
+    gc_marks::refuse_tombstoned(conn, &m.digest)?;
     let stored = conn
         .prepare_cached("SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2")?
         .exists(params![id, m.digest])?;
@@ -98,7 +98,7 @@ pub(super) fn put_manifest(
         )?
         .execute(params![id, tag, m.digest])?;
     }
-    gc::uploads_done(
+    gc_marks::uploads_done(
         conn,
         references.iter().map(String::as_str).chain([&*m.digest]),
     )?;
