@@ -94,51 +94,44 @@ pub async fn run_pass(
 ) -> Result<GcReport, GcError> {
     let gc = backends.metadata.gc().ok_or(GcError::Unsupported)?;
     let mut report = GcReport::default();
-    if pass.dry_run {
-        return dry_run(backends, gc, pass, report, on_removed).await;
-    }
-    // Held until the pass ends, however it ends.
-    let (lease, inherited) = gc.gc_begin().await?;
-    report.resumed = inherited.len();
-    for digest in &inherited {
-        delete_bytes(backends, digest).await?;
-        gc.gc_bury(&lease, digest).await?;
-    }
+    // Held until the pass ends, however it ends. A dry run takes none: it
+    // changes nothing, so it finishes nobody's deletions either.
+    let lease = if pass.dry_run {
+        None
+    } else {
+        let (lease, inherited) = gc.gc_begin().await?;
+        report.resumed = inherited.len();
+        for digest in &inherited {
+            delete_bytes(backends, digest).await?;
+            gc.gc_bury(&lease, digest).await?;
+        }
+        Some(lease)
+    };
     if pass.untagged {
         collect_untagged(gc, pass, &mut report).await?;
     }
     let sizes = adopt_unknown(backends, gc, pass, &mut report).await?;
-    collect_due(
-        backends,
-        gc,
-        &lease,
-        pass,
-        &sizes,
-        &mut report,
-        &mut on_removed,
-    )
-    .await?;
-    purge_uploads(backends, pass, &mut report).await?;
-    Ok(report)
-}
-
-/// What a pass would do, changing nothing.
-async fn dry_run(
-    backends: &Backends,
-    gc: &dyn GcMetadata,
-    pass: GcPass,
-    mut report: GcReport,
-    mut on_removed: impl FnMut(&str, u64),
-) -> Result<GcReport, GcError> {
-    if pass.untagged {
-        collect_untagged(gc, pass, &mut report).await?;
-    }
-    let sizes = adopt_unknown(backends, gc, pass, &mut report).await?;
-    for digest in gc.gc_due(now(), pass.grace, u32::MAX).await? {
-        if !gc.gc_is_referenced(&digest).await? {
-            let size = sizes.get(&digest).copied().unwrap_or(0);
-            on_removed(&digest, size);
-            report.blobs.push((digest, size));
+    match &lease {
+        Some(lease) => {
+            collect_due(
+                backends,
+                gc,
+                lease,
+                pass,
+                &sizes,
+                &mut report,
+                &mut on_removed,
+            )
+            .await?
+        }
+        None => {
+            for digest in gc.gc_due(now(), pass.grace, u32::MAX).await? {
+                if !gc.gc_is_referenced(&digest).await? {
+                    let size = sizes.get(&digest).copied().unwrap_or(0);
+                    on_removed(&digest, size);
+                    report.blobs.push((digest, size));
+                }
+            }
         }
     }
     purge_uploads(backends, pass, &mut report).await?;

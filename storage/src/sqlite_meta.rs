@@ -374,7 +374,8 @@ impl GcMetadata for SqliteMetadata {
             self.read(move |tx| gc::holders(tx, &id)).await?
         };
         let holders = self.inner.holders.clone();
-        // Checked outside the transaction: a holder found dead stays dead.
+        // Checked outside the transaction: a holder found dead stays dead
+        // (its file, removed by the check, cannot come back).
         let dead = run_blocking(move || {
             let mut dead = Vec::new();
             for holder in others {
@@ -386,13 +387,9 @@ impl GcMetadata for SqliteMetadata {
         })
         .await?;
         let heir = id.clone();
-        let released = dead.clone();
         let inherited = self
-            .write(move |tx| gc::take_over(tx, &released, &heir))
+            .write(move |tx| gc::take_over(tx, &dead, &heir))
             .await?;
-        for holder in dead.iter().flatten() {
-            self.inner.holders.remove_dead(holder);
-        }
         Ok((GcLease::new(id, Box::new(lease)), inherited))
     }
 

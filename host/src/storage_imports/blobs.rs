@@ -11,7 +11,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 /// about a digest it condemned. A collector deletes the bytes and drops the
 /// tombstone within milliseconds; only one that died mid-pass leaves it
 /// until the next pass.
-pub(super) const TOMBSTONE_WAIT: Duration = Duration::from_secs(2);
+const TOMBSTONE_WAIT: Duration = Duration::from_secs(2);
 const TOMBSTONE_POLL: Duration = Duration::from_millis(10);
 
 /// Runs `attempt` until it does not meet a tombstone (`Conflict`), for up to

@@ -80,13 +80,10 @@ pub(super) fn unpin(
 /// gone. `Conflict` while a collector has condemned it.
 pub(super) fn mount(conn: &Connection, repo: &str, digest: &str) -> Result<bool> {
     refuse_tombstoned(conn, digest)?;
-    let held = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1)
-                 OR EXISTS (SELECT 1 FROM manifest_refs WHERE digest = ?1)
-                 OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
-        )?
-        .query_row([digest], |r| r.get::<_, bool>(0))?;
+    let held = is_referenced(conn, digest)?
+        || conn
+            .prepare_cached("SELECT 1 FROM blob_links WHERE digest = ?1")?
+            .exists([digest])?;
     if held {
         queries::link_blob(conn, repo, digest)?;
     }

@@ -85,7 +85,10 @@ impl Holders {
     }
 
     /// False once the holder `id` has ended (or never had a file: rows from
-    /// before holders existed, or an id that is not ours).
+    /// before holders existed, or an id that is not ours). A dead holder's
+    /// leftover file is removed on the way, while this check holds its lock:
+    /// a missing file means dead as well, so what it held may be taken over
+    /// before or after.
     pub(super) fn is_alive(&self, id: Option<&str>) -> Result<bool> {
         let Some(id) = id.filter(|id| is_holder_id(id)) else {
             return Ok(false);
@@ -98,28 +101,16 @@ impl Holders {
         };
         match file.try_lock() {
             // Ours for a moment: its owner is gone. Closing unlocks it.
-            Ok(()) => Ok(false),
+            Ok(()) => {
+                if let Err(e) = std::fs::remove_file(&path)
+                    && e.kind() != ErrorKind::NotFound
+                {
+                    tracing::warn!(path = %path.display(), error = %e, "removing a dead holder's file");
+                }
+                Ok(false)
+            }
             Err(TryLockError::WouldBlock) => Ok(true),
             Err(e) => Err(lock_error(&path, e)),
-        }
-    }
-
-    /// Removes the file of a holder found dead, once its rows were taken
-    /// over. A file that is locked again is left alone (it cannot be: ids
-    /// are never reused), and one already gone is fine.
-    pub(super) fn remove_dead(&self, id: &str) {
-        if !is_holder_id(id) {
-            return;
-        }
-        let path = self.dir.join(id);
-        let Ok(file) = File::open(&path) else {
-            return;
-        };
-        if file.try_lock().is_ok()
-            && let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != ErrorKind::NotFound
-        {
-            tracing::warn!(path = %path.display(), error = %e, "removing a dead holder's file");
         }
     }
 }
@@ -152,7 +143,6 @@ mod tests {
         std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
         std::fs::write(&path, b"").expect("write");
         assert!(!holders.is_alive(Some(id)).expect("check"));
-        holders.remove_dead(id);
-        assert!(!path.exists());
+        assert!(!path.exists(), "the dead holder's file is gone");
     }
 }
