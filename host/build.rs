@@ -25,6 +25,7 @@ fn main() {
         .join("guest-build");
 
     for watched in [
+        "oci",
         "guest/src",
         "guest/Cargo.toml",
         "tests/faulty-guest",

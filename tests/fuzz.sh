@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Fuzzes the guest's parsers (guest/fuzz: targets `manifest`, `reference`,
+# Fuzzes the berth-oci parsers (oci/fuzz: targets `manifest`, `reference`,
 # `range`) for FUZZ_SECONDS each (default 60), failing on any crash, panic,
 # timeout or out-of-memory. Run after the unit tests by tests/run.sh; alone:
 #   bash tests/fuzz.sh                   FUZZ_SECONDS=600 bash tests/fuzz.sh
 #
 # Built with the pinned stable toolchain and no sanitizer (`-s none`): the
-# guest is safe Rust, so what finds bugs is libFuzzer's coverage guidance
+# crate is safe Rust, so what finds bugs is libFuzzer's coverage guidance
 # plus the targets' own property checks, debug assertions and overflow
 # checks (cargo fuzz's default profile). AddressSanitizer would need nightly.
-# Crash inputs land in guest/fuzz/artifacts/<target>/; replay one with
-#   (cd guest && cargo fuzz run -s none --target-dir ../target/fuzz <target> <file>)
+# Crash inputs land in oci/fuzz/artifacts/<target>/; replay one with
+#   (cd oci && cargo fuzz run -s none --target-dir ../target/fuzz <target> <file>)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,7 +28,7 @@ fi
 # A target directory of its own: fuzz builds use different flags and would
 # otherwise invalidate the main build's artifacts.
 target_dir="$PWD/target/fuzz"
-cd guest
+cd oci
 cargo fuzz build -s none --target-dir "$target_dir"
 
 for target in "${targets[@]}"; do
@@ -49,7 +49,7 @@ for target in "${targets[@]}"; do
   else
     status=$?
     tail -n 60 "$log" >&2
-    echo "tests/fuzz.sh: $target failed (exit $status); inputs in guest/fuzz/artifacts/$target/" >&2
+    echo "tests/fuzz.sh: $target failed (exit $status); inputs in oci/fuzz/artifacts/$target/" >&2
     exit "$status"
   fi
 done

@@ -2,9 +2,9 @@
 //! host adds who is asking and runs its policy plugins; a refusal reaches
 //! the client as 403 DENIED with the policy's message.
 
-use crate::error::ApiError;
-use crate::route::Reference;
 use crate::storage::admission::{self, Change, Operation};
+use berth_oci::ApiError;
+use berth_oci::route::Reference;
 use std::collections::BTreeMap;
 
 /// What a manifest PUT is about to store.

@@ -1,10 +1,11 @@
 //! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>` (end-2, end-10).
 
-use crate::error::ApiError;
-use crate::grammar::Digest;
+use crate::error;
 use crate::http::{Body, Request, Response};
-use crate::range;
 use crate::storage::{blobs, metadata};
+use berth_oci::ApiError;
+use berth_oci::Digest;
+use berth_oci::range;
 
 /// Serves a blob, or the part a `Range` header selects. The bytes are
 /// spliced from the store's reader into the response by `http::send`.
@@ -19,14 +20,14 @@ pub fn get(req: &Request, name: &str, digest: &Digest, head: bool) -> Result<Res
     // the object store; HEAD is still answered here, it moves no bytes.
     if !head
         && let Some(url) = blobs::redirect(digest.as_str())
-            .map_err(|e| ApiError::storage("blob redirect", e, unknown()))?
+            .map_err(|e| error::from_storage("blob redirect", e, unknown()))?
     {
         return Ok(Response::new(307)
             .header("location", url)
             .header("docker-content-digest", digest.as_str()));
     }
     let size = blobs::stat(digest.as_str())
-        .map_err(|e| ApiError::storage("blob stat", e, unknown()))?
+        .map_err(|e| error::from_storage("blob stat", e, unknown()))?
         .ok_or_else(unknown)?;
 
     // Ranges the header syntax does not allow are ignored (RFC 9110 §14.2),
@@ -51,7 +52,7 @@ pub fn get(req: &Request, name: &str, digest: &Digest, head: bool) -> Result<Res
         // Open the reader before anything is sent, so a failure here is
         // still a clean error response.
         let stream = blobs::read(digest.as_str(), offset, len)
-            .map_err(|e| ApiError::storage("blob read", e, unknown()))?;
+            .map_err(|e| error::from_storage("blob read", e, unknown()))?;
         Body::Stream { stream, len }
     };
     Ok(resp.body(body))

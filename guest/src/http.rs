@@ -5,8 +5,9 @@
 //! → upload sink, blob reader → response body); the guest never buffers them.
 //! Only small bodies (manifests, JSON) are held in guest memory.
 
-use crate::error::ApiError;
-use crate::route::Method;
+use crate::error;
+use berth_oci::ApiError;
+use berth_oci::route::Method;
 use std::marker::PhantomData;
 use wasip2::http::types::{
     ErrorCode, Fields, IncomingBody, IncomingRequest, Method as WasiMethod, OutgoingBody,
@@ -22,7 +23,10 @@ const READ_CHUNK: u64 = 64 << 10;
 
 /// Every response carries this (registry:2 and Docker clients use it to
 /// detect a v2 registry, also on errors).
-const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
+const API_VERSION: (&str, &str) = (
+    berth_oci::error::API_VERSION_HEADER,
+    berth_oci::error::API_VERSION,
+);
 
 /// An incoming request with its headers copied out: the `fields` resource is
 /// dropped immediately so that it can never outlive the request or block
@@ -83,10 +87,10 @@ impl Request {
         let body = self
             .incoming
             .consume()
-            .map_err(|()| ApiError::internal("request", "body already consumed"))?;
+            .map_err(|()| error::internal("request", "body already consumed"))?;
         let stream = body
             .stream()
-            .map_err(|()| ApiError::internal("request", "body stream unavailable"))?;
+            .map_err(|()| error::internal("request", "body stream unavailable"))?;
         Ok(RequestBody {
             stream,
             _body: body,

@@ -4,18 +4,14 @@
 //! The guest is stateless between requests: everything it knows lives behind
 //! the host's `berth:registry/blobs` and `berth:registry/metadata` imports
 //! (see `wit/registry.wit`). Each request is parsed once into a
-//! [`route::Route`], dispatched to one handler, and the handler's
+//! [`berth_oci::route::Route`], dispatched to one handler, and the handler's
 //! `Result<Response, ApiError>` is sent by [`http::send`].
 //!
 //! Nothing a request controls may trap: a trap aborts the request with a
 //! bare 500 and no protocol headers, so handlers return typed errors.
 
-pub mod error;
-pub mod grammar;
-pub mod http;
-pub mod manifest;
-pub mod range;
-pub mod route;
+mod error;
+mod http;
 
 mod admission;
 mod blobs;
@@ -46,9 +42,9 @@ pub(crate) mod storage {
     pub use crate::bindings::berth::registry::{admission, blobs, metadata, types};
 }
 
-use error::ApiError;
+use berth_oci::ApiError;
+use berth_oci::route::{self, Method, Query, Route};
 use http::{Request, Response};
-use route::{Method, Query, Route};
 
 /// Routes one request to its handler.
 fn dispatch(req: &Request) -> Result<Response, ApiError> {

@@ -1,11 +1,12 @@
 //! `GET /v2/<name>/tags/list` (end-8) and `GET /v2/_catalog`, both paged with
 //! `n` and `last`, with an RFC 5988 `Link` header when more remain.
 
-use crate::error::ApiError;
+use crate::error;
 use crate::http::Response;
-use crate::route::{Query, percent_encode};
 use crate::storage::admission;
 use crate::storage::metadata::{self, Page};
+use berth_oci::ApiError;
+use berth_oci::route::{Query, percent_encode};
 use serde::Serialize;
 
 /// Largest page served even when a client asks for more; the `Link` header
@@ -61,7 +62,7 @@ fn link(path: &str, items: &[String], n: Option<u32>, more: bool) -> Option<Stri
 }
 
 fn respond<T: Serialize>(body: &T, link: Option<String>) -> Result<Response, ApiError> {
-    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::internal("listing json", e))?;
+    let bytes = serde_json::to_vec(body).map_err(|e| error::internal("listing json", e))?;
     let resp = Response::json(200, bytes);
     Ok(match link {
         Some(l) => resp.header("link", l),

@@ -11,15 +11,17 @@
 //! serves only uploaded or mounted blobs and deleting a "blob" can never
 //! break a manifest.
 
-use crate::error::{ApiError, describe};
-use crate::grammar::{self, Digest};
+use crate::error::{self, describe};
 use crate::http::{self, Body, ReadError, Request, Response};
-use crate::manifest::{self, Kind, MAX_MANIFEST_BYTES};
-use crate::route::{Query, Reference};
 use crate::storage::blobs;
 use crate::storage::blobs::Upload;
 use crate::storage::metadata::{self, ManifestInfo, Page};
 use crate::storage::types::StorageError;
+use berth_oci::ApiError;
+use berth_oci::Digest;
+use berth_oci::grammar;
+use berth_oci::manifest::{self, Kind, MAX_MANIFEST_BYTES};
+use berth_oci::route::{Query, Reference};
 
 /// `GET`/`HEAD`: by tag or digest, byte-for-byte as pushed.
 pub fn get(
@@ -39,7 +41,7 @@ pub fn get(
         Body::Head { len }
     } else {
         let stream = blobs::read(&info.digest, 0, len)
-            .map_err(|e| ApiError::storage("manifest read", e, ApiError::ManifestUnknown))?;
+            .map_err(|e| error::from_storage("manifest read", e, ApiError::ManifestUnknown))?;
         Body::Stream { stream, len }
     };
     Ok(Response::new(200)
@@ -204,7 +206,7 @@ fn store_bytes(digest: &Digest, bytes: &[u8]) -> Result<(), ApiError> {
         if let Err(e) = upload.abort() {
             eprintln!("berth-guest: aborting manifest upload: {}", describe(&e));
         }
-        ApiError::internal("storing manifest", why)
+        error::internal("storing manifest", why)
     })
 }
 

@@ -1,12 +1,13 @@
 //! `GET /v2/<name>/referrers/<digest>[?artifactType=]` (end-12): an image
 //! index of the manifests whose `subject` is `<digest>`.
 
-use crate::error::ApiError;
-use crate::grammar::Digest;
+use crate::error;
 use crate::http::Response;
-use crate::manifest::OCI_INDEX;
-use crate::route::Query;
 use crate::storage::metadata::{self, ManifestInfo};
+use berth_oci::ApiError;
+use berth_oci::Digest;
+use berth_oci::media_types::OCI_INDEX;
+use berth_oci::route::Query;
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -34,7 +35,7 @@ struct Index<'a> {
 pub fn list(name: &str, digest: &Digest, query: &Query) -> Result<Response, ApiError> {
     let filter = query.get("artifactType").filter(|a| !a.is_empty());
     let found = metadata::list_referrers(name, digest.as_str(), filter)?;
-    let body = index_json(&found).map_err(|e| ApiError::internal("referrers json", e))?;
+    let body = index_json(&found).map_err(|e| error::internal("referrers json", e))?;
     let resp = Response::new(200)
         .header("content-type", OCI_INDEX)
         .body(crate::http::Body::Bytes(body));

@@ -6,14 +6,16 @@
 //! store records which repository each session belongs to, so that one
 //! repository cannot touch another's uploads.
 
-use crate::error::{ApiError, describe};
-use crate::grammar::{self, Digest};
+use crate::error::{self, describe};
 use crate::http::{self, Request, Response};
-use crate::range;
-use crate::route::{self, Query};
 use crate::storage::blobs::Upload;
 use crate::storage::types::StorageError;
 use crate::storage::{blobs, metadata};
+use berth_oci::ApiError;
+use berth_oci::Digest;
+use berth_oci::grammar;
+use berth_oci::range;
+use berth_oci::route::{self, Query};
 
 fn session_location(name: &str, id: &str) -> String {
     format!("/v2/{name}/blobs/uploads/{id}")
@@ -100,7 +102,7 @@ pub fn patch(req: &Request, name: &str, id: &str) -> Result<Response, ApiError> 
     append_body(req, &upload)?;
     let size = upload
         .size()
-        .map_err(|e| ApiError::upload("upload size", e))?;
+        .map_err(|e| error::from_upload("upload size", e))?;
     Ok(session_response(202, name, id, size))
 }
 
@@ -132,7 +134,7 @@ pub fn status(name: &str, id: &str) -> Result<Response, ApiError> {
     let upload = open_owned(name, id)?;
     let size = upload
         .size()
-        .map_err(|e| ApiError::upload("upload size", e))?;
+        .map_err(|e| error::from_upload("upload size", e))?;
     Ok(session_response(204, name, id, size))
 }
 
@@ -141,7 +143,7 @@ pub fn cancel(name: &str, id: &str) -> Result<Response, ApiError> {
     let upload = open_owned(name, id)?;
     upload
         .abort()
-        .map_err(|e| ApiError::upload("upload abort", e))?;
+        .map_err(|e| error::from_upload("upload abort", e))?;
     end_quietly(id);
     Ok(Response::new(204))
 }
@@ -160,7 +162,7 @@ fn open_owned(name: &str, id: &str) -> Result<Upload, ApiError> {
             // stale ownership record as well.
             end_quietly(id);
         }
-        ApiError::upload("upload open", e)
+        error::from_upload("upload open", e)
     })
 }
 
@@ -174,7 +176,7 @@ fn check_chunk_range(req: &Request, upload: &Upload, name: &str, id: &str) -> Re
     };
     let size = upload
         .size()
-        .map_err(|e| ApiError::upload("upload size", e))?;
+        .map_err(|e| error::from_upload("upload size", e))?;
     if range::chunk_fits(value, size, req.content_length()) {
         Ok(())
     } else {
@@ -191,18 +193,18 @@ fn append_body(req: &Request, upload: &Upload) -> Result<u64, ApiError> {
     let body = req.body()?;
     let sink = upload
         .sink()
-        .map_err(|e| ApiError::upload("upload sink", e))?;
+        .map_err(|e| error::from_upload("upload sink", e))?;
     let moved = http::splice_all(&sink, body.stream()).map_err(|e| {
         // The store still takes writes, so it was the request body that
         // failed: the client sent less than it declared, or went away.
         if sink.check_write().is_ok() {
             ApiError::SizeInvalid("the request body ended before its declared length".into())
         } else {
-            ApiError::internal("upload append", e)
+            error::internal("upload append", e)
         }
     })?;
     sink.blocking_flush()
-        .map_err(|e| ApiError::internal("upload flush", format!("{e:?}")))?;
+        .map_err(|e| error::internal("upload flush", format!("{e:?}")))?;
     drop(sink);
     drop(body);
     Ok(moved)
@@ -212,7 +214,7 @@ fn append_body(req: &Request, upload: &Upload) -> Result<u64, ApiError> {
 fn commit(upload: &Upload, digest: &Digest) -> Result<u64, ApiError> {
     upload
         .commit(digest.as_str())
-        .map_err(|e| ApiError::upload("upload commit", e))
+        .map_err(|e| error::from_upload("upload commit", e))
 }
 
 /// Abort on an error path; the original error is what the client needs.

@@ -1,22 +1,17 @@
-//! The distribution spec's error body, `{"errors":[{"code","message",
-//! "detail"}]}`, for what the host answers itself (the guest writes its
-//! own): one writer, so every native error looks alike, and a module of its
-//! own, so the HTTP front, auth, limits and the runtime all use it without
-//! importing each other.
+//! The distribution spec's error responses for what the host answers
+//! itself (the guest writes its own): the body comes from
+//! `berth_oci::error::body`, the one writer both use, and this module of
+//! its own lets the HTTP front, auth, limits and the runtime all use it
+//! without importing each other.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// Every response of the distribution API carries this, errors included.
-pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
-pub const API_VERSION: &str = "registry/2.0";
+pub use berth_oci::error::{API_VERSION, API_VERSION_HEADER};
 
-/// The JSON body of one error.
-pub fn error_json(code: &str, message: &str) -> String {
-    serde_json::json!({
-        "errors": [{"code": code, "message": message, "detail": null}]
-    })
-    .to_string()
+/// The JSON body of one error, from the writer the guest uses too.
+pub fn error_json(code: &str, message: &str) -> Vec<u8> {
+    berth_oci::error::body(code, message, None)
 }
 
 /// A response in the distribution spec's error format.

@@ -211,7 +211,7 @@ async fn collect_due(
 }
 
 async fn delete_bytes(backends: &Backends, digest: &str) -> Result<(), GcError> {
-    let parsed: Digest = digest.parse()?;
+    let parsed = Digest::parse(digest).map_err(StorageError::from)?;
     backends.blobs.delete(&parsed).await?;
     Ok(())
 }

@@ -22,3 +22,9 @@ pub enum StorageError {
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+impl From<berth_oci::DigestError> for StorageError {
+    fn from(err: berth_oci::DigestError) -> Self {
+        StorageError::Invalid(err.describe().to_owned())
+    }
+}

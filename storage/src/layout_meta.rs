@@ -14,7 +14,6 @@
 //! repository, as registry:2 does.
 
 mod catalog;
-mod manifest_doc;
 mod manifests;
 mod names;
 mod objects;
@@ -25,9 +24,9 @@ mod uploads;
 #[cfg(test)]
 mod registry2_fixture;
 
-use crate::{ManifestInfo, MetadataStore, Page, Result};
+use crate::{Digest, ManifestInfo, MetadataStore, Page, Result};
 use async_trait::async_trait;
-use names::{DigestRef, Repo, Tag};
+use names::{Repo, Tag};
 use object_store::ObjectStore;
 use std::sync::Arc;
 
@@ -63,7 +62,7 @@ impl LayoutMetadata {
 /// store; `None` for a digest that cannot be stored.
 #[cfg(any(test, feature = "conformance"))]
 pub(crate) fn blob_path(digest: &str) -> Option<object_store::path::Path> {
-    DigestRef::parse(digest).map(paths::blob_data)
+    Digest::parse_any(digest).ok().map(|d| paths::blob_data(&d))
 }
 
 /// The part of sorted `items` that `page` asks for.
@@ -81,21 +80,21 @@ fn paginate(items: Vec<String>, page: &Page) -> Vec<String> {
 impl MetadataStore for LayoutMetadata {
     async fn link_blob(&self, repo: &str, digest: &str) -> Result<()> {
         let (repo, d) = (names::repo(repo)?, names::digest(digest)?);
-        objects::write_link(self.store(), &paths::layer_link(repo, d), digest).await
+        objects::write_link(self.store(), &paths::layer_link(repo, &d), digest).await
     }
 
     async fn blob_linked(&self, repo: &str, digest: &str) -> Result<bool> {
-        let (Some(repo), Some(d)) = (Repo::parse(repo), DigestRef::parse(digest)) else {
+        let (Some(repo), Some(d)) = (Repo::parse(repo), Digest::parse_any(digest).ok()) else {
             return Ok(false);
         };
-        objects::exists(self.store(), &paths::layer_link(repo, d)).await
+        objects::exists(self.store(), &paths::layer_link(repo, &d)).await
     }
 
     async fn unlink_blob(&self, repo: &str, digest: &str) -> Result<bool> {
-        let (Some(repo), Some(d)) = (Repo::parse(repo), DigestRef::parse(digest)) else {
+        let (Some(repo), Some(d)) = (Repo::parse(repo), Digest::parse_any(digest).ok()) else {
             return Ok(false);
         };
-        let link = paths::layer_link(repo, d);
+        let link = paths::layer_link(repo, &d);
         // S3 does not say whether a delete removed anything, hence the look
         // first; two hosts unlinking at once may both answer true.
         if !objects::exists(self.store(), &link).await? {

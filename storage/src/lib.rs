@@ -6,7 +6,7 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
-mod digest;
+
 mod error;
 pub mod fs_blobs;
 pub mod layout_meta;
@@ -14,7 +14,7 @@ pub mod object_blobs;
 pub mod small_blob_cache;
 pub mod sqlite_meta;
 
-pub use digest::Digest;
+pub use berth_oci::Digest;
 pub use error::{Result, StorageError};
 pub use fs_blobs::FsBlobStore;
 pub use layout_meta::LayoutMetadata;

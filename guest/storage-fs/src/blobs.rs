@@ -9,7 +9,8 @@
 
 use crate::error::{Error, Result, not_found};
 use crate::fsutil;
-use crate::paths::{BlobDigest, Layout};
+use crate::paths::{Layout, blob_digest};
+use berth_oci::Digest;
 use sha2::{Digest as _, Sha256};
 use std::fs;
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
@@ -41,7 +42,7 @@ impl Blobs {
 
     /// Size of a committed blob, or None.
     pub fn stat(&self, digest: &str) -> Result<Option<u64>> {
-        let path = self.layout.blob(&BlobDigest::parse(digest)?);
+        let path = self.layout.blob(&blob_digest(digest)?);
         match fs::metadata(path) {
             Ok(m) => Ok(Some(m.len())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -54,7 +55,7 @@ impl Blobs {
     /// to a temporary file first: slow, but the stream then ends exactly
     /// where the range does, which is what the guest splices until.
     pub fn open_range(&self, digest: &str, offset: u64, length: u64) -> Result<RangeSource> {
-        let path = self.layout.blob(&BlobDigest::parse(digest)?);
+        let path = self.layout.blob(&blob_digest(digest)?);
         let mut file = fs::File::open(&path).map_err(not_found)?;
         let size = file.metadata()?.len();
         // A silently short stream would be served with a Content-Length it
@@ -85,7 +86,7 @@ impl Blobs {
 
     /// Removes a committed blob; false when it was not there.
     pub fn delete(&self, digest: &str) -> Result<bool> {
-        fsutil::remove_opt(&self.layout.blob(&BlobDigest::parse(digest)?))
+        fsutil::remove_opt(&self.layout.blob(&blob_digest(digest)?))
     }
 
     /// Starts an empty session and returns its id.
@@ -125,7 +126,7 @@ impl Blobs {
     /// blob (keeping the bytes already there, if any) and ends the session.
     /// On a mismatch the session is discarded.
     pub fn commit(&self, id: &str, expected: &str) -> Result<u64> {
-        let expected = BlobDigest::parse(expected)?;
+        let expected = blob_digest(expected)?;
         let dir = self.layout.upload_dir(id)?;
         let data = dir.join("data");
         let mut file = fs::File::open(&data).map_err(not_found)?;
@@ -156,7 +157,7 @@ impl Blobs {
 
 /// The sha256 of the rest of `file` and how many bytes that was, read
 /// `CHUNK` bytes at a time.
-fn hash(file: &mut fs::File) -> Result<(BlobDigest, u64)> {
+fn hash(file: &mut fs::File) -> Result<(Digest, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
@@ -170,7 +171,7 @@ fn hash(file: &mut fs::File) -> Result<(BlobDigest, u64)> {
         hasher.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((BlobDigest::from_sha256(&hasher.finalize()), size))
+    Ok((Digest::from_sha256(&hasher.finalize()), size))
 }
 
 /// Copies exactly `length` bytes, `CHUNK` at a time, and syncs nothing: the

@@ -21,49 +21,15 @@
 //! case-sensitive (tags `a` and `A` are different files).
 
 use crate::error::{Error, Result};
+use berth_oci::Digest;
 use std::path::{Path, PathBuf};
 
 /// Marks a directory of `repositories/` as a repository.
 pub const REPO_MARKER: &str = "_repo";
 
-/// A validated `sha256:<64 lowercase hex>` digest of blob content.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlobDigest {
-    hex: String,
-}
-
-impl BlobDigest {
-    /// Parses `sha256:<hex>`; `Invalid` for anything else.
-    pub fn parse(s: &str) -> Result<Self> {
-        let hex = s
-            .strip_prefix("sha256:")
-            .ok_or_else(|| Error::Invalid(format!("unsupported digest {s:?}")))?;
-        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !valid {
-            return Err(Error::Invalid(format!("malformed digest {s:?}")));
-        }
-        Ok(Self {
-            hex: hex.to_owned(),
-        })
-    }
-
-    /// Builds a digest from raw sha256 output.
-    pub fn from_sha256(bytes: &[u8]) -> Self {
-        Self {
-            hex: hex::encode(bytes),
-        }
-    }
-
-    /// The 64 hex characters.
-    pub fn hex(&self) -> &str {
-        &self.hex
-    }
-}
-
-impl std::fmt::Display for BlobDigest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "sha256:{}", self.hex)
-    }
+/// A blob digest argument: `sha256:<64 lowercase hex>`, `Invalid` otherwise.
+pub fn blob_digest(s: &str) -> Result<Digest> {
+    Digest::parse(s).map_err(|e| Error::Invalid(format!("{} {s:?}", e.describe())))
 }
 
 /// Accepts only the ids [`Layout::new_upload_id`]-style sessions get: 32
@@ -93,7 +59,7 @@ impl Layout {
         &self.root
     }
 
-    pub fn blob(&self, digest: &BlobDigest) -> PathBuf {
+    pub fn blob(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
         self.root.join("blobs/sha256").join(&hex[..2]).join(hex)
     }
@@ -260,13 +226,13 @@ mod tests {
     #[test]
     fn digests_and_ids_are_checked() {
         let hex = "ab".repeat(32);
-        let d = BlobDigest::parse(&format!("sha256:{hex}")).expect("valid");
+        let d = blob_digest(&format!("sha256:{hex}")).expect("valid");
         assert_eq!(
             Layout::new(Path::new("/r")).blob(&d),
             Path::new("/r/blobs/sha256/ab").join(&hex)
         );
         for bad in ["sha256:AB", "sha512:ab", "ab", "sha256:../../x"] {
-            assert!(BlobDigest::parse(bad).is_err(), "{bad}");
+            assert!(blob_digest(bad).is_err(), "{bad}");
         }
         assert!(validate_upload_id(&"0f".repeat(16)).is_ok());
         for bad in ["", "../x", &"0F".repeat(16), &"0f".repeat(17)] {

@@ -10,7 +10,7 @@ use crate::config::Action;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use berth_guest::route::Query;
+use berth_oci::route::Query;
 use std::sync::Arc;
 
 pub async fn token(

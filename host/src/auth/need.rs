@@ -5,7 +5,7 @@ use super::scope::repository_scope;
 use crate::config::Action;
 use axum::extract::Request;
 use axum::http::{Method, Uri};
-use berth_guest::route::{self, Route};
+use berth_oci::route::{self, Route};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Need {

@@ -41,7 +41,7 @@ async fn pin(metadata: &dyn MetadataStore, digest: &str, request: u64) -> Result
 }
 
 fn parse_digest(digest: &str) -> Result<Digest, crate::bindings::WitStorageError> {
-    digest.parse::<Digest>().map_err(to_wit)
+    Digest::parse(digest).map_err(|e| to_wit(e.into()))
 }
 
 impl Host for StorageCtx<'_> {

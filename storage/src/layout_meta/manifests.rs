@@ -1,16 +1,14 @@
 //! Manifests of a repository: a revision link each, their tags, and
 //! Berth's referrers index beside them. The record itself is not stored:
-//! it is read back from the manifest's bytes (see `manifest_doc.rs`).
+//! it is read back from the manifest's bytes (`berth_oci::manifest::describe`).
 
-use super::manifest_doc::describe;
-use super::names::{self, DigestRef, Repo, Tag};
+use super::names::{self, Repo, Tag};
 use super::{objects, paths, tags};
-use crate::{ManifestInfo, Result};
+use crate::{Digest, ManifestInfo, Result, StorageError};
+use berth_oci::manifest::{MAX_MANIFEST_BYTES, describe};
 use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::ObjectStore;
 
-/// registry:2 refuses larger manifests, and so does the guest.
-const MAX_MANIFEST: u64 = 4 << 20;
 /// Referrer manifests read at once.
 const READ_CONCURRENCY: usize = 8;
 
@@ -23,19 +21,19 @@ pub(super) async fn put(
 ) -> Result<()> {
     let d = names::digest(&m.digest)?;
     let subject = m.subject.as_deref().map(names::digest).transpose()?;
-    let revision_link = paths::revision_link(repo, d);
+    let revision_link = paths::revision_link(repo, &d);
     let revision = objects::write_link(store, &revision_link, &m.digest);
     // Both links are in place before any tag can lead a client to the
     // manifest.
     match subject {
         Some(subject) => {
-            let referrer = paths::referrer_link(repo, subject, d);
+            let referrer = paths::referrer_link(repo, &subject, &d);
             futures::try_join!(revision, objects::write_link(store, &referrer, &m.digest))?;
         }
         None => revision.await?,
     }
     if let Some(tag) = tag {
-        tags::point(store, repo, tag, d).await?;
+        tags::point(store, repo, tag, &d).await?;
     }
     Ok(())
 }
@@ -46,16 +44,16 @@ pub(super) async fn get(
     repo: Repo<'_>,
     digest: &str,
 ) -> Result<Option<ManifestInfo>> {
-    let Some(d) = DigestRef::parse(digest) else {
+    let Some(d) = Digest::parse_any(digest).ok() else {
         return Ok(None);
     };
     // A revision link names its own digest (Berth and registry:2 write them
     // so): fetch the bytes alongside the link, not after it, saving a round
     // trip on every manifest pull.
-    let (link, data) = (paths::revision_link(repo, d), paths::blob_data(d));
+    let (link, data) = (paths::revision_link(repo, &d), paths::blob_data(&d));
     let (target, bytes) = futures::join!(
         objects::read_link(store, &link),
-        objects::read(store, &data, MAX_MANIFEST)
+        objects::read(store, &data, MAX_MANIFEST_BYTES)
     );
     match target? {
         None => Ok(None),
@@ -71,10 +69,10 @@ async fn read_info(
     digest: &str,
     target: &str,
 ) -> Result<Option<ManifestInfo>> {
-    let Some(t) = DigestRef::parse(target) else {
+    let Some(t) = Digest::parse_any(target).ok() else {
         return Ok(None);
     };
-    let bytes = objects::read(store, &paths::blob_data(t), MAX_MANIFEST).await?;
+    let bytes = objects::read(store, &paths::blob_data(&t), MAX_MANIFEST_BYTES).await?;
     info(digest, bytes)
 }
 
@@ -84,7 +82,8 @@ fn info(digest: &str, bytes: Option<bytes::Bytes>) -> Result<Option<ManifestInfo
         tracing::warn!(digest, "manifest is linked but its bytes are missing");
         return Ok(None);
     };
-    let described = describe(&bytes, digest)?;
+    let described = describe(&bytes)
+        .map_err(|why| StorageError::Backend(format!("manifest {digest}: {why}")))?;
     Ok(Some(ManifestInfo {
         digest: digest.to_owned(),
         media_type: described.media_type,
@@ -98,10 +97,10 @@ fn info(digest: &str, bytes: Option<bytes::Bytes>) -> Result<Option<ManifestInfo
 /// Deletes manifest `digest` with every tag pointing at it and its
 /// referrers entry; `false` when it was not there.
 pub(super) async fn delete(store: &dyn ObjectStore, repo: Repo<'_>, digest: &str) -> Result<bool> {
-    let Some(d) = DigestRef::parse(digest) else {
+    let Some(d) = Digest::parse_any(digest).ok() else {
         return Ok(false);
     };
-    let revision = paths::revision_link(repo, d);
+    let revision = paths::revision_link(repo, &d);
     let Some(target) = objects::read_link(store, &revision).await? else {
         return Ok(false);
     };
@@ -119,8 +118,8 @@ pub(super) async fn delete(store: &dyn ObjectStore, repo: Repo<'_>, digest: &str
             tags::remove(store, repo, tag).await?;
         }
     }
-    if let Some(subject) = subject.as_deref().and_then(DigestRef::parse) {
-        objects::delete(store, &paths::referrer_link(repo, subject, d)).await?;
+    if let Some(subject) = subject.as_deref().and_then(|s| Digest::parse_any(s).ok()) {
+        objects::delete(store, &paths::referrer_link(repo, &subject, &d)).await?;
     }
     // registry:2 deletes the revision first; here it goes last, so a crash
     // midway leaves the manifest in place for a retry to finish deleting,
@@ -138,10 +137,10 @@ pub(super) async fn referrers(
     subject: &str,
     artifact_type: Option<&str>,
 ) -> Result<Vec<ManifestInfo>> {
-    let Some(s) = DigestRef::parse(subject) else {
+    let Some(s) = Digest::parse_any(subject).ok() else {
         return Ok(Vec::new());
     };
-    let dir = paths::referrers_dir(repo, s);
+    let dir = paths::referrers_dir(repo, &s);
     let mut digests: Vec<String> = objects::keys_under(store, &dir)
         .await?
         .iter()
@@ -169,10 +168,10 @@ async fn referrer(
     repo: Repo<'_>,
     digest: &str,
 ) -> Result<Option<ManifestInfo>> {
-    let Some(d) = DigestRef::parse(digest) else {
+    let Some(d) = Digest::parse_any(digest).ok() else {
         return Ok(None);
     };
-    let revision = paths::revision_link(repo, d);
+    let revision = paths::revision_link(repo, &d);
     let (present, info) = futures::join!(
         objects::exists(store, &revision),
         read_info(store, digest, digest),

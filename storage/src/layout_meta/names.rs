@@ -5,7 +5,7 @@
 //! Reads treat a name that fails these checks as absent (it can never have
 //! been stored); writes refuse it with `Invalid`.
 
-use crate::{Result, StorageError};
+use crate::{Digest, Result, StorageError};
 
 /// A repository name: `/`-separated components, each starting with an ASCII
 /// letter or digit and made of `[A-Za-z0-9._-]`. A superset of the OCI
@@ -42,49 +42,11 @@ pub(super) struct Tag<'a>(&'a str);
 
 impl<'a> Tag<'a> {
     pub fn parse(tag: &'a str) -> Option<Self> {
-        let mut bytes = tag.bytes();
-        let ok = tag.len() <= 128
-            && bytes
-                .next()
-                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        ok.then_some(Self(tag))
+        berth_oci::grammar::is_valid_tag(tag).then_some(Self(tag))
     }
 
     pub fn as_str(self) -> &'a str {
         self.0
-    }
-}
-
-/// A digest `<algorithm>:<encoded>` as the OCI grammar allows it. The
-/// algorithm stays one path segment: registry:2 would turn its `+`/`.`
-/// separators into extra directories, but it only accepts sha256/384/512
-/// (which have none), and one segment keeps keys unambiguous to read back.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct DigestRef<'a> {
-    pub algorithm: &'a str,
-    pub encoded: &'a str,
-}
-
-impl<'a> DigestRef<'a> {
-    pub fn parse(digest: &'a str) -> Option<Self> {
-        let (algorithm, encoded) = digest.split_once(':')?;
-        let algorithm_ok = algorithm.split(['+', '.', '_', '-']).all(|c| {
-            !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        });
-        let encoded_ok = !encoded.is_empty()
-            && encoded
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
-        (algorithm_ok && encoded_ok).then_some(Self { algorithm, encoded })
-    }
-}
-
-impl std::fmt::Display for DigestRef<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.algorithm, self.encoded)
     }
 }
 
@@ -112,8 +74,12 @@ pub(super) fn tag(tag: &str) -> Result<Tag<'_>> {
     Tag::parse(tag).ok_or_else(|| invalid("tag", tag))
 }
 
-pub(super) fn digest(digest: &str) -> Result<DigestRef<'_>> {
-    DigestRef::parse(digest).ok_or_else(|| invalid("digest", digest))
+/// A digest of any algorithm the image-spec grammar allows (subjects of
+/// referrers need not be sha256); its algorithm stays one path segment:
+/// registry:2 would turn `+`/`.` separators into extra directories, but it
+/// only accepts sha256/384/512 (which have none).
+pub(super) fn digest(digest: &str) -> Result<Digest> {
+    Digest::parse_any(digest).map_err(|_| invalid("digest", digest))
 }
 
 #[cfg(test)]
@@ -154,10 +120,9 @@ mod tests {
 
     #[test]
     fn digests() {
-        let d = DigestRef::parse("sha256:abc").expect("digest");
-        assert_eq!((d.algorithm, d.encoded), ("sha256", "abc"));
-        assert_eq!(d.to_string(), "sha256:abc");
-        assert!(DigestRef::parse("sha256+b64u:abc").is_some());
+        let d = digest("sha256:abc").expect("digest");
+        assert_eq!((d.algorithm(), d.encoded()), ("sha256", "abc"));
+        assert!(digest("sha256+b64u:abc").is_ok());
         for bad in [
             "sha256",
             "sha256:",
@@ -168,7 +133,7 @@ mod tests {
             "sha256:..",
             ".:a",
         ] {
-            assert!(DigestRef::parse(bad).is_none(), "{bad:?}");
+            assert!(digest(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -1,8 +1,7 @@
 //! The handful of object-store operations the layout is made of, with
 //! object_store's `NotFound` turned into absence where absence is an answer.
 
-use super::names::DigestRef;
-use crate::{Result, StorageError};
+use crate::{Digest, Result, StorageError};
 use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path;
@@ -40,7 +39,7 @@ pub(super) async fn read_link(store: &dyn ObjectStore, path: &Path) -> Result<Op
     // registry:2 writes the bare digest; tolerate a trailing newline from
     // hand-edited trees.
     let text = std::str::from_utf8(&bytes).map(str::trim).unwrap_or("");
-    if DigestRef::parse(text).is_none() {
+    if Digest::parse_any(text).ok().is_none() {
         return Err(StorageError::Backend(format!(
             "{path} does not hold a digest"
         )));

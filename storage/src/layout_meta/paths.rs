@@ -23,7 +23,8 @@
 //! - `berth/repositories/<name>/_created`: a repository Berth created before
 //!   it held anything (an upload was begun).
 
-use super::names::{DigestRef, Repo, Tag};
+use super::names::{Repo, Tag};
+use crate::Digest;
 use object_store::path::Path;
 
 pub(super) const MANIFESTS: &str = "_manifests";
@@ -50,14 +51,14 @@ pub(super) fn repo_dir(repo: Repo<'_>) -> Path {
     )
 }
 
-pub(super) fn layer_link(repo: Repo<'_>, d: DigestRef<'_>) -> Path {
-    join(&repo_dir(repo), [LAYERS, d.algorithm, d.encoded, LINK])
+pub(super) fn layer_link(repo: Repo<'_>, d: &Digest) -> Path {
+    join(&repo_dir(repo), [LAYERS, d.algorithm(), d.encoded(), LINK])
 }
 
-pub(super) fn revision_link(repo: Repo<'_>, d: DigestRef<'_>) -> Path {
+pub(super) fn revision_link(repo: Repo<'_>, d: &Digest) -> Path {
     join(
         &repo_dir(repo),
-        [MANIFESTS, "revisions", d.algorithm, d.encoded, LINK],
+        [MANIFESTS, "revisions", d.algorithm(), d.encoded(), LINK],
     )
 }
 
@@ -73,8 +74,11 @@ pub(super) fn tag_current(repo: Repo<'_>, tag: Tag<'_>) -> Path {
     join(&tag_dir(repo, tag), ["current", LINK])
 }
 
-pub(super) fn tag_index_link(repo: Repo<'_>, tag: Tag<'_>, d: DigestRef<'_>) -> Path {
-    join(&tag_dir(repo, tag), ["index", d.algorithm, d.encoded, LINK])
+pub(super) fn tag_index_link(repo: Repo<'_>, tag: Tag<'_>, d: &Digest) -> Path {
+    join(
+        &tag_dir(repo, tag),
+        ["index", d.algorithm(), d.encoded(), LINK],
+    )
 }
 
 /// The tag whose current link `key` is, for a key under [`tags_dir`];
@@ -91,17 +95,17 @@ pub(super) fn tag_of_current(dir: &Path, key: &Path) -> Option<String> {
 }
 
 /// Where the referrers of `subject` are indexed.
-pub(super) fn referrers_dir(repo: Repo<'_>, subject: DigestRef<'_>) -> Path {
+pub(super) fn referrers_dir(repo: Repo<'_>, subject: &Digest) -> Path {
     join(
         &repo_dir(repo),
-        ["_referrers", subject.algorithm, subject.encoded],
+        ["_referrers", subject.algorithm(), subject.encoded()],
     )
 }
 
-pub(super) fn referrer_link(repo: Repo<'_>, subject: DigestRef<'_>, d: DigestRef<'_>) -> Path {
+pub(super) fn referrer_link(repo: Repo<'_>, subject: &Digest, d: &Digest) -> Path {
     join(
         &referrers_dir(repo, subject),
-        [d.algorithm, d.encoded, LINK],
+        [d.algorithm(), d.encoded(), LINK],
     )
 }
 
@@ -112,19 +116,19 @@ pub(super) fn referrer_of(dir: &Path, link: &Path) -> Option<String> {
     match parts.as_slice() {
         [alg, encoded, last] if last.as_ref() == LINK => {
             let digest = format!("{}:{}", alg.as_ref(), encoded.as_ref());
-            DigestRef::parse(&digest).is_some().then_some(digest)
+            Digest::parse_any(&digest).ok().is_some().then_some(digest)
         }
         _ => None,
     }
 }
 
 /// The bytes of blob `d` (a manifest, here), where registry:2 keeps them.
-pub(super) fn blob_data(d: DigestRef<'_>) -> Path {
+pub(super) fn blob_data(d: &Digest) -> Path {
     // registry:2 fans out on the first two characters of the encoded part.
-    let fan_out = d.encoded.get(..2).unwrap_or(d.encoded);
+    let fan_out = d.encoded().get(..2).unwrap_or(d.encoded());
     path(
         V2.into_iter()
-            .chain(["blobs", d.algorithm, fan_out, d.encoded, "data"]),
+            .chain(["blobs", d.algorithm(), fan_out, d.encoded(), "data"]),
     )
 }
 
@@ -165,20 +169,20 @@ fn join<'a>(base: &Path, parts: impl IntoIterator<Item = &'a str>) -> Path {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout_meta::names::{DigestRef, Repo, Tag};
+    use crate::layout_meta::names::{Repo, Tag};
 
     #[test]
     fn registry2_keys() {
         let repo = Repo::parse("demo/app").expect("repo");
-        let d = DigestRef::parse("sha256:f733").expect("digest");
+        let d = Digest::parse_any("sha256:f733").expect("digest");
         let tag = Tag::parse("v1").expect("tag");
         let v2 = "docker/registry/v2/repositories/demo/app";
         assert_eq!(
-            layer_link(repo, d).as_ref(),
+            layer_link(repo, &d).as_ref(),
             format!("{v2}/_layers/sha256/f733/link")
         );
         assert_eq!(
-            revision_link(repo, d).as_ref(),
+            revision_link(repo, &d).as_ref(),
             format!("{v2}/_manifests/revisions/sha256/f733/link")
         );
         assert_eq!(
@@ -186,21 +190,21 @@ mod tests {
             format!("{v2}/_manifests/tags/v1/current/link")
         );
         assert_eq!(
-            tag_index_link(repo, tag, d).as_ref(),
+            tag_index_link(repo, tag, &d).as_ref(),
             format!("{v2}/_manifests/tags/v1/index/sha256/f733/link")
         );
         assert_eq!(
-            blob_data(d).as_ref(),
+            blob_data(&d).as_ref(),
             "docker/registry/v2/blobs/sha256/f7/f733/data"
         );
-        let subject = DigestRef::parse("sha256:5ub").expect("digest");
-        let link = referrer_link(repo, subject, d);
+        let subject = Digest::parse_any("sha256:5ub").expect("digest");
+        let link = referrer_link(repo, &subject, &d);
         assert_eq!(
             link.as_ref(),
             format!("{v2}/_referrers/sha256/5ub/sha256/f733/link")
         );
         assert_eq!(
-            referrer_of(&referrers_dir(repo, subject), &link).as_deref(),
+            referrer_of(&referrers_dir(repo, &subject), &link).as_deref(),
             Some("sha256:f733")
         );
         let marker = repo_marker(repo);
@@ -216,6 +220,6 @@ mod tests {
             tag_of_current(&tags, &tag_current(repo, tag)).as_deref(),
             Some("v1")
         );
-        assert_eq!(tag_of_current(&tags, &tag_index_link(repo, tag, d)), None);
+        assert_eq!(tag_of_current(&tags, &tag_index_link(repo, tag, &d)), None);
     }
 }

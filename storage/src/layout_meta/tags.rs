@@ -2,8 +2,9 @@
 //! `index/` remembers every manifest it pointed at (registry:2's garbage
 //! collector reads it; Berth only keeps it up to date).
 
-use super::names::{DigestRef, Repo, Tag};
+use super::names::{Repo, Tag};
 use super::{objects, paths};
+use crate::Digest;
 use crate::Result;
 use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::ObjectStore;
@@ -17,7 +18,7 @@ pub(super) async fn point(
     store: &dyn ObjectStore,
     repo: Repo<'_>,
     tag: Tag<'_>,
-    d: DigestRef<'_>,
+    d: &Digest,
 ) -> Result<()> {
     let digest = d.to_string();
     // registry:2's order: the index entry first, then the current link,

@@ -3,11 +3,12 @@
 //! it as registry:2 does, and the same pushes through Berth write the same
 //! files.
 
-use super::manifest_doc::{OCI_MANIFEST, describe};
 use super::registry2_fixture as r2;
 use super::{LayoutMetadata, paths};
 use crate::conformance::{self as c, ManifestBytes};
 use crate::{ManifestInfo, MetadataStore, Page, StorageError};
+use berth_oci::manifest::describe;
+use berth_oci::media_types::OCI_MANIFEST;
 use futures::TryStreamExt as _;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -159,7 +160,7 @@ fn info(digest: &str) -> ManifestInfo {
         .iter()
         .find(|(d, _)| *d == digest)
         .expect("fixture manifest");
-    let described = describe(json.as_bytes(), digest).expect("describe");
+    let described = describe(json.as_bytes()).expect("describe");
     ManifestInfo {
         digest: digest.to_owned(),
         media_type: described.media_type,

@@ -5,7 +5,7 @@ use crate::paths::validate_upload_id;
 use std::path::Path;
 
 fn digest_of(data: &[u8]) -> String {
-    BlobDigest::from_sha256(&Sha256::digest(data)).to_string()
+    Digest::from_sha256(&Sha256::digest(data)).to_string()
 }
 
 fn store(root: &Path) -> Blobs {

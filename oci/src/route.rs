@@ -7,8 +7,9 @@
 //! the spec grammar here, so handlers only ever see valid names, tags,
 //! digests and upload ids, and no storage call is made with anything else.
 
+use crate::digest::Digest;
 use crate::error::ApiError;
-use crate::grammar::{self, Digest};
+use crate::grammar;
 
 /// HTTP methods the registry distinguishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

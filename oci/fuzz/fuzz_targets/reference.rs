@@ -4,9 +4,10 @@
 
 #![no_main]
 
-use berth_guest::error::ApiError;
-use berth_guest::grammar::{self, Digest, DigestError};
-use berth_guest::route::{self, Query, Reference, Route};
+use berth_oci::error::ApiError;
+use berth_oci::digest::{self, Digest, DigestError};
+use berth_oci::grammar;
+use berth_oci::route::{self, Query, Reference, Route};
 use libfuzzer_sys::fuzz_target;
 use regex::Regex;
 use std::sync::LazyLock;
@@ -31,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         "name {s:?}"
     );
     assert_eq!(grammar::is_valid_tag(s), tag_re.is_match(s), "tag {s:?}");
-    assert_eq!(grammar::is_digest_syntax(s), digest_re.is_match(s), "{s:?}");
+    assert_eq!(digest::is_digest_syntax(s), digest_re.is_match(s), "{s:?}");
     match Digest::parse(s) {
         Ok(d) => {
             assert!(sha256_re.is_match(s), "digest {s:?}");

@@ -1,30 +1,21 @@
-//! Manifest parsing and validation, independent of storage: decides the
-//! media type, checks the schema, and extracts what the metadata store
-//! records (references, subject, artifact type, annotations).
+//! The one manifest parser: decides a manifest's media type, checks its
+//! schema, and extracts what a registry records about it (descriptors,
+//! required content, subject, artifact type, annotations). The guest
+//! validates pushes with [`parse`]; stores that keep only the bytes (the
+//! registry:2 layout) read them back with [`describe`], over the same
+//! document model.
 
+use crate::digest::{Digest, is_digest_syntax};
 use crate::error::ApiError;
-use crate::grammar::{self, Digest};
+use crate::media_types::{
+    DOCKER_LIST, DOCKER_MANIFEST, DOCKER_V1_SIGNED, FOREIGN_LAYER_TYPES, OCI_INDEX, OCI_MANIFEST,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// Largest manifest accepted. The spec asks registries to take at least
 /// 4 MB; registry:2 also stops at 4 MiB.
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
-
-/// Layer media types that may live outside the registry ("foreign" /
-/// non-distributable layers). registry:2 does not require these to be
-/// present when they carry `urls`.
-const FOREIGN_LAYER_TYPES: &[&str] = &[
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-];
 
 /// The two shapes a manifest can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +24,28 @@ pub enum Kind {
     Image,
     /// Index / manifest list: children are manifests.
     Index,
+}
+
+/// A platform an index entry is for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Platform {
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+/// One validated descriptor of a pushed manifest: its config and layers,
+/// or an index's children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    pub urls: Vec<String>,
+    pub platform: Option<Platform>,
 }
 
 /// What the registry needs to know about a pushed manifest.
@@ -45,25 +58,40 @@ pub struct Parsed {
     /// layers) for an image, manifests for an index. In document order,
     /// duplicates removed.
     pub required: Vec<Digest>,
+    /// Config then layers for an image, the children of an index, in
+    /// document order (foreign layers included).
+    pub descriptors: Vec<Descriptor>,
     /// `artifactType`, else the config's media type for image manifests.
     pub artifact_type: Option<String>,
     /// Digest named by `subject`; deliberately not in `required` (the spec
     /// says a subject may be pushed after its referrers).
     pub subject: Option<String>,
-    /// The `annotations` object re-serialised as JSON text.
+    /// The `annotations` object re-serialised as JSON text (keys sorted).
     pub annotations: Option<String>,
 }
 
+/// What a stored manifest's bytes say about it, leniently: whatever a
+/// registry stored (schema 1 included) is described, not judged.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Described {
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub subject: Option<String>,
+    pub annotations: Option<String>,
+}
+
+/// A descriptor as written; [`parse`] insists on the fields, [`describe`]
+/// reads what is there.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Descriptor {
-    media_type: String,
-    digest: String,
-    // Only its presence and type matter (a JSON integer ≥ 0).
-    #[allow(dead_code)]
-    size: u64,
+struct RawDescriptor {
+    media_type: Option<String>,
+    digest: Option<String>,
+    // A JSON integer ≥ 0 when present.
+    size: Option<u64>,
     #[serde(default)]
     urls: Vec<String>,
+    platform: Option<Platform>,
 }
 
 /// Fields of both shapes; which are required depends on the kind.
@@ -73,11 +101,42 @@ struct Document {
     schema_version: Option<i64>,
     media_type: Option<String>,
     artifact_type: Option<String>,
-    config: Option<Object<Descriptor>>,
-    layers: Option<Vec<Object<Descriptor>>>,
-    manifests: Option<Vec<Object<Descriptor>>>,
-    subject: Option<Object<Descriptor>>,
-    annotations: Option<BTreeMap<String, String>>,
+    config: Option<Object<RawDescriptor>>,
+    layers: Option<Vec<Object<RawDescriptor>>>,
+    manifests: Option<Vec<Object<RawDescriptor>>>,
+    subject: Option<Object<RawDescriptor>>,
+    annotations: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+impl Document {
+    fn read(bytes: &[u8]) -> Result<Document, String> {
+        serde_json::from_slice::<Object<Document>>(bytes)
+            .map(|Object(doc)| doc)
+            .map_err(|e| format!("invalid JSON: {e}"))
+    }
+
+    fn config_type(&self) -> Option<&str> {
+        self.config
+            .as_ref()
+            .and_then(|c| c.media_type.as_deref())
+            .filter(|m| !m.is_empty())
+    }
+
+    fn artifact_type(&self) -> Option<&str> {
+        self.artifact_type.as_deref().filter(|a| !a.is_empty())
+    }
+
+    fn subject_digest(&self) -> Option<&str> {
+        self.subject.as_ref().and_then(|s| s.digest.as_deref())
+    }
+
+    /// The annotations as compact JSON with sorted keys: the text a
+    /// metadata store records and compares.
+    fn annotations_text(&self) -> Option<String> {
+        let map = self.annotations.as_ref()?;
+        // A map of strings and JSON values serialises infallibly.
+        serde_json::to_string(map).ok()
+    }
 }
 
 /// A struct that must be written as a JSON object. serde's derived structs
@@ -128,8 +187,7 @@ fn known_type(value: &str) -> Option<&'static str> {
 /// Without a `Content-Type` we fall back to the `mediaType` field, as
 /// registry:2 does.
 pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, ApiError> {
-    let Object(doc): Object<Document> =
-        serde_json::from_slice(bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    let doc = Document::read(bytes).map_err(invalid)?;
 
     let media_type = match content_type.map(str::trim).filter(|c| !c.is_empty()) {
         Some(ct) => {
@@ -165,15 +223,23 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, ApiErro
         Kind::Image
     };
     let mut required: Vec<Digest> = Vec::new();
-    let mut require = |d: &Descriptor| -> Result<(), ApiError> {
-        let digest = descriptor_digest(d)?;
-        if !required.contains(&digest) {
-            required.push(digest);
+    let mut descriptors: Vec<Descriptor> = Vec::new();
+    let mut take = |raw: &RawDescriptor, must_be_here: bool| -> Result<(), ApiError> {
+        let d = complete(raw)?;
+        if must_be_here {
+            let digest = Digest::parse(&d.digest)
+                // Any well-formed digest is valid JSON-wise, but only sha256
+                // content can be stored here: another algorithm names
+                // content this registry cannot hold.
+                .map_err(|_| ApiError::ManifestBlobUnknown(d.digest.clone()))?;
+            if !required.contains(&digest) {
+                required.push(digest);
+            }
         }
+        descriptors.push(d);
         Ok(())
     };
 
-    let artifact_type = doc.artifact_type.clone().filter(|a| !a.is_empty());
     let artifact_type = match kind {
         Kind::Image => {
             if doc.manifests.is_some() {
@@ -187,19 +253,18 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, ApiErro
                 .layers
                 .as_ref()
                 .ok_or_else(|| invalid("missing layers"))?;
-            require(config)?;
+            take(config, true)?;
             for layer in layers {
+                // Hosted elsewhere: need not (and usually cannot) be pushed
+                // here, so it is neither checked nor referenced.
                 let foreign = !layer.urls.is_empty()
-                    && FOREIGN_LAYER_TYPES.contains(&layer.media_type.as_str());
-                if foreign {
-                    // Hosted elsewhere: need not (and usually cannot) be
-                    // pushed here, so it is neither checked nor referenced.
-                    check_digest_syntax(&layer.digest)?;
-                } else {
-                    require(layer)?;
-                }
+                    && layer
+                        .media_type
+                        .as_deref()
+                        .is_some_and(|t| FOREIGN_LAYER_TYPES.contains(&t));
+                take(layer, !foreign)?;
             }
-            artifact_type.or_else(|| Some(config.media_type.clone()).filter(|m| !m.is_empty()))
+            doc.artifact_type().or(doc.config_type())
         }
         Kind::Index => {
             if doc.config.is_some() || doc.layers.is_some() {
@@ -210,48 +275,76 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, ApiErro
                 .as_ref()
                 .ok_or_else(|| invalid("missing manifests"))?;
             for child in manifests {
-                require(child)?;
+                take(child, true)?;
             }
-            artifact_type
+            doc.artifact_type()
         }
     };
 
     let subject = match &doc.subject {
-        Some(s) => {
-            check_digest_syntax(&s.digest)?;
-            Some(s.digest.clone())
-        }
+        Some(s) => Some(complete(s)?.digest),
         None => None,
     };
-    let annotations = match &doc.annotations {
-        Some(map) => Some(serde_json::to_string(map).map_err(|e| invalid(e.to_string()))?),
-        None => None,
-    };
+    if let Some(map) = &doc.annotations
+        && !map.values().all(serde_json::Value::is_string)
+    {
+        return Err(invalid("annotation values must be strings"));
+    }
 
     Ok(Parsed {
         kind,
         media_type,
         required,
-        artifact_type,
+        descriptors,
+        artifact_type: artifact_type.map(str::to_owned),
         subject,
-        annotations,
+        annotations: doc.annotations_text(),
     })
 }
 
-/// A descriptor that must resolve in this registry: any well-formed digest is
-/// valid JSON-wise, but only sha256 content can be stored here, so another
-/// algorithm means the referenced content is unknown.
-fn descriptor_digest(d: &Descriptor) -> Result<Digest, ApiError> {
-    check_digest_syntax(&d.digest)?;
-    Digest::parse(&d.digest).map_err(|_| ApiError::ManifestBlobUnknown(d.digest.clone()))
+/// A descriptor with every field the spec requires, its digest well formed.
+fn complete(raw: &RawDescriptor) -> Result<Descriptor, ApiError> {
+    let missing = |field: &str| invalid(format!("descriptor without {field}"));
+    let media_type = raw.media_type.clone().ok_or_else(|| missing("mediaType"))?;
+    let digest = raw.digest.clone().ok_or_else(|| missing("digest"))?;
+    let size = raw.size.ok_or_else(|| missing("size"))?;
+    if !is_digest_syntax(&digest) {
+        return Err(invalid(format!("invalid descriptor digest {digest:?}")));
+    }
+    Ok(Descriptor {
+        media_type,
+        digest,
+        size,
+        urls: raw.urls.clone(),
+        platform: raw.platform.clone(),
+    })
 }
 
-fn check_digest_syntax(s: &str) -> Result<(), ApiError> {
-    if grammar::is_digest_syntax(s) {
-        Ok(())
-    } else {
-        Err(invalid(format!("invalid descriptor digest {s:?}")))
-    }
+/// Reads back a stored manifest. Without `mediaType`, the type is inferred
+/// as registry:2 and the OCI spec do: the fields present decide (OCI
+/// documents may omit it; schema 1 never has it).
+pub fn describe(bytes: &[u8]) -> Result<Described, String> {
+    let doc = Document::read(bytes)?;
+    let media_type = match doc.media_type.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => t,
+        None if doc.schema_version == Some(1) => DOCKER_V1_SIGNED,
+        None if doc.manifests.is_some() => OCI_INDEX,
+        None if doc.config.is_some() || doc.layers.is_some() => OCI_MANIFEST,
+        None => return Err("no recognisable media type".to_owned()),
+    };
+    let is_image = matches!(media_type, OCI_MANIFEST | DOCKER_MANIFEST);
+    let artifact_type = doc
+        .artifact_type()
+        .or(if is_image { doc.config_type() } else { None });
+    Ok(Described {
+        media_type: media_type.to_owned(),
+        artifact_type: artifact_type.map(str::to_owned),
+        subject: doc
+            .subject_digest()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        annotations: doc.annotations_text(),
+    })
 }
 
 /// Whether a manifest stored as `media_type` may be served to a client that
@@ -519,5 +612,78 @@ mod tests {
         assert!(!accepts([DOCKER_MANIFEST], OCI_MANIFEST));
         assert!(!accepts([&format!("{OCI_MANIFEST};q=0")[..]], OCI_MANIFEST));
         assert!(!accepts(["text/*"], OCI_MANIFEST));
+    }
+
+    // `describe`: what stored bytes say.
+
+    fn d(json: &str) -> Described {
+        describe(json.as_bytes()).expect("describe")
+    }
+
+    #[test]
+    fn described_image_manifest_with_everything() {
+        let got = d(
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:c","size":2},
+            "layers":[],"subject":{"mediaType":"x","digest":"sha256:s","size":1},
+            "annotations":{"b":"2","a":"1"}}"#,
+        );
+        assert_eq!(
+            got,
+            Described {
+                media_type: OCI_MANIFEST.into(),
+                artifact_type: Some("application/vnd.oci.image.config.v1+json".into()),
+                subject: Some("sha256:s".into()),
+                annotations: Some(r#"{"a":"1","b":"2"}"#.into()),
+            }
+        );
+    }
+
+    #[test]
+    fn described_artifact_type_wins_over_config() {
+        let got = d(
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "artifactType":"application/x.sig","config":{"mediaType":"application/vnd.oci.empty.v1+json"},"layers":[]}"#,
+        );
+        assert_eq!(got.artifact_type.as_deref(), Some("application/x.sig"));
+    }
+
+    #[test]
+    fn docker_image_uses_config_type_but_index_does_not() {
+        let docker = d(
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+            "config":{"mediaType":"application/vnd.docker.container.image.v1+json"},"layers":[]}"#,
+        );
+        assert_eq!(
+            docker.artifact_type.as_deref(),
+            Some("application/vnd.docker.container.image.v1+json")
+        );
+        let index = d(
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+        );
+        assert_eq!(index.artifact_type, None);
+        assert_eq!(index.annotations, None);
+    }
+
+    #[test]
+    fn media_type_inferred_when_absent() {
+        assert_eq!(
+            d(r#"{"schemaVersion":2,"manifests":[]}"#).media_type,
+            OCI_INDEX
+        );
+        let image = d(r#"{"schemaVersion":2,"config":{"mediaType":"a/b"},"layers":[]}"#);
+        assert_eq!(image.media_type, OCI_MANIFEST);
+        assert_eq!(image.artifact_type.as_deref(), Some("a/b"));
+        assert_eq!(
+            d(r#"{"schemaVersion":1,"name":"x","fsLayers":[],"signatures":[]}"#).media_type,
+            DOCKER_V1_SIGNED
+        );
+    }
+
+    #[test]
+    fn described_not_a_manifest() {
+        for bad in ["", "[]", "not json", r#"{"schemaVersion":2}"#] {
+            assert!(describe(bad.as_bytes()).is_err(), "{bad:?}");
+        }
     }
 }

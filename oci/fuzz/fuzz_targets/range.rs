@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use berth_guest::range::{self, ByteRange};
+use berth_oci::range::{self, ByteRange};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

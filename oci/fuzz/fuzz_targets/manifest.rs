@@ -3,9 +3,11 @@
 
 #![no_main]
 
-use berth_guest::error::ApiError;
-use berth_guest::grammar::{self, Digest};
-use berth_guest::manifest::{self, DOCKER_LIST, DOCKER_MANIFEST, Kind, OCI_INDEX, OCI_MANIFEST};
+use berth_oci::error::ApiError;
+use berth_oci::Digest;
+use berth_oci::digest;
+use berth_oci::manifest::{self, Kind};
+use berth_oci::media_types::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 
@@ -52,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!p.required.is_empty(), "image without config");
     }
     if let Some(subject) = &p.subject {
-        assert!(grammar::is_digest_syntax(subject), "subject {subject:?}");
+        assert!(digest::is_digest_syntax(subject), "subject {subject:?}");
     }
     if let Some(a) = &p.annotations {
         let _: BTreeMap<String, String> =
