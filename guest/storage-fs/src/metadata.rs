@@ -286,7 +286,11 @@ fn referrer_digests(dir: &Path, subject: &str) -> Result<Vec<String>> {
 fn collect_repositories(dir: &Path, prefix: &mut Vec<String>, out: &mut Vec<String>) -> Result<()> {
     for name in fsutil::list_dir(dir)? {
         if name == REPO_MARKER {
-            if !prefix.is_empty() {
+            // Listed once it holds a manifest: an upload or a blob link
+            // alone does not put a name in the catalog.
+            let holds_manifest =
+                !fsutil::list_dir(&Layout::manifests(&dir.join(&name)))?.is_empty();
+            if !prefix.is_empty() && holds_manifest {
                 out.push(prefix.join("/"));
             }
             continue;

@@ -123,6 +123,19 @@ pub async fn catalog_pagination(meta: &dyn MetadataStore) {
     meta.put_manifest("alpha/sub", &manifest(3, None, None), &[], Some("t"))
         .await
         .expect("put");
+    // A blob link or an upload alone does not list a repository.
+    assert_eq!(
+        meta.list_repositories(&Page::default())
+            .await
+            .expect("list"),
+        ["alpha", "alpha/sub"]
+    );
+    meta.put_manifest("Mid/upload", &manifest(4, None, None), &[], None)
+        .await
+        .expect("put");
+    meta.put_manifest("zeta/blobonly", &manifest(5, None, None), &[], None)
+        .await
+        .expect("put");
     let all = ["Mid/upload", "alpha", "alpha/sub", "zeta/blobonly"];
     assert_eq!(
         meta.list_repositories(&Page::default())

@@ -4,8 +4,10 @@
 //! A directory under `repositories/` is a repository when it holds
 //! `_layers` (registry:2 2.8's own test) or `_manifests` (Berth can store
 //! a manifest before linking any blob); Berth's creation markers add the
-//! repositories that were created empty. Directories starting with `_` are
-//! never descended into, as in registry:2's walk.
+//! repositories that were created empty. The catalog lists only those with
+//! `_manifests`: an upload or a blob link alone does not name a repository
+//! there. Directories starting with `_` are never descended into, as in
+//! registry:2's walk.
 
 use super::names::{self, Repo};
 use super::{objects, paths};
@@ -33,18 +35,9 @@ pub(super) async fn exists(store: &dyn ObjectStore, repo: Repo<'_>) -> Result<bo
         || objects::exists(store, &paths::repo_marker(repo)).await?)
 }
 
-/// What the walk still has to look at, ordered by name.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum Pending {
-    /// A repository known from its creation marker.
-    Marked,
-    /// A directory not listed yet: maybe a repository, maybe holding some.
-    Dir,
-}
-
 /// One page of repository names in byte order.
 ///
-/// A best-first walk: pending entries sit in a min-heap keyed by name. Every
+/// A best-first walk: pending directories sit in a min-heap keyed by name. Every
 /// name found under a directory `d` is `d/...`, greater than `d`, so names
 /// come out in order and the walk stops as soon as the page is full,
 /// listing only the directories it needed. Subtrees wholly before `last`
@@ -57,38 +50,24 @@ pub(super) async fn list(store: &dyn ObjectStore, page: &Page) -> Result<Vec<Str
         return Ok(out);
     }
     let mut pending = BinaryHeap::new();
-    for key in objects::keys_under(store, &paths::markers_root()).await? {
-        if let Some(name) = paths::marked_repo(&key)
-            && name.as_str() > last
-        {
-            pending.push(Reverse((name, Pending::Marked)));
-        }
-    }
     for child in objects::child_dirs(store, &paths::repositories_root()).await? {
         if names::is_component(&child) {
-            pending.push(Reverse((child, Pending::Dir)));
+            pending.push(Reverse(child));
         }
     }
-    while let Some(Reverse((name, kind))) = pending.pop() {
-        let is_repo = match kind {
-            Pending::Marked => true,
-            Pending::Dir => {
-                if before(&name, last) {
-                    continue;
-                }
-                let Some(repo) = Repo::parse(&name) else {
-                    continue;
-                };
-                let children = objects::child_dirs(store, &paths::repo_dir(repo)).await?;
-                for child in children.iter().filter(|c| names::is_component(c)) {
-                    pending.push(Reverse((format!("{name}/{child}"), Pending::Dir)));
-                }
-                has_content(&children)
-            }
+    while let Some(Reverse(name)) = pending.pop() {
+        if before(&name, last) {
+            continue;
+        }
+        let Some(repo) = Repo::parse(&name) else {
+            continue;
         };
-        // The same name may come from a marker and a directory, one after
-        // the other.
-        if is_repo && name.as_str() > last && out.last() != Some(&name) {
+        let children = objects::child_dirs(store, &paths::repo_dir(repo)).await?;
+        for child in children.iter().filter(|c| names::is_component(c)) {
+            pending.push(Reverse(format!("{name}/{child}")));
+        }
+        let holds_manifest = children.iter().any(|c| c == paths::MANIFESTS);
+        if holds_manifest && name.as_str() > last {
             out.push(name);
             if out.len() >= limit {
                 break;

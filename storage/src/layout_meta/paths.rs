@@ -136,11 +136,7 @@ pub(super) fn upload_owner(id: &str) -> Path {
     path(["berth", "upload-owners", id])
 }
 
-/// `berth/repositories`, under which the creation markers live.
-pub(super) fn markers_root() -> Path {
-    path(["berth", "repositories"])
-}
-
+/// Marks a repository created before it held anything registry:2 records.
 pub(super) fn repo_marker(repo: Repo<'_>) -> Path {
     path(
         ["berth", "repositories"]
@@ -148,18 +144,6 @@ pub(super) fn repo_marker(repo: Repo<'_>) -> Path {
             .chain(repo.components())
             .chain([MARKER]),
     )
-}
-
-/// The repository a key under [`markers_root`] marks; `None` for a foreign one.
-pub(super) fn marked_repo(key: &Path) -> Option<String> {
-    let parts: Vec<_> = key.prefix_match(&markers_root())?.collect();
-    let (last, name) = parts.split_last()?;
-    if last.as_ref() != MARKER || name.is_empty() {
-        return None;
-    }
-    let name: Vec<&str> = name.iter().map(|p| p.as_ref()).collect();
-    let name = name.join("/");
-    Repo::parse(&name).is_some().then_some(name)
 }
 
 fn join<'a>(base: &Path, parts: impl IntoIterator<Item = &'a str>) -> Path {
@@ -209,11 +193,6 @@ mod tests {
         );
         let marker = repo_marker(repo);
         assert_eq!(marker.as_ref(), "berth/repositories/demo/app/_created");
-        assert_eq!(marked_repo(&marker).as_deref(), Some("demo/app"));
-        assert_eq!(
-            marked_repo(&Path::from("berth/repositories/_created")),
-            None
-        );
         assert_eq!(upload_owner("u1").as_ref(), "berth/upload-owners/u1");
         let tags = tags_dir(repo);
         assert_eq!(

@@ -182,10 +182,12 @@ async fn reads_registry2_tree(store: Store) {
     load(store.as_ref(), r2::PUSHED).await;
     let meta = LayoutMetadata::new(store);
     let all = Page::default();
-    // registry:2 answered {"repositories":["demo/app","other/mounted"]}.
+    // registry:2 answered {"repositories":["demo/app","other/mounted"]};
+    // Berth lists a repository only once it holds a manifest, so not the
+    // one that only received a mounted layer.
     assert_eq!(
         meta.list_repositories(&all).await.expect("catalog"),
-        ["demo/app", "other/mounted"]
+        ["demo/app"]
     );
     // ... and {"name":"demo/app","tags":["latest","v1","v2"]}.
     assert_eq!(
@@ -478,7 +480,21 @@ async fn catalog_walk_matches_sorted_names() {
         } else {
             meta.link_blob(name, &digest).await.expect("link");
         }
+        // What lists it: a manifest (its revision link is enough here).
+        store
+            .put(
+                &v2(&format!(
+                    "repositories/{name}/_manifests/revisions/sha256/aa/link"
+                )),
+                b"sha256:aa".to_vec().into(),
+            )
+            .await
+            .expect("put");
     }
+    // Exists, holds no manifest: not listed.
+    meta.link_blob("b/blobs-only", "sha256:bb")
+        .await
+        .expect("link");
     // Not repositories: registry:2's upload leftovers, and anything below a
     // `_` directory.
     store
@@ -596,11 +612,20 @@ async fn creation_marker_only_for_empty_repositories() {
     let marker = |name: &str| Path::from(format!("berth/repositories/{name}/_created"));
     assert!(store.head(&marker("empty")).await.is_ok());
     assert!(store.head(&marker("full")).await.is_err());
-    assert_eq!(
+    // Both exist; neither holds a manifest, so the catalog lists neither.
+    for repo in ["empty", "full"] {
+        assert!(
+            meta.list_tags(repo, &Page::default())
+                .await
+                .expect("tags")
+                .is_some()
+        );
+    }
+    assert!(
         meta.list_repositories(&Page::default())
             .await
-            .expect("list"),
-        ["empty", "full"]
+            .expect("list")
+            .is_empty()
     );
 }
 

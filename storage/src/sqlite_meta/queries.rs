@@ -223,9 +223,14 @@ pub(super) fn list_tags(conn: &Connection, repo: &str, page: &Page) -> Result<Op
     Ok(Some(rows.collect::<rusqlite::Result<_>>()?))
 }
 
+/// Repositories that hold a manifest: an upload or a blob link alone does
+/// not put a name in the catalog.
 pub(super) fn list_repositories(conn: &Connection, page: &Page) -> Result<Vec<String>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM repositories r
+         WHERE name > ?1 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo_id = r.id)
+         ORDER BY name LIMIT ?2",
+    )?;
     let rows = stmt.query_map(params![after(page), limit(page)], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
