@@ -59,7 +59,7 @@ pub enum ApiError {
     /// 404 UNSUPPORTED: no endpoint at this path.
     NotFound,
     /// 405 UNSUPPORTED with an `Allow` header.
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed { allow: String },
     /// 403 DENIED: an admission policy refused the change. Carries the
     /// policy's message, which becomes the error's `message` (what docker
     /// prints after "denied:").
@@ -150,7 +150,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { size } => {
                 vec![("content-range", format!("bytes */{size}"))]
             }
-            ApiError::MethodNotAllowed { allow } => vec![("allow", (*allow).to_owned())],
+            ApiError::MethodNotAllowed { allow } => vec![("allow", allow.clone())],
             _ => Vec::new(),
         }
     }
@@ -256,7 +256,9 @@ mod tests {
             ApiError::PaginationInvalid,
             ApiError::RangeNotSatisfiable { size: 1 },
             ApiError::NotFound,
-            ApiError::MethodNotAllowed { allow: "GET" },
+            ApiError::MethodNotAllowed {
+                allow: "GET".into(),
+            },
             ApiError::Denied(String::new()),
         ];
         for e in all {

@@ -51,32 +51,49 @@ pub enum Route {
     Referrers { name: String, digest: Digest },
 }
 
-impl Route {
-    /// The methods this endpoint serves, as an `Allow` header value. HEAD is
-    /// allowed wherever GET is (RFC 9110 §9.3.2).
-    pub fn allow(&self) -> &'static str {
+impl Method {
+    /// The method's name on the wire; `None` for [`Method::Other`], which
+    /// stands for every method the registry does not serve.
+    pub fn name(self) -> Option<&'static str> {
         match self {
-            Route::Base | Route::Catalog | Route::Tags { .. } | Route::Referrers { .. } => {
-                "GET, HEAD"
-            }
-            Route::Manifest { .. } => "GET, HEAD, PUT, DELETE",
-            Route::Blob { .. } => "GET, HEAD, DELETE",
-            Route::UploadStart { .. } => "POST",
-            Route::Upload { .. } => "GET, HEAD, PATCH, PUT, DELETE",
+            Method::Get => Some("GET"),
+            Method::Head => Some("HEAD"),
+            Method::Post => Some("POST"),
+            Method::Put => Some("PUT"),
+            Method::Patch => Some("PATCH"),
+            Method::Delete => Some("DELETE"),
+            Method::Other => None,
         }
     }
+}
 
-    pub fn allows(&self, method: Method) -> bool {
-        let name = match method {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-            Method::Other => return false,
-        };
-        self.allow().split(", ").any(|m| m == name)
+/// A [`Route`] without its parameters: which endpoint, not which resource.
+/// The guest's handler table is keyed by endpoint and method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Base,
+    Catalog,
+    Tags,
+    Manifest,
+    Blob,
+    UploadStart,
+    Upload,
+    Referrers,
+}
+
+impl Route {
+    /// The endpoint this route addresses.
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            Route::Base => Endpoint::Base,
+            Route::Catalog => Endpoint::Catalog,
+            Route::Tags { .. } => Endpoint::Tags,
+            Route::Manifest { .. } => Endpoint::Manifest,
+            Route::Blob { .. } => Endpoint::Blob,
+            Route::UploadStart { .. } => Endpoint::UploadStart,
+            Route::Upload { .. } => Endpoint::Upload,
+            Route::Referrers { .. } => Endpoint::Referrers,
+        }
     }
 }
 
@@ -382,12 +399,14 @@ mod tests {
     }
 
     #[test]
-    fn methods() {
-        let m = parse("/v2/a/manifests/x").unwrap();
-        assert!(m.allows(Method::Put) && m.allows(Method::Head) && !m.allows(Method::Post));
-        let u = parse("/v2/a/blobs/uploads/").unwrap();
-        assert!(u.allows(Method::Post) && !u.allows(Method::Get));
-        assert!(!Route::Base.allows(Method::Other));
+    fn endpoints_and_methods() {
+        assert_eq!(
+            parse("/v2/a/blobs/uploads/x").unwrap().endpoint(),
+            Endpoint::Upload
+        );
+        assert_eq!(Route::Base.endpoint(), Endpoint::Base);
+        assert_eq!(Method::Patch.name(), Some("PATCH"));
+        assert_eq!(Method::Other.name(), None);
     }
 
     #[test]

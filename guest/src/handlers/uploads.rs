@@ -6,6 +6,7 @@
 //! store records which repository each session belongs to, so that one
 //! repository cannot touch another's uploads.
 
+use super::Call;
 use crate::error::{self, describe};
 use crate::http::{self, Request, Response};
 use crate::storage::blobs::Upload;
@@ -15,7 +16,7 @@ use berth_oci::ApiError;
 use berth_oci::Digest;
 use berth_oci::grammar;
 use berth_oci::range;
-use berth_oci::route::{self, Query};
+use berth_oci::route;
 
 fn session_location(name: &str, id: &str) -> String {
     format!("/v2/{name}/blobs/uploads/{id}")
@@ -38,7 +39,8 @@ fn created(name: &str, digest: &Digest) -> Response {
 
 /// `POST /v2/<name>/blobs/uploads/`: mount, monolithic upload, or a new
 /// session.
-pub fn start(req: &Request, name: &str, query: &Query) -> Result<Response, ApiError> {
+pub fn start(call: &Call) -> Result<Response, ApiError> {
+    let (req, name, query) = (call.req, call.name()?, &call.query);
     // end-4c: only sha256 content can be stored here; say so up front rather
     // than after the client has sent the bytes.
     if let Some(algorithm) = query.get("digest-algorithm")
@@ -96,7 +98,8 @@ fn monolithic(req: &Request, name: &str, digest: &Digest) -> Result<Response, Ap
 }
 
 /// `PATCH <location>`: appends one chunk.
-pub fn patch(req: &Request, name: &str, id: &str) -> Result<Response, ApiError> {
+pub fn patch(call: &Call) -> Result<Response, ApiError> {
+    let (req, name, id) = (call.req, call.name()?, call.upload_id()?);
     let upload = open_owned(name, id)?;
     check_chunk_range(req, &upload, name, id)?;
     append_body(req, &upload)?;
@@ -107,8 +110,10 @@ pub fn patch(req: &Request, name: &str, id: &str) -> Result<Response, ApiError> 
 }
 
 /// `PUT <location>?digest=<d>`: optional final chunk, then commit.
-pub fn put(req: &Request, name: &str, id: &str, query: &Query) -> Result<Response, ApiError> {
-    let digest = query
+pub fn put(call: &Call) -> Result<Response, ApiError> {
+    let (req, name, id) = (call.req, call.name()?, call.upload_id()?);
+    let digest = call
+        .query
         .get("digest")
         .ok_or_else(|| ApiError::DigestInvalid("digest query parameter required".into()))?;
     let digest = route::digest_of(digest)?;
@@ -130,7 +135,8 @@ pub fn put(req: &Request, name: &str, id: &str, query: &Query) -> Result<Respons
 }
 
 /// `GET <location>`: where the session stands.
-pub fn status(name: &str, id: &str) -> Result<Response, ApiError> {
+pub fn status(call: &Call) -> Result<Response, ApiError> {
+    let (name, id) = (call.name()?, call.upload_id()?);
     let upload = open_owned(name, id)?;
     let size = upload
         .size()
@@ -139,7 +145,8 @@ pub fn status(name: &str, id: &str) -> Result<Response, ApiError> {
 }
 
 /// `DELETE <location>`: discards the session.
-pub fn cancel(name: &str, id: &str) -> Result<Response, ApiError> {
+pub fn cancel(call: &Call) -> Result<Response, ApiError> {
+    let (name, id) = (call.name()?, call.upload_id()?);
     let upload = open_owned(name, id)?;
     upload
         .abort()

@@ -11,6 +11,7 @@
 //! serves only uploaded or mounted blobs and deleting a "blob" can never
 //! break a manifest.
 
+use super::{Call, admission};
 use crate::error::{self, describe};
 use crate::http::{self, Body, ReadError, Request, Response};
 use crate::storage::blobs;
@@ -21,15 +22,11 @@ use berth_oci::ApiError;
 use berth_oci::Digest;
 use berth_oci::grammar;
 use berth_oci::manifest::{self, Kind, MAX_MANIFEST_BYTES};
-use berth_oci::route::{Query, Reference};
+use berth_oci::route::Reference;
 
 /// `GET`/`HEAD`: by tag or digest, byte-for-byte as pushed.
-pub fn get(
-    req: &Request,
-    name: &str,
-    reference: &Reference,
-    head: bool,
-) -> Result<Response, ApiError> {
+pub fn get(call: &Call) -> Result<Response, ApiError> {
+    let (req, name, reference) = (call.req, call.name()?, call.reference()?);
     let info = lookup(name, reference)?;
     // A client that lists only types other than the stored one gets a 404,
     // as from registry:2 (no conversion between manifest formats here).
@@ -37,7 +34,7 @@ pub fn get(
         return Err(ApiError::ManifestUnknown);
     }
     let len = info.size;
-    let body = if head || len == 0 {
+    let body = if call.head || len == 0 {
         Body::Head { len }
     } else {
         let stream = blobs::read(&info.digest, 0, len)
@@ -51,16 +48,12 @@ pub fn get(
 }
 
 /// `PUT`: validate, store bytes, record metadata, tag.
-pub fn put(
-    req: &Request,
-    name: &str,
-    reference: &Reference,
-    query: &Query,
-) -> Result<Response, ApiError> {
+pub fn put(call: &Call) -> Result<Response, ApiError> {
+    let (req, name, reference) = (call.req, call.name()?, call.reference()?);
     // Tags to point at the manifest: the path's tag, or (end-7b, by digest
     // only) any `?tag=` parameters. All are checked before reading the body.
     let query_tags: Vec<&str> = match reference {
-        Reference::Digest(_) => query.all("tag").collect(),
+        Reference::Digest(_) => call.query.all("tag").collect(),
         Reference::Tag(_) => Vec::new(),
     };
     if !query_tags.iter().all(|t| grammar::is_valid_tag(t)) {
@@ -96,8 +89,8 @@ pub fn put(
         }
     }
 
-    crate::admission::check_put(
-        &crate::admission::Put {
+    admission::check_put(
+        &admission::Put {
             repository: name,
             digest: digest.as_str(),
             media_type: parsed.media_type,
@@ -140,8 +133,9 @@ pub fn put(
 }
 
 /// `DELETE`: by digest removes the manifest and its tags; by tag only the tag.
-pub fn delete(name: &str, reference: &Reference) -> Result<Response, ApiError> {
-    crate::admission::check_delete(name, reference)?;
+pub fn delete(call: &Call) -> Result<Response, ApiError> {
+    let (name, reference) = (call.name()?, call.reference()?);
+    admission::check_delete(name, reference)?;
     let deleted = match reference {
         Reference::Digest(d) => metadata::delete_manifest(name, d.as_str())?,
         Reference::Tag(t) => metadata::delete_tag(name, t)?,

@@ -1,15 +1,16 @@
 //! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>` (end-2, end-10).
 
+use super::Call;
 use crate::error;
-use crate::http::{Body, Request, Response};
+use crate::http::{Body, Response};
 use crate::storage::{blobs, metadata};
 use berth_oci::ApiError;
-use berth_oci::Digest;
 use berth_oci::range;
 
 /// Serves a blob, or the part a `Range` header selects. The bytes are
 /// spliced from the store's reader into the response by `http::send`.
-pub fn get(req: &Request, name: &str, digest: &Digest, head: bool) -> Result<Response, ApiError> {
+pub fn get(call: &Call) -> Result<Response, ApiError> {
+    let (req, name, digest, head) = (call.req, call.name()?, call.digest()?, call.head);
     let unknown = || ApiError::BlobUnknown(digest.to_string());
     // A blob is served only through a repository that links it: the store is
     // shared, but repositories are the unit of visibility.
@@ -60,7 +61,8 @@ pub fn get(req: &Request, name: &str, digest: &Digest, head: bool) -> Result<Res
 
 /// Unlinks the blob from the repository. The bytes stay in the shared store
 /// (other repositories may link them); reclaiming them is the store's job.
-pub fn delete(name: &str, digest: &Digest) -> Result<Response, ApiError> {
+pub fn delete(call: &Call) -> Result<Response, ApiError> {
+    let (name, digest) = (call.name()?, call.digest()?);
     if metadata::unlink_blob(name, digest.as_str())? {
         Ok(Response::new(202).header("docker-content-digest", digest.as_str()))
     } else {

@@ -1,13 +1,12 @@
 //! `GET /v2/<name>/referrers/<digest>[?artifactType=]` (end-12): an image
 //! index of the manifests whose `subject` is `<digest>`.
 
+use super::Call;
 use crate::error;
-use crate::http::Response;
+use crate::http::{Body, Response};
 use crate::storage::metadata::{self, ManifestInfo};
 use berth_oci::ApiError;
-use berth_oci::Digest;
 use berth_oci::media_types::OCI_INDEX;
-use berth_oci::route::Query;
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -32,13 +31,14 @@ struct Index<'a> {
 
 /// The referrers index. An unknown subject (or repository) is an empty
 /// index, never a 404: the spec reads a 404 as "referrers API unsupported".
-pub fn list(name: &str, digest: &Digest, query: &Query) -> Result<Response, ApiError> {
-    let filter = query.get("artifactType").filter(|a| !a.is_empty());
+pub fn list(call: &Call) -> Result<Response, ApiError> {
+    let (name, digest) = (call.name()?, call.digest()?);
+    let filter = call.query.get("artifactType").filter(|a| !a.is_empty());
     let found = metadata::list_referrers(name, digest.as_str(), filter)?;
     let body = index_json(&found).map_err(|e| error::internal("referrers json", e))?;
     let resp = Response::new(200)
         .header("content-type", OCI_INDEX)
-        .body(crate::http::Body::Bytes(body));
+        .body(Body::Bytes(body));
     Ok(match filter {
         Some(_) => resp.header("oci-filters-applied", "artifactType"),
         None => resp,

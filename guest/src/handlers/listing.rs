@@ -1,6 +1,7 @@
 //! `GET /v2/<name>/tags/list` (end-8) and `GET /v2/_catalog`, both paged with
 //! `n` and `last`, with an RFC 5988 `Link` header when more remain.
 
+use super::Call;
 use crate::error;
 use crate::http::Response;
 use crate::storage::admission;
@@ -71,13 +72,14 @@ fn respond<T: Serialize>(body: &T, link: Option<String>) -> Result<Response, Api
 }
 
 /// `GET /v2/<name>/tags/list`.
-pub fn tags(name: &str, query: &Query) -> Result<Response, ApiError> {
+pub fn tags(call: &Call) -> Result<Response, ApiError> {
+    let name = call.name()?;
     #[derive(Serialize)]
     struct Tags<'a> {
         name: &'a str,
         tags: &'a [String],
     }
-    let (n, last) = page(query)?;
+    let (n, last) = page(&call.query)?;
     let mut tags =
         metadata::list_tags(name, &storage_page(n, last))?.ok_or(ApiError::NameUnknown)?;
     let more = trim(&mut tags, n);
@@ -90,12 +92,12 @@ pub fn tags(name: &str, query: &Query) -> Result<Response, ApiError> {
 const CATALOG_BATCH: u32 = 100;
 
 /// `GET /v2/_catalog`.
-pub fn catalog(query: &Query) -> Result<Response, ApiError> {
+pub fn catalog(call: &Call) -> Result<Response, ApiError> {
     #[derive(Serialize)]
     struct Catalog<'a> {
         repositories: &'a [String],
     }
-    let (n, last) = page(query)?;
+    let (n, last) = page(&call.query)?;
     let mut repositories = listed_repositories(n, last)?;
     let more = trim(&mut repositories, n);
     let link = link("/v2/_catalog", &repositories, n, more);
