@@ -91,7 +91,7 @@ impl Blobs {
 
     /// Starts an empty session and returns its id.
     pub fn create_upload(&self) -> Result<String> {
-        let id = fsutil::random_hex();
+        let id = fsutil::random_uuid();
         let dir = self.layout.upload_dir(&id)?;
         fsutil::create_dirs(&dir)?;
         let started = SystemTime::now()

@@ -8,9 +8,26 @@ use std::fs;
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
-/// 16 random bytes as 32 hex characters: upload ids and temporary names.
+/// 16 random bytes as 32 hex characters: temporary names.
 pub fn random_hex() -> String {
     hex::encode(random_bytes())
+}
+
+/// A random (version 4) uuid, lowercase and hyphenated: upload ids, in the
+/// form every Berth blob store hands out.
+pub fn random_uuid() -> String {
+    let mut b = random_bytes();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -11,6 +11,8 @@
 //! speed: the native host's backends are the fast path.
 
 pub mod blobs;
+#[cfg(test)]
+mod conformance_adapter;
 pub mod error;
 mod fsutil;
 pub mod metadata;

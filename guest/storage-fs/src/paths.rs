@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! blobs/sha256/<2 hex>/<64 hex>          committed blob bytes
-//! uploads/<32 hex>/data                  an upload session's bytes so far
-//! uploads/<32 hex>/startedat             its creation time (unix seconds)
+//! uploads/<uuid>/data                    an upload session's bytes so far
+//! uploads/<uuid>/startedat               its creation time (unix seconds)
 //! tmp/<32 hex>                           files being written, and range copies
 //! repositories/<c1>/.../<cN>/_repo/      repository `c1/.../cN` exists
 //!     links/<digest>                     it links blob <digest> (empty file)
@@ -32,10 +32,16 @@ pub fn blob_digest(s: &str) -> Result<Digest> {
     Digest::parse(s).map_err(|e| Error::Invalid(format!("{} {s:?}", e.describe())))
 }
 
-/// Accepts only the ids [`Layout::new_upload_id`]-style sessions get: 32
-/// lowercase hex characters.
+/// Accepts only the ids sessions get: lowercase hyphenated uuids, as on
+/// every Berth blob store, so an id of that form no session has is
+/// `NotFound` and anything else is `Invalid`.
 pub fn validate_upload_id(id: &str) -> Result<()> {
-    if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    let uuid = id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
+        });
+    if uuid {
         Ok(())
     } else {
         Err(Error::Invalid(format!("malformed upload id {id:?}")))
@@ -234,8 +240,15 @@ mod tests {
         for bad in ["sha256:AB", "sha512:ab", "ab", "sha256:../../x"] {
             assert!(blob_digest(bad).is_err(), "{bad}");
         }
-        assert!(validate_upload_id(&"0f".repeat(16)).is_ok());
-        for bad in ["", "../x", &"0F".repeat(16), &"0f".repeat(17)] {
+        assert!(validate_upload_id("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0").is_ok());
+        for bad in [
+            "",
+            "../x",
+            &"0f".repeat(16),
+            "0F1E2D3C-4B5A-4968-8776-A5B4C3D2E1F0",
+            "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0-",
+            "0f1e2d3c/4b5a-4968-8776-a5b4c3d2e1f0",
+        ] {
             assert!(validate_upload_id(bad).is_err(), "{bad}");
         }
     }
