@@ -134,9 +134,10 @@ fn ensure_wasm_target() {
     );
 }
 
-/// The registry guest with its storage imports (`berth:registry/blobs`,
-/// `metadata`, `admission`) satisfied by the wasi:filesystem storage
-/// component: one component that imports only `wasi:*` and exports
+/// The registry guest (world `registry-guest`) with its imports
+/// (`storage-imports`: `berth:registry/blobs`, `metadata`, `admission`,
+/// `catalog`) satisfied by the wasi:filesystem storage component (world
+/// `storage-exports`): one component that imports only `wasi:*` and exports
 /// `wasi:http/incoming-handler`, for `berth guest export --standalone`.
 fn compose_standalone(release: &std::path::Path) -> PathBuf {
     use wac_graph::types::Package;

@@ -2,8 +2,9 @@
 //! `wasi:http/incoming-handler` component.
 //!
 //! The guest is stateless between requests: everything it knows lives behind
-//! the host's `berth:registry/blobs` and `berth:registry/metadata` imports
-//! (see `wit/registry.wit`). Each request is parsed once into a
+//! the host's `berth:registry/blobs` and `berth:registry/metadata` imports,
+//! and it asks `admission` and `catalog` what it may change and show (world
+//! `registry-guest` in `wit/registry.wit`). Each request is parsed once into a
 //! [`berth_oci::route::Route`], dispatched by the table in [`handlers`] to
 //! one handler, and the handler's `Result<Response, ApiError>` is sent by
 //! [`http::send`].
@@ -15,14 +16,14 @@ mod error;
 mod handlers;
 mod http;
 
-/// Bindings for the storage imports. The `with` map makes the WIT
+/// Bindings for the imports (world `storage-imports`). The `with` map makes the WIT
 /// `wasi:io` types *be* the `wasip2` crate's, so a stream the store hands
 /// us can be spliced straight into a wasi-http body and back.
 #[allow(clippy::all)]
 mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "berth:registry/storage",
+        world: "berth:registry/storage-imports",
         with: {
             "wasi:io/streams@0.2.12": wasip2::io::streams,
             "wasi:io/error@0.2.12": wasip2::io::error,
@@ -31,10 +32,10 @@ mod bindings {
     });
 }
 
-/// The storage imports, under one name so handler modules (`handlers::blobs`)
+/// The imports, under one name so handler modules (`handlers::blobs`)
 /// and storage interfaces (`storage::blobs`) never collide.
 pub(crate) mod storage {
-    pub use crate::bindings::berth::registry::{admission, blobs, metadata, types};
+    pub use crate::bindings::berth::registry::{admission, blobs, catalog, metadata, types};
 }
 
 use berth_oci::route::Method;

@@ -1,8 +1,8 @@
-//! Host-side bindings of the storage world in `wit/registry.wit`.
+//! Host-side bindings of the `storage-imports` world in `wit/registry.wit`.
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "berth:registry/storage",
+    world: "berth:registry/storage-imports",
     imports: { default: async | trappable },
     require_store_data_send: true,
     with: {

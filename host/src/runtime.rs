@@ -7,7 +7,7 @@
 //! `500` with the distribution spec's error body.
 
 use crate::auth::Identity;
-use crate::bindings::berth::registry::{admission, blobs, metadata, types};
+use crate::bindings::berth::registry::{admission, blobs, catalog, metadata, types};
 use crate::config::LimitsConfig;
 use crate::plugins::Plugins;
 use crate::state::RequestState;
@@ -173,6 +173,7 @@ impl GuestRuntime {
         blobs::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
         metadata::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
         admission::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
+        catalog::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Self {
             engine,

@@ -20,7 +20,8 @@ pub struct RequestState {
     /// Blobs this request committed and has not yet linked.
     pins: Pins,
     limiter: MemoryLimiter,
-    /// Who is asking and which plugins decide, for the admission import.
+    /// Who is asking and which plugins decide, for the admission and
+    /// catalog imports.
     pub admission: Admission,
 }
 

@@ -66,8 +66,8 @@ pub struct Parsed {
     /// Digest named by `subject`; deliberately not in `required` (the spec
     /// says a subject may be pushed after its referrers).
     pub subject: Option<String>,
-    /// The `annotations` object re-serialised as JSON text (keys sorted).
-    pub annotations: Option<String>,
+    /// The `annotations` object, none when the manifest has no such field.
+    pub annotations: Option<Annotations>,
 }
 
 /// What a stored manifest's bytes say about it, leniently: whatever a
@@ -78,6 +78,28 @@ pub struct Described {
     pub artifact_type: Option<String>,
     pub subject: Option<String>,
     pub annotations: Option<String>,
+}
+
+/// A manifest's top-level annotations as the WIT contract carries them:
+/// key/value pairs sorted by key, each key once.
+pub type Annotations = Vec<(String, String)>;
+
+/// `annotations` as the text metadata stores record: a compact JSON object
+/// with sorted keys, the same text [`describe`] gives for the same object.
+pub fn annotations_to_json(annotations: &[(String, String)]) -> String {
+    let map: BTreeMap<&str, &str> = annotations
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // A map of strings serialises infallibly.
+    serde_json::to_string(&map).unwrap_or_default()
+}
+
+/// Recorded annotations text back to pairs sorted by key; none when the
+/// text is not a JSON object of strings, which no manifest we accept has.
+pub fn annotations_from_json(text: &str) -> Option<Annotations> {
+    let map = serde_json::from_str::<BTreeMap<String, String>>(text).ok()?;
+    Some(map.into_iter().collect())
 }
 
 /// A descriptor as written; [`parse`] insists on the fields, [`describe`]
@@ -187,7 +209,7 @@ fn known_type(value: &str) -> Option<&'static str> {
 /// Without a `Content-Type` we fall back to the `mediaType` field, as
 /// registry:2 does.
 pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, ApiError> {
-    let doc = Document::read(bytes).map_err(invalid)?;
+    let mut doc = Document::read(bytes).map_err(invalid)?;
 
     let media_type = match content_type.map(str::trim).filter(|c| !c.is_empty()) {
         Some(ct) => {
@@ -281,24 +303,31 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Parsed, ApiErro
         }
     };
 
+    let artifact_type = artifact_type.map(str::to_owned);
     let subject = match &doc.subject {
         Some(s) => Some(complete(s)?.digest),
         None => None,
     };
-    if let Some(map) = &doc.annotations
-        && !map.values().all(serde_json::Value::is_string)
-    {
-        return Err(invalid("annotation values must be strings"));
-    }
+    let annotations = match doc.annotations.take() {
+        None => None,
+        Some(map) => Some(
+            map.into_iter()
+                .map(|(key, value)| match value {
+                    serde_json::Value::String(value) => Ok((key, value)),
+                    _ => Err(invalid("annotation values must be strings")),
+                })
+                .collect::<Result<Annotations, ApiError>>()?,
+        ),
+    };
 
     Ok(Parsed {
         kind,
         media_type,
         required,
         descriptors,
-        artifact_type: artifact_type.map(str::to_owned),
+        artifact_type,
         subject,
-        annotations: doc.annotations_text(),
+        annotations,
     })
 }
 
@@ -420,7 +449,30 @@ mod tests {
             Some("application/vnd.oci.image.config.v1+json")
         );
         assert_eq!(p.subject, Some(hex('c')));
-        assert_eq!(p.annotations.as_deref(), Some(r#"{"a":"1","b":"2"}"#));
+        let pairs = vec![("a".into(), "1".into()), ("b".into(), "2".into())];
+        assert_eq!(p.annotations, Some(pairs));
+        let none = parse(Some(OCI_MANIFEST), image("").as_bytes()).unwrap();
+        assert_eq!(none.annotations, None);
+        let empty = parse(Some(OCI_MANIFEST), image(r#","annotations":{}"#).as_bytes()).unwrap();
+        assert_eq!(empty.annotations, Some(Vec::new()));
+    }
+
+    #[test]
+    fn annotations_text_round_trip() {
+        let pairs = vec![("a".into(), "1".into()), ("b\"".into(), "2".into())];
+        let text = annotations_to_json(&pairs);
+        assert_eq!(text, r#"{"a":"1","b\"":"2"}"#);
+        assert_eq!(annotations_from_json(&text), Some(pairs));
+        assert_eq!(annotations_to_json(&[]), "{}");
+        assert_eq!(annotations_from_json("{}"), Some(Vec::new()));
+        // The text a stored manifest's bytes give is the text pairs give.
+        let body = image(r#","annotations":{"b":"2","a":"1"}"#);
+        let parsed = parse(Some(OCI_MANIFEST), body.as_bytes()).unwrap();
+        let pairs = parsed.annotations.expect("annotations");
+        assert_eq!(d(&body).annotations, Some(annotations_to_json(&pairs)));
+        for bad in ["not json", "[]", r#"{"a":1}"#] {
+            assert_eq!(annotations_from_json(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -4,27 +4,23 @@
 
 use crate::storage::admission::{self, Change, Operation};
 use berth_oci::ApiError;
+use berth_oci::manifest::Annotations;
 use berth_oci::route::Reference;
-use std::collections::BTreeMap;
 
 /// What a manifest PUT is about to store.
 pub struct Put<'a> {
     pub repository: &'a str,
     pub digest: &'a str,
     pub media_type: &'a str,
-    /// The manifest's `annotations` as JSON object text.
-    pub annotations: Option<&'a str>,
+    /// The manifest's `annotations`, sorted by key.
+    pub annotations: Option<&'a Annotations>,
 }
 
 /// One question per tag the PUT sets (a tag may be moving), or one for the
 /// digest when it sets none. Where a tag points now is the host's to look
 /// up, and only when a policy will read it.
 pub fn check_put(put: &Put<'_>, tags: &[&str]) -> Result<(), ApiError> {
-    let annotations: Vec<(String, String)> = put
-        .annotations
-        .and_then(|text| serde_json::from_str::<BTreeMap<String, String>>(text).ok())
-        .map(|map| map.into_iter().collect())
-        .unwrap_or_default();
+    let annotations = put.annotations.cloned().unwrap_or_default();
     let change = |reference: &str| Change {
         operation: Operation::PutManifest,
         repository: put.repository.to_owned(),

@@ -4,7 +4,7 @@
 use super::Call;
 use crate::error;
 use crate::http::Response;
-use crate::storage::admission;
+use crate::storage::catalog;
 use crate::storage::metadata::{self, Page};
 use berth_oci::ApiError;
 use berth_oci::route::{Query, percent_encode};
@@ -128,7 +128,7 @@ fn listed_repositories(n: Option<u32>, mut last: Option<String>) -> Result<Vec<S
         let exhausted = batch.is_none_or(|b| names.len() < b as usize);
         last = names.last().cloned();
         for name in names {
-            if admission::may_list(&name) {
+            if catalog::may_list(&name) {
                 shown.push(name);
                 if want.is_some_and(|w| shown.len() >= w) {
                     return Ok(shown);

@@ -94,7 +94,7 @@ pub fn put(call: &Call) -> Result<Response, ApiError> {
             repository: name,
             digest: digest.as_str(),
             media_type: parsed.media_type,
-            annotations: parsed.annotations.as_deref(),
+            annotations: parsed.annotations.as_ref(),
         },
         &tags,
     )?;

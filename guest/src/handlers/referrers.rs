@@ -8,6 +8,7 @@ use crate::storage::metadata::{self, ManifestInfo};
 use berth_oci::ApiError;
 use berth_oci::media_types::OCI_INDEX;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -17,8 +18,9 @@ struct Descriptor<'a> {
     size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     artifact_type: Option<&'a str>,
+    /// A JSON object, `{}` when the manifest's was empty.
     #[serde(skip_serializing_if = "Option::is_none")]
-    annotations: Option<serde_json::Value>,
+    annotations: Option<BTreeMap<&'a str, &'a str>>,
 }
 
 #[derive(Serialize)]
@@ -53,12 +55,11 @@ fn index_json(found: &[ManifestInfo]) -> serde_json::Result<Vec<u8>> {
             digest: &m.digest,
             size: m.size,
             artifact_type: m.artifact_type.as_deref().filter(|a| !a.is_empty()),
-            annotations: m.annotations.as_deref().and_then(|text| {
-                // Stored by us as a JSON object; anything else is dropped
-                // rather than failing the whole listing.
-                serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .filter(serde_json::Value::is_object)
+            annotations: m.annotations.as_ref().map(|pairs| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect()
             }),
         })
         .collect();
@@ -82,7 +83,7 @@ mod tests {
                 size: 10,
                 artifact_type: Some("application/x.sbom".into()),
                 subject: Some("sha256:bb".into()),
-                annotations: Some(r#"{"k":"v"}"#.into()),
+                annotations: Some(vec![("k".into(), "v".into())]),
             },
             ManifestInfo {
                 digest: "sha256:cc".into(),
@@ -90,7 +91,15 @@ mod tests {
                 size: 5,
                 artifact_type: None,
                 subject: Some("sha256:bb".into()),
-                annotations: Some("not json".into()),
+                annotations: None,
+            },
+            ManifestInfo {
+                digest: "sha256:dd".into(),
+                media_type: OCI_INDEX.into(),
+                size: 5,
+                artifact_type: None,
+                subject: Some("sha256:bb".into()),
+                annotations: Some(Vec::new()),
             },
         ];
         let v: serde_json::Value = serde_json::from_slice(&index_json(&found).unwrap()).unwrap();
@@ -101,6 +110,7 @@ mod tests {
         assert_eq!(v["manifests"][0]["size"], 10);
         assert!(v["manifests"][1].get("artifactType").is_none());
         assert!(v["manifests"][1].get("annotations").is_none());
+        assert_eq!(v["manifests"][2]["annotations"], serde_json::json!({}));
         let empty: serde_json::Value = serde_json::from_slice(&index_json(&[]).unwrap()).unwrap();
         assert_eq!(empty["manifests"], serde_json::json!([]));
     }

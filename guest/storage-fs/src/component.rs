@@ -1,5 +1,7 @@
-//! The component glue: WIT exports onto [`Blobs`] and [`Metadata`] rooted
-//! at the preopened data directory, and files into `wasi:io` streams.
+//! The component glue: WIT exports (world `storage-exports`) onto [`Blobs`]
+//! and [`Metadata`] rooted at the preopened data directory, and files into
+//! `wasi:io` streams. Annotations cross the WIT as sorted pairs and are
+//! recorded as the JSON text the native metadata record keeps.
 //!
 //! What `wasi:filesystem` 0.2 cannot do shapes two behaviours:
 //! - A partial range (one that ends before the blob does) is served from a
@@ -11,6 +13,7 @@
 
 use crate::error::Error;
 use crate::{Blobs, Layout, ManifestInfo, Metadata, Page, RangeSource};
+use berth_oci::manifest::{annotations_from_json, annotations_to_json};
 use std::path::Path;
 use wasip2::filesystem::preopens::get_directories;
 use wasip2::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
@@ -20,7 +23,7 @@ use wasip2::io::streams::{InputStream, OutputStream};
 mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "berth:registry/storage-provider",
+        world: "berth:registry/storage-exports",
         with: {
             "wasi:io/streams@0.2.12": wasip2::io::streams,
             "wasi:io/error@0.2.12": wasip2::io::error,
@@ -29,7 +32,7 @@ mod bindings {
     });
 }
 
-use bindings::exports::berth::registry::{admission, blobs, metadata, types};
+use bindings::exports::berth::registry::{admission, blobs, catalog, metadata, types};
 use types::StorageError;
 
 struct Provider;
@@ -178,7 +181,7 @@ fn manifest_from(m: metadata::ManifestInfo) -> ManifestInfo {
         size: m.size,
         artifact_type: m.artifact_type,
         subject: m.subject,
-        annotations: m.annotations,
+        annotations: m.annotations.as_deref().map(annotations_to_json),
     }
 }
 
@@ -189,7 +192,7 @@ fn manifest_to(m: ManifestInfo) -> metadata::ManifestInfo {
         size: m.size,
         artifact_type: m.artifact_type,
         subject: m.subject,
-        annotations: m.annotations,
+        annotations: m.annotations.as_deref().and_then(annotations_from_json),
     }
 }
 
@@ -284,13 +287,15 @@ impl metadata::Guest for Provider {
     }
 }
 
-/// A standalone deployment has no policy plugins and no access rules:
-/// everything is allowed and listed.
+/// A standalone deployment has no policy plugins: everything is allowed.
 impl admission::Guest for Provider {
     fn check(_change: admission::Change) -> Option<String> {
         None
     }
+}
 
+/// A standalone deployment has no access rules: everything is listed.
+impl catalog::Guest for Provider {
     fn may_list(_repository: String) -> bool {
         true
     }

@@ -1,5 +1,5 @@
-//! Berth's storage interfaces (`berth:registry/blobs`, `metadata` and
-//! `admission`, world `storage-provider` in `wit/registry.wit`) implemented
+//! Berth's storage interfaces (`berth:registry/blobs`, `metadata`,
+//! `admission` and `catalog`, world `storage-exports` in `wit/registry.wit`) implemented
 //! on `wasi:filesystem` alone, for a registry that is one component run by
 //! `wasmtime serve` with its data directory preopened as `/data`.
 //!

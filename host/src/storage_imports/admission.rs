@@ -24,14 +24,6 @@ pub struct Admission {
 pub struct CatalogFilter(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
 
 impl Host for StorageCtx<'_> {
-    async fn may_list(&mut self, repository: String) -> wasmtime::Result<bool> {
-        Ok(self
-            .admission
-            .catalog
-            .as_ref()
-            .is_none_or(|filter| (filter.0)(&repository)))
-    }
-
     async fn check(&mut self, change: Change) -> wasmtime::Result<Option<String>> {
         let Some(plugins) = &self.admission.plugins else {
             return Ok(None);

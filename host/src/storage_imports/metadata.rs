@@ -1,8 +1,10 @@
-//! `berth:registry/metadata` on a `MetadataStore`.
+//! `berth:registry/metadata` on a `MetadataStore`. Annotations cross the
+//! WIT as sorted pairs; stores record them as JSON text.
 
 use super::blobs::past_tombstones;
 use super::{StorageCtx, WitResult, wit};
 use crate::bindings::berth::registry::metadata::{Host, ManifestInfo, Page};
+use berth_oci::manifest::{annotations_from_json, annotations_to_json};
 use berth_storage::StorageError;
 
 fn from_wit_manifest(m: ManifestInfo) -> berth_storage::ManifestInfo {
@@ -12,7 +14,7 @@ fn from_wit_manifest(m: ManifestInfo) -> berth_storage::ManifestInfo {
         size: m.size,
         artifact_type: m.artifact_type,
         subject: m.subject,
-        annotations: m.annotations,
+        annotations: m.annotations.as_deref().map(annotations_to_json),
     }
 }
 
@@ -23,7 +25,7 @@ fn to_wit_manifest(m: berth_storage::ManifestInfo) -> ManifestInfo {
         size: m.size,
         artifact_type: m.artifact_type,
         subject: m.subject,
-        annotations: m.annotations,
+        annotations: m.annotations.as_deref().and_then(annotations_from_json),
     }
 }
 

@@ -1,8 +1,11 @@
-//! The host side of the guest's storage imports (`berth:registry/blobs`,
-//! `berth:registry/metadata`), backed by `berth_storage` traits.
+//! The host side of the guest's imports (world `storage-imports`):
+//! `berth:registry/blobs` and `metadata`, backed by `berth_storage` traits,
+//! `admission`, answered by the policy plugins, and `catalog`, answered by
+//! the front's access rules.
 
 mod admission;
 mod blobs;
+mod catalog;
 mod metadata;
 mod pins;
 mod streams;
