@@ -1,12 +1,11 @@
 //! Builds the registry guest for `wasm32-wasip2` and embeds it, so that
 //! `cargo build`, `cargo run` and `cargo test` of the host need no manual step.
-//! The same cargo run builds the deliberately faulty guest the sandbox tests
-//! serve with `--guest` (`BERTH_FAULTY_GUEST_WASM`); it is a few lines on the
-//! registry guest's dependencies, so it adds about a second. It also builds
-//! the admission policy plugins (`wit/policy`): the two the binary embeds
-//! (`BERTH_PLUGIN_IMMUTABLE_TAGS_WASM`, `BERTH_PLUGIN_REQUIRED_ANNOTATIONS_WASM`)
-//! and the misbehaving one the plugin sandbox tests load
-//! (`BERTH_LOOP_PLUGIN_WASM`), a few more seconds.
+//! The same cargo run builds the two admission policy plugins the binary
+//! embeds (`BERTH_PLUGIN_IMMUTABLE_TAGS_WASM`,
+//! `BERTH_PLUGIN_REQUIRED_ANNOTATIONS_WASM`) and the wasi:filesystem storage
+//! component of the standalone guest. Components that exist only for tests
+//! (a faulty guest, a looping plugin) are built by the tests themselves
+//! (tests/common/components.rs), into the same target directory.
 
 use std::env;
 use std::path::PathBuf;
@@ -28,10 +27,8 @@ fn main() {
         "oci",
         "guest/src",
         "guest/Cargo.toml",
-        "tests/faulty-guest",
         "guest/plugins",
         "guest/glob",
-        "tests/loop-plugin",
         "wit",
         "wit/policy",
         "guest/storage-fs",
@@ -53,13 +50,9 @@ fn main() {
             "--package",
             "berth-guest",
             "--package",
-            "berth-faulty-guest",
-            "--package",
             "berth-plugin-immutable-tags",
             "--package",
             "berth-plugin-required-annotations",
-            "--package",
-            "berth-loop-plugin",
             "--package",
             "berth-storage-fs",
             "--target",
@@ -78,7 +71,6 @@ fn main() {
 
     for (var, file) in [
         ("BERTH_GUEST_WASM", "berth_guest.wasm"),
-        ("BERTH_FAULTY_GUEST_WASM", "berth_faulty_guest.wasm"),
         (
             "BERTH_PLUGIN_IMMUTABLE_TAGS_WASM",
             "berth_plugin_immutable_tags.wasm",
@@ -87,7 +79,6 @@ fn main() {
             "BERTH_PLUGIN_REQUIRED_ANNOTATIONS_WASM",
             "berth_plugin_required_annotations.wasm",
         ),
-        ("BERTH_LOOP_PLUGIN_WASM", "berth_loop_plugin.wasm"),
     ] {
         let wasm = target_dir.join("wasm32-wasip2/release").join(file);
         assert!(

@@ -9,7 +9,7 @@
 mod common;
 
 use common::clients::{self, Dockerd, exec, run, skopeo};
-use common::{free_port, images};
+use common::{Berth, free_port, images};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::Value;
@@ -652,32 +652,14 @@ fn basic_mode_over_http() {
     let htpasswd = dir.path().join("htpasswd");
     let hash = bcrypt::hash(BOB.1, 5).expect("bcrypt");
     std::fs::write(&htpasswd, format!("{}:{hash}\n", BOB.0)).expect("write");
-    let config = dir.path().join("berth.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let berth = Berth::builder()
+        .config(&format!(
             "[auth]\nmode = \"basic\"\nhtpasswd = {:?}\n[[auth.rules]]\nrepositories = [\"team/**\"]\nusers = [\"bob\"]\nactions = [\"pull\"]\n",
             htpasswd.display().to_string()
-        ),
-    )
-    .expect("config");
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--root"])
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let url = format!("http://127.0.0.1:{port}");
+        ))
+        .start();
+    let url = berth.url();
     let http = Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http.get(format!("{url}/health")).send().is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let resp = http.get(format!("{url}/v2/")).send().expect("GET");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(challenge(&resp), "Basic realm=\"berth\"");
@@ -724,6 +706,4 @@ fn basic_mode_over_http() {
         StatusCode::UNAUTHORIZED,
         "bob was removed from the file"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }

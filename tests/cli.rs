@@ -5,7 +5,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The guest build.rs embedded, as a file `--guest` can load.
 const BUILT_GUEST: &str = env!("BERTH_GUEST_WASM");
@@ -24,27 +23,14 @@ fn cached_guests(root: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn serves_with_the_guest_given_by_flag() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let root = tmp.path().join("data");
-    let addr = format!("127.0.0.1:{}", common::free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["serve", "--addr", &addr, "--guest", BUILT_GUEST, "--root"])
-        .arg(&root)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn berth");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut answered = None;
-    while Instant::now() < deadline && answered.is_none() {
-        answered = reqwest::blocking::get(format!("http://{addr}/v2/_catalog"))
-            .ok()
-            .filter(|r| r.status().is_success())
-            .and_then(|r| r.text().ok());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(answered.as_deref(), Some(r#"{"repositories":[]}"#));
+    let berth = common::Berth::builder()
+        .args(&["--guest", BUILT_GUEST])
+        .start();
+    let answered = reqwest::blocking::get(format!("{}/v2/_catalog", berth.url()))
+        .expect("GET")
+        .text()
+        .expect("text");
+    assert_eq!(answered, r#"{"repositories":[]}"#);
 }
 
 #[test]
@@ -137,10 +123,10 @@ fn config_check_names_the_bad_key_and_its_position() {
 /// keeps nothing on disk but the compiled-guest cache.
 #[test]
 fn memory_storage_serves_and_stores_nothing_on_disk() {
-    let berth = common::Berth::start_env(vec![
-        ("BERTH_STORAGE_KIND".into(), "memory".into()),
-        ("BERTH_METADATA_KIND".into(), "layout".into()),
-    ]);
+    let berth = common::Berth::builder()
+        .storage("memory")
+        .metadata("layout")
+        .start();
     let http = reqwest::blocking::Client::new();
     let data = b"held in memory only".to_vec();
     let digest = common::sha256_digest(&data);
@@ -158,6 +144,18 @@ fn memory_storage_serves_and_stores_nothing_on_disk() {
         .send()
         .expect("GET");
     assert_eq!(got.bytes().expect("body").as_ref(), data.as_slice());
+    // The catalog lists a repository once it holds a manifest.
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{digest}","size":{}}},"layers":[]}}"#,
+        data.len()
+    );
+    let put = http
+        .put(format!("{}/v2/mem/manifests/v1", berth.url()))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest)
+        .send()
+        .expect("PUT manifest");
+    assert_eq!(put.status(), 201);
     let catalog = http
         .get(format!("{}/v2/_catalog", berth.url()))
         .send()

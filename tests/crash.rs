@@ -70,12 +70,7 @@ impl Rng {
     }
 
     fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(n + 8);
-        while v.len() < n {
-            v.extend_from_slice(&self.next().to_le_bytes());
-        }
-        v.truncate(n);
-        v
+        common::content::bytes(self.next().to_le_bytes(), n)
     }
 }
 
@@ -1161,7 +1156,7 @@ fn sigkill_during_pushes_leaves_nothing_partial_and_loses_nothing_acknowledged()
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = tmp.path().join("data");
-    let mut berth = Berth::start_at(&root);
+    let mut berth = Berth::builder().root(&root).start();
     let mut model = Model::default();
     let mut totals = Totals::default();
 

@@ -49,15 +49,7 @@ fn blob_file(root: &Path, digest: &str) -> PathBuf {
 
 /// Deterministic filler bytes.
 fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+    common::content::bytes(seed.to_le_bytes(), len)
 }
 
 fn get_blob_digest(http: &Client, base: &str, repo: &str, digest: &str) -> Option<String> {
@@ -394,13 +386,13 @@ fn read_only_mode_refuses_writes_and_serves_reads() {
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path().join("data");
     let digest = {
-        let berth = Berth::start_at(&root);
+        let berth = Berth::builder().root(&root).start();
         push::blob(&Client::new(), &berth.url(), "ro", b"before read-only").expect("push")
     };
-    let berth = Berth::start_with(
-        &root,
-        vec![("BERTH_SERVER_READ_ONLY".into(), "true".into())],
-    );
+    let berth = Berth::builder()
+        .root(&root)
+        .env("BERTH_SERVER_READ_ONLY", "true")
+        .start();
     let (http, base) = (Client::new(), berth.url());
     let refused = http
         .post(format!("{base}/v2/ro/blobs/uploads/"))
@@ -740,11 +732,11 @@ fn pull(http: &Client, base: &str, repo: &str, reference: &str) -> Pull {
 #[test]
 fn gc_races_concurrent_pushes_without_losing_blobs() {
     let size = RaceSize::from_env();
-    let berth = Berth::start_env(vec![
-        ("BERTH_GC_INTERVAL".into(), "1s".into()),
-        ("BERTH_GC_GRACE".into(), "0s".into()),
-        ("BERTH_GC_UPLOAD_GRACE".into(), "0s".into()),
-    ]);
+    let berth = Berth::builder()
+        .env("BERTH_GC_INTERVAL", "1s")
+        .env("BERTH_GC_GRACE", "0s")
+        .env("BERTH_GC_UPLOAD_GRACE", "0s")
+        .start();
     let root = berth.root.clone();
     let base = berth.url();
     let stop = Arc::new(AtomicBool::new(false));

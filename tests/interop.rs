@@ -12,7 +12,7 @@ use common::{Berth, Registry};
 use serde_json::json;
 
 fn berth_layout_fs(root: &std::path::Path) -> Berth {
-    Berth::start_with(root, vec![("BERTH_METADATA_KIND".into(), "layout".into())])
+    Berth::builder().root(root).metadata("layout").start()
 }
 
 /// What `image` pushed to `repo` by the other registry looks like here.
@@ -77,7 +77,9 @@ fn berth_and_registry2_share_a_bucket() {
         let registry = Registry2::s3(s3, &prefix);
         skopeo_push(&registry, &multi, "from/registry2");
     }
-    let berth = Berth::start_env(s3.berth_env(&prefix, "layout"));
+    let berth = Berth::builder()
+        .envs(s3.berth_env(&prefix, "layout"))
+        .start();
     assert_serves(&berth, &multi, "from/registry2");
     // Berth wrote it, registry:2 serves it.
     skopeo_push(&berth, &image, "from/berth");

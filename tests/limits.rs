@@ -78,7 +78,9 @@ fn still_serving(berth: &Berth) {
 
 #[test]
 fn oversized_request_head_gets_431() {
-    let berth = Berth::start_env(limits(&[("MAX_HEADER_BYTES", "8192")]));
+    let berth = Berth::builder()
+        .envs(limits(&[("MAX_HEADER_BYTES", "8192")]))
+        .start();
     let mut stream = TcpStream::connect(&berth.addr).expect("connect");
     let big = "x".repeat(16 << 10);
     write!(
@@ -100,7 +102,9 @@ fn oversized_request_head_gets_431() {
 
 #[test]
 fn slowloris_is_cut_off_at_the_header_deadline() {
-    let berth = Berth::start_env(limits(&[("HEADER_TIMEOUT", "2s"), ("IDLE_TIMEOUT", "60s")]));
+    let berth = Berth::builder()
+        .envs(limits(&[("HEADER_TIMEOUT", "2s"), ("IDLE_TIMEOUT", "60s")]))
+        .start();
     // Many connections that each trickle an unfinished head.
     let mut slow: Vec<TcpStream> = (0..20)
         .map(|_| {
@@ -131,7 +135,9 @@ fn slowloris_is_cut_off_at_the_header_deadline() {
 
 #[test]
 fn stalled_upload_body_is_cut_off_and_stores_nothing() {
-    let berth = Berth::start_env(limits(&[("IDLE_TIMEOUT", "2s")]));
+    let berth = Berth::builder()
+        .envs(limits(&[("IDLE_TIMEOUT", "2s")]))
+        .start();
     let http = Client::new();
     let path = start_upload(&http, &berth, "stall");
     let mut stream = unfinished_patch(&berth, &path, 7, 1000);
@@ -169,10 +175,12 @@ fn stalled_upload_body_is_cut_off_and_stores_nothing() {
 
 #[test]
 fn too_many_uploads_from_one_client_get_429() {
-    let berth = Berth::start_env(limits(&[
-        ("UPLOADS_PER_CLIENT", "2"),
-        ("IDLE_TIMEOUT", "60s"),
-    ]));
+    let berth = Berth::builder()
+        .envs(limits(&[
+            ("UPLOADS_PER_CLIENT", "2"),
+            ("IDLE_TIMEOUT", "60s"),
+        ]))
+        .start();
     let http = Client::new();
     // Starting an upload (POST) counts too, so start them all first.
     let paths: Vec<String> = (0..3)

@@ -12,18 +12,9 @@ use reqwest::blocking::Client;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-const LOOP_PLUGIN: &str = env!("BERTH_LOOP_PLUGIN_WASM");
-
 /// A server with `plugins` (TOML `[[plugins]]` tables) in its config file.
-fn berth_with(plugins: &str) -> (Berth, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("berth.toml");
-    std::fs::write(&config, plugins).expect("config");
-    let berth = Berth::start_args(
-        Vec::new(),
-        &["--config", config.to_str().expect("utf-8 path")],
-    );
-    (berth, dir)
+fn berth_with(plugins: &str) -> Berth {
+    Berth::builder().config(plugins).start()
 }
 
 const POLICIES: &str = r#"
@@ -76,7 +67,7 @@ fn put(
 
 #[test]
 fn shipped_policies_refuse_with_their_message() {
-    let (berth, _dir) = berth_with(POLICIES);
+    let berth = berth_with(POLICIES);
     let http = Client::new();
     let base = berth.url();
 
@@ -172,7 +163,7 @@ fn shipped_policies_refuse_with_their_message() {
 #[test]
 fn docker_sees_the_deny_message() {
     let _serial = clients::serial();
-    let (berth, _dir) = berth_with(POLICIES);
+    let berth = berth_with(POLICIES);
     let dockerd = Dockerd::start();
     for (image, name) in [(images::small(), "small"), (images::multi(), "multi")] {
         let archive = dockerd.path().join(format!("{name}.tar"));
@@ -214,8 +205,9 @@ fn docker_sees_the_deny_message() {
 /// is refused (on_failure = "deny"), and meanwhile everything else works.
 #[test]
 fn endless_plugin_is_cut_off_and_the_server_keeps_serving() {
-    let (berth, _dir) = berth_with(&format!(
-        "[[plugins]]\npath = {LOOP_PLUGIN:?}\nfuel = 2000000000\n[plugins.settings]\nmode = \"loop\"\n"
+    let loop_plugin = common::components::loop_plugin();
+    let berth = berth_with(&format!(
+        "[[plugins]]\npath = {loop_plugin:?}\nfuel = 2000000000\n[plugins.settings]\nmode = \"loop\"\n"
     ));
     let http = Client::builder()
         .timeout(Duration::from_secs(60))
@@ -272,8 +264,9 @@ fn endless_plugin_is_cut_off_and_the_server_keeps_serving() {
 /// `on_failure = "allow"`: a trapping plugin lets the change through.
 #[test]
 fn failing_plugin_can_be_configured_to_allow() {
-    let (berth, _dir) = berth_with(&format!(
-        "[[plugins]]\npath = {LOOP_PLUGIN:?}\non_failure = \"allow\"\n[plugins.settings]\nmode = \"trap\"\n"
+    let loop_plugin = common::components::loop_plugin();
+    let berth = berth_with(&format!(
+        "[[plugins]]\npath = {loop_plugin:?}\non_failure = \"allow\"\n[plugins.settings]\nmode = \"trap\"\n"
     ));
     let http = Client::new();
     let base = berth.url();

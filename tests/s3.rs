@@ -14,13 +14,17 @@ use serde_json::json;
 /// A Berth over its own prefix of the shared bucket.
 fn berth_on_s3(name: &str, metadata: &str) -> (Berth, String) {
     let prefix = seaweed::unique_prefix(name);
-    let berth = Berth::start_env(seaweed::shared().berth_env(&prefix, metadata));
+    let berth = Berth::builder()
+        .envs(seaweed::shared().berth_env(&prefix, metadata))
+        .start();
     (berth, prefix)
 }
 
 /// A second host over the same bucket and prefix as `env`.
 fn host(s3: &Seaweed, prefix: &str) -> Berth {
-    Berth::start_env(s3.berth_env(prefix, "layout"))
+    Berth::builder()
+        .envs(s3.berth_env(prefix, "layout"))
+        .start()
 }
 
 fn no_redirects() -> Client {
@@ -236,7 +240,7 @@ fn blob_get_redirects_to_presigned_url() {
     let prefix = seaweed::unique_prefix("redirect");
     let mut env = s3.berth_env(&prefix, "layout");
     env.push(("BERTH_STORAGE_S3_REDIRECT".into(), "true".into()));
-    let berth = Berth::start_env(env);
+    let berth = Berth::builder().envs(env).start();
     let http = no_redirects();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let digest = common::push::blob(&http, &berth.url(), "redir", &data).expect("push blob");
@@ -299,7 +303,7 @@ fn gc_collects_from_the_bucket() {
     let s3 = seaweed::shared();
     let prefix = seaweed::unique_prefix("gc");
     let env = s3.berth_env(&prefix, "sqlite");
-    let berth = Berth::start_env(env.clone());
+    let berth = Berth::builder().envs(env.clone()).start();
     let http = no_redirects();
     let shared: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
     let own: Vec<u8> = (0..70_000u32).map(|i| (i % 239) as u8).collect();

@@ -11,8 +11,6 @@ use reqwest::blocking::{Client, Response};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const FAULTY_GUEST: &str = env!("BERTH_FAULTY_GUEST_WASM");
-
 /// Enough for the faulty guest's `/slow-ok` (about 3e8) and far below what
 /// a spinning guest burns in a second (about 1e10 on this kind of machine).
 const TEST_FUEL: &str = "10000000000";
@@ -22,16 +20,14 @@ const TEST_MEMORY_MIB: &str = "16";
 const CUT_OFF_WITHIN: Duration = Duration::from_secs(10);
 
 fn faulty_berth() -> Berth {
-    Berth::start_args(
-        vec![
-            ("BERTH_LIMITS_GUEST_FUEL".into(), TEST_FUEL.into()),
-            (
-                "BERTH_LIMITS_GUEST_MEMORY_MIB".into(),
-                TEST_MEMORY_MIB.into(),
-            ),
-        ],
-        &["--guest", FAULTY_GUEST],
-    )
+    Berth::builder()
+        .env("BERTH_LIMITS_GUEST_FUEL", TEST_FUEL)
+        .env("BERTH_LIMITS_GUEST_MEMORY_MIB", TEST_MEMORY_MIB)
+        .args(&[
+            "--guest",
+            &common::components::faulty_guest().to_string_lossy(),
+        ])
+        .start()
 }
 
 /// Long enough that a guest the budget does not stop makes the test fail

@@ -1,7 +1,8 @@
-//! Opens the storage the configuration names.
+//! The storage one server (or one maintenance command) works on, opened
+//! from the configuration. Independent of the guest: the sandbox's storage
+//! imports and the maintenance commands both take a `Backends`.
 
 use crate::config::{Config, MetadataKind, S3Config, StorageKind};
-use crate::storage_imports::Backends;
 use anyhow::Context as _;
 use berth_storage::{
     BlobStore, FsBlobStore, LayoutMetadata, MetadataStore, ObjectBlobStore, SmallBlobCache,
@@ -15,6 +16,13 @@ use object_store::{ClientOptions, ObjectStore};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The blob and metadata stores, shared by every request.
+#[derive(Clone)]
+pub struct Backends {
+    pub blobs: Arc<dyn BlobStore>,
+    pub metadata: Arc<dyn MetadataStore>,
+}
 
 /// Memory for small whole blobs (manifests, configs) served again and again.
 const SMALL_BLOB_CACHE: usize = 16 << 20;

@@ -2,8 +2,9 @@
 //! the store the configuration names, like `serve`, and may run while a
 //! server uses it.
 
+use crate::backends;
 use crate::config::Config;
-use crate::{backends, fsck, gc, usage};
+use crate::maintenance::{fsck, gc, usage};
 use std::io::Write as _;
 use std::time::Instant;
 
@@ -90,9 +91,9 @@ pub async fn du(config: &Config, json: bool) -> anyhow::Result<()> {
 pub fn export_guest(file: &std::path::Path, standalone: bool) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let bytes = if standalone {
-        crate::runtime::STANDALONE_GUEST
+        crate::sandbox::runtime::STANDALONE_GUEST
     } else {
-        crate::runtime::EMBEDDED_GUEST
+        crate::sandbox::runtime::EMBEDDED_GUEST
     };
     let tmp = file.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;

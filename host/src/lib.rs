@@ -1,24 +1,18 @@
 //! Berth's native host: serves HTTP, runs the registry guest per request and
 //! supplies storage through the guest's WIT imports.
 
-pub mod auth;
 pub mod backends;
-pub mod bindings;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error_body;
-pub mod fsck;
-pub mod gc;
-pub mod limits;
-pub mod listener;
-pub mod plugins;
-pub mod runtime;
-pub mod server;
-pub mod state;
-pub mod storage_imports;
-pub mod tls;
-pub mod usage;
+pub mod front;
+pub mod maintenance;
+pub mod sandbox;
+
+use front::{auth, limits, listener, server, tls};
+use maintenance::gc;
+use sandbox::{plugins, runtime};
 
 use anyhow::Context as _;
 
@@ -76,7 +70,7 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
 
 /// Garbage collection in the background, one pass per interval, for as
 /// long as the server runs.
-fn spawn_gc(backends: storage_imports::Backends, config: &config::GcConfig) {
+fn spawn_gc(backends: backends::Backends, config: &config::GcConfig) {
     if backends.metadata.gc().is_none() {
         tracing::info!("online garbage collection is off: the metadata backend keeps no queue");
         return;

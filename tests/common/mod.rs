@@ -18,51 +18,90 @@ pub struct Berth {
     _tmp: Option<tempfile::TempDir>,
 }
 
-impl Berth {
-    /// Starts a server on a fresh temporary root.
-    pub fn start() -> Self {
+/// How to start a `berth serve`: the one way every test starts a server.
+/// Storage, metadata, auth, TLS, limits and plugins are all configuration:
+/// `BERTH_*` variables ([`BerthBuilder::env`], [`BerthBuilder::storage`],
+/// [`BerthBuilder::metadata`]) or a TOML file ([`BerthBuilder::config`]).
+#[derive(Default)]
+pub struct BerthBuilder {
+    root: Option<PathBuf>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    config: Option<String>,
+}
+
+impl BerthBuilder {
+    /// Serves `root` (kept by the caller) instead of a fresh temporary one.
+    pub fn root(mut self, root: &Path) -> Self {
+        self.root = Some(root.to_path_buf());
+        self
+    }
+
+    /// One `BERTH_*` (or other) environment variable, kept for restarts.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn envs(mut self, env: Vec<(String, String)>) -> Self {
+        self.env.extend(env);
+        self
+    }
+
+    /// `storage.kind`: `filesystem` (default), `s3` or `memory`.
+    pub fn storage(self, kind: &str) -> Self {
+        self.env("BERTH_STORAGE_KIND", kind)
+    }
+
+    /// `metadata.kind`: `sqlite` (default) or `layout`.
+    pub fn metadata(self, kind: &str) -> Self {
+        self.env("BERTH_METADATA_KIND", kind)
+    }
+
+    /// A configuration file with this TOML (auth, TLS, limits, plugins…),
+    /// passed as `--config`.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config = Some(toml.to_owned());
+        self
+    }
+
+    /// Extra `berth serve` arguments (e.g. `--guest FILE`).
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn start(self) -> Berth {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let root = tmp.path().join("data");
-        let mut berth = Self::start_at(&root);
-        berth._tmp = Some(tmp);
-        berth
-    }
-
-    /// Starts a server over an existing (or new) data root.
-    pub fn start_at(root: &Path) -> Self {
-        Self::start_with(root, Vec::new())
-    }
-
-    /// Starts a server over `root` with extra environment (e.g. `BERTH_*`
-    /// configuration variables), kept for restarts.
-    pub fn start_with(root: &Path, env: Vec<(String, String)>) -> Self {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut berth = Self {
-            addr,
-            root: root.to_path_buf(),
-            env,
-            args: Vec::new(),
-            child: None,
-            _tmp: None,
-        };
-        berth.spawn();
-        berth
-    }
-
-    /// Starts a server on a fresh temporary root with extra environment
-    /// and extra `berth serve` arguments (e.g. `--guest FILE`).
-    pub fn start_args(env: Vec<(String, String)>, args: &[&str]) -> Self {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let mut berth = Self {
+        let root = self.root.unwrap_or_else(|| tmp.path().join("data"));
+        let mut args = self.args;
+        if let Some(toml) = &self.config {
+            let path = tmp.path().join("berth.toml");
+            std::fs::write(&path, toml).expect("write config");
+            args.extend(["--config".to_owned(), path.to_string_lossy().into_owned()]);
+        }
+        let mut berth = Berth {
             addr: format!("127.0.0.1:{}", free_port()),
-            root: tmp.path().join("data"),
-            env,
-            args: args.iter().map(|a| a.to_string()).collect(),
+            root,
+            env: self.env,
+            args,
             child: None,
             _tmp: Some(tmp),
         };
         berth.spawn();
         berth
+    }
+}
+
+impl Berth {
+    /// A builder for a server with more than the defaults.
+    pub fn builder() -> BerthBuilder {
+        BerthBuilder::default()
+    }
+
+    /// Starts a server with the defaults on a fresh temporary root.
+    pub fn start() -> Self {
+        Self::builder().start()
     }
 
     /// The server's process id, while it runs.
@@ -75,14 +114,6 @@ impl Berth {
         self.child
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    /// Starts a server configured by `env` on a fresh temporary root.
-    pub fn start_env(env: Vec<(String, String)>) -> Self {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let mut berth = Self::start_with(&tmp.path().join("data"), env);
-        berth._tmp = Some(tmp);
-        berth
     }
 
     fn spawn(&mut self) {
@@ -144,7 +175,8 @@ impl Berth {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(resp) = reqwest::blocking::get(format!("{}/v2/", self.url()))
+            // `/health` answers whatever the logins: `/v2/` may want one.
+            if let Ok(resp) = reqwest::blocking::get(format!("{}/health", self.url()))
                 && resp.status().is_success()
             {
                 return;
@@ -196,6 +228,8 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 }
 
 pub mod clients;
+pub mod components;
+pub mod content;
 pub mod distribution;
 pub mod images;
 pub mod push;

@@ -10,21 +10,14 @@ mod metadata;
 mod pins;
 mod streams;
 
-pub use admission::{Admission, CatalogFilter};
+pub use admission::Admission;
 pub use pins::Pins;
 pub use streams::{BlobSource, UploadSink};
 
-use crate::bindings::WitStorageError;
-use berth_storage::{BlobStore, MetadataStore, StorageError};
-use std::sync::Arc;
+use crate::backends::Backends;
+use crate::sandbox::bindings::WitStorageError;
+use berth_storage::StorageError;
 use wasmtime::component::ResourceTable;
-
-/// The backends one server uses, shared by every request.
-#[derive(Clone)]
-pub struct Backends {
-    pub blobs: Arc<dyn BlobStore>,
-    pub metadata: Arc<dyn MetadataStore>,
-}
 
 /// What the guest's `upload` resource stands for: a session id.
 pub struct UploadSession {
@@ -68,4 +61,4 @@ fn wit<T>(result: berth_storage::Result<T>) -> WitResult<T> {
     Ok(result.map_err(to_wit))
 }
 
-impl crate::bindings::berth::registry::types::Host for StorageCtx<'_> {}
+impl crate::sandbox::bindings::berth::registry::types::Host for StorageCtx<'_> {}

@@ -6,13 +6,14 @@
 //! out of fuel or out of memory costs only its own request, which gets a
 //! `500` with the distribution spec's error body.
 
-use crate::auth::Identity;
-use crate::bindings::berth::registry::{admission, blobs, catalog, metadata, types};
+use crate::backends::Backends;
 use crate::config::LimitsConfig;
-use crate::plugins::Plugins;
-use crate::state::RequestState;
-use crate::storage_imports::{Admission, CatalogFilter};
-use crate::storage_imports::{Backends, StorageImports};
+use crate::sandbox::bindings::berth::registry::{admission, blobs, catalog, metadata, types};
+use crate::sandbox::budget;
+use crate::sandbox::context::RequestContext;
+use crate::sandbox::plugins::Plugins;
+use crate::sandbox::state::RequestState;
+use crate::sandbox::storage_imports::{Admission, StorageImports};
 use anyhow::Context as _;
 use http_body_util::BodyExt as _;
 use sha2::{Digest as _, Sha256};
@@ -35,10 +36,6 @@ pub static STANDALONE_GUEST: &[u8] = include_bytes!(env!("BERTH_STANDALONE_WASM"
 const MAX_INSTANCES: u32 = 1000;
 /// Memory a returned instance slot keeps mapped for the next request.
 const KEEP_RESIDENT: usize = 4 << 20;
-/// Fuel a guest burns between two yields to tokio (about a millisecond of
-/// wasm): a spinning guest gives its worker thread back this often, while an
-/// ordinary request (tens of thousands of fuel) never yields at all.
-const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 
 /// What one guest instance may use.
 #[derive(Debug, Clone, Copy)]
@@ -209,20 +206,18 @@ impl GuestRuntime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let limits = self.limits;
-        let caller = match req.extensions().get::<Identity>() {
-            Some(Identity::User(name)) => Some(name.clone()),
-            _ => None,
-        };
         let mut state = RequestState::new(self.backends.clone(), limits.memory);
         state.admission = Admission {
             plugins: self.plugins.clone(),
-            caller,
-            catalog: req.extensions().get::<CatalogFilter>().cloned(),
+            context: req
+                .extensions()
+                .get::<RequestContext>()
+                .cloned()
+                .unwrap_or_default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.limiter());
-        store.set_fuel(limits.fuel)?;
-        store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))?;
+        budget::arm(&mut store, limits.fuel)?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = wasmtime_wasi_http::WasiHttpView::http(store.data_mut())
             .new_incoming_request(Scheme::Http, req)?;
@@ -238,7 +233,7 @@ impl GuestRuntime {
                     .await
             }
             .await;
-            let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+            let fuel_used = budget::used(&store, limits.fuel);
             tracing::debug!(fuel_used, "guest finished");
             result.map_err(|error| {
                 let detail = format!("{error:?}");
@@ -289,12 +284,8 @@ fn engine_config(limits: GuestLimits) -> Config {
         .table_keep_resident(64 << 10)
         .async_stack_keep_resident(KEEP_RESIDENT)
         .pagemap_scan(wasmtime::Enabled::Auto);
-    let mut config = Config::new();
+    let mut config = budget::fueled_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    // The time budget. Fuel is deterministic (the same request costs the
-    // same on a busy machine) and needs no ticker thread; the price is a
-    // counter update per basic block, measured in docs/ARCHITECTURE.md.
-    config.consume_fuel(true);
     config
 }
 

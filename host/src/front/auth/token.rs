@@ -190,7 +190,7 @@ fn own_pem(path: &Path) -> Result<String, TokenError> {
                 reason: e.to_string(),
             })?;
             let pem = pair.serialize_pem();
-            crate::tls::write_private(path, pem.as_bytes()).map_err(|source| {
+            crate::front::tls::write_private(path, pem.as_bytes()).map_err(|source| {
                 TokenError::Write {
                     path: path.to_path_buf(),
                     source,

@@ -1,6 +1,6 @@
 //! Storage usage per repository: `berth du` and `GET /berth/v1/usage`.
 
-use crate::storage_imports::Backends;
+use crate::backends::Backends;
 use berth_storage::StorageError;
 use futures::TryStreamExt as _;
 use serde::Serialize;

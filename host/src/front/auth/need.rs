@@ -13,7 +13,7 @@ pub enum Need {
     Login,
     /// `/v2/_catalog`: a login; the answer is filtered.
     Catalog,
-    /// Berth's own endpoints (`/berth/v1/...`): a named user.
+    /// Berth's own endpoints that `front::routes` marks so: a named user.
     Admin,
     Repository {
         name: String,
@@ -25,11 +25,7 @@ pub enum Need {
 
 impl Need {
     pub fn of(method: &Method, uri: &Uri) -> Need {
-        let path = uri.path();
-        if path.starts_with("/berth/") {
-            return Need::Admin;
-        }
-        let Ok(route) = route::parse(path) else {
+        let Ok(route) = route::parse(uri.path()) else {
             return Need::Login;
         };
         let reading = *method == Method::GET || *method == Method::HEAD;
@@ -158,7 +154,6 @@ mod tests {
             }
         );
         assert_eq!(need(Method::GET, "/v2/../x/manifests/1"), Need::Login);
-        assert_eq!(need(Method::GET, "/berth/v1/usage"), Need::Admin);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `berth:registry/blobs` on a `BlobStore`.
 
 use super::{BlobSource, StorageCtx, UploadSession, UploadSink, WitResult, to_wit, wit};
-use crate::bindings::berth::registry::blobs::{Host, HostUpload};
+use crate::sandbox::bindings::berth::registry::blobs::{Host, HostUpload};
 use berth_storage::{Digest, MetadataStore, StorageError};
 use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
@@ -40,7 +40,7 @@ async fn pin(metadata: &dyn MetadataStore, digest: &str, request: u64) -> Result
     past_tombstones(|| metadata.pin_blob(digest, request)).await
 }
 
-fn parse_digest(digest: &str) -> Result<Digest, crate::bindings::WitStorageError> {
+fn parse_digest(digest: &str) -> Result<Digest, crate::sandbox::bindings::WitStorageError> {
     Digest::parse(digest).map_err(|e| to_wit(e.into()))
 }
 

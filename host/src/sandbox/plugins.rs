@@ -8,9 +8,10 @@
 //! (deny unless configured otherwise), is logged, and the server goes on.
 
 use crate::config::{OnFailure, PluginConfig};
+use crate::sandbox::budget::{self, MemoryLimiter};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{
     Deterministic, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView,
 };
@@ -37,10 +38,6 @@ const BUILTIN: &[(&str, &[u8])] = &[
         include_bytes!(env!("BERTH_PLUGIN_REQUIRED_ANNOTATIONS_WASM")),
     ),
 ];
-
-/// A looping plugin yields to tokio this often (in fuel), so it never holds
-/// a worker thread for long.
-const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -91,8 +88,7 @@ impl Plugins {
         if configs.is_empty() {
             return Ok(None);
         }
-        let mut config = Config::new();
-        config.consume_fuel(true);
+        let config = budget::fueled_config();
         let load_error = |path: &str, e: wasmtime::Error| PluginError::Load {
             path: path.to_string(),
             reason: format!("{e:#}"),
@@ -186,10 +182,7 @@ impl Plugins {
     async fn call(&self, plugin: &Plugin, change: &Change) -> Result<Decision, String> {
         let mut store = Store::new(&self.engine, PluginState::new(plugin.memory));
         store.limiter(|state| &mut state.limits);
-        store.set_fuel(plugin.fuel).map_err(|e| e.to_string())?;
-        store
-            .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
-            .map_err(|e| e.to_string())?;
+        budget::arm(&mut store, plugin.fuel).map_err(|e| e.to_string())?;
         let instance = plugin
             .pre
             .instantiate_async(&mut store)
@@ -219,7 +212,7 @@ fn describe(store: &Store<PluginState>, error: wasmtime::Error) -> String {
 struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: MemoryLimiter,
 }
 
 impl PluginState {
@@ -237,10 +230,7 @@ impl PluginState {
         Self {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory)
-                .instances(8)
-                .build(),
+            limits: MemoryLimiter::new(memory).with_instances(8),
         }
     }
 }

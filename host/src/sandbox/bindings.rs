@@ -8,7 +8,7 @@ wasmtime::component::bindgen!({
     with: {
         // One wasi:io for everyone, so our streams are the streams wasi-http splices.
         "wasi:io": wasmtime_wasi::p2::bindings::io,
-        "berth:registry/blobs.upload": crate::storage_imports::UploadSession,
+        "berth:registry/blobs.upload": crate::sandbox::storage_imports::UploadSession,
     },
 });
 

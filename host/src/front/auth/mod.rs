@@ -15,7 +15,7 @@ pub use caller::Caller;
 pub use rules::Identity;
 
 use crate::config::{Action, AuthConfig, AuthMode};
-use crate::storage_imports::CatalogFilter;
+use crate::sandbox::context::{CatalogFilter, RequestContext};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -129,14 +129,24 @@ enum Refusal {
     Insufficient,
 }
 
-/// The middleware: checks the caller against what the request needs,
-/// then lets it through with the caller's identity attached.
-pub async fn authorize(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if path == "/health" || path == "/auth/token" {
-        return next.run(req).await;
-    }
+/// The middleware in front of the guest: checks the caller against what
+/// the request needs, then lets it through with a [`RequestContext`].
+pub async fn authorize(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
     let need = Need::of(req.method(), req.uri());
+    admit(auth, req, need, next).await
+}
+
+/// The middleware in front of Berth's own endpoints that need a named
+/// user (`front::routes` says which).
+pub async fn authorize_named_user(
+    State(auth): State<Arc<Auth>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    admit(auth, req, Need::Admin, next).await
+}
+
+async fn admit(auth: Arc<Auth>, mut req: Request, need: Need, next: Next) -> Response {
     let Ok(caller) = Caller::identify(&auth, req.headers()).await else {
         return challenge(&auth, &req, &need, Refusal::Unauthenticated);
     };
@@ -165,13 +175,17 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut req: Request, next: Ne
         }
         _ => {}
     }
-    req.extensions_mut().insert(caller.identity.clone());
+    let mut context = RequestContext {
+        caller: caller.identity.name().map(str::to_owned),
+        may_list: None,
+    };
     if matches!(need, Need::Catalog) {
         // The guest asks this while it pages, so neither the page nor its
         // Link names a repository the caller may not pull.
         let filter = move |repository: &str| auth.may_list(&caller, repository);
-        req.extensions_mut().insert(CatalogFilter(Arc::new(filter)));
+        context.may_list = Some(CatalogFilter(Arc::new(filter)));
     }
+    req.extensions_mut().insert(context);
     next.run(req).await
 }
 

@@ -2,7 +2,7 @@
 //! metadata names exists; `--repair` quarantines corrupt blobs and drops
 //! dangling references.
 
-use crate::storage_imports::Backends;
+use crate::backends::Backends;
 use berth_storage::{BlobEntry, Digest, Reference, StorageError};
 use futures::{StreamExt as _, TryStreamExt as _};
 use sha2::{Digest as _, Sha256};

@@ -4,24 +4,19 @@
 //! None of it is looked up when no plugin is configured.
 
 use super::StorageCtx;
-use crate::bindings::berth::registry::admission::{Change, Host, Operation};
-use crate::plugins::{self, Plugins, Question};
+use crate::sandbox::bindings::berth::registry::admission::{Change, Host, Operation};
+use crate::sandbox::context::RequestContext;
+use crate::sandbox::plugins::{self, Plugins, Question};
 use berth_storage::{Digest, MetadataStore, StorageError};
 use std::sync::Arc;
 
-/// Per request: the server's plugins, who is asking, and what the catalog
-/// may show them.
+/// Per request: the server's plugins, and what the front learnt about the
+/// caller.
 #[derive(Default, Clone)]
 pub struct Admission {
     pub plugins: Option<Arc<Plugins>>,
-    pub caller: Option<String>,
-    pub catalog: Option<CatalogFilter>,
+    pub context: RequestContext,
 }
-
-/// Whether the caller may see a repository in the catalog. The auth layer
-/// puts one in a catalog request's extensions; without it, all are shown.
-#[derive(Clone)]
-pub struct CatalogFilter(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
 
 impl Host for StorageCtx<'_> {
     async fn check(&mut self, change: Change) -> wasmtime::Result<Option<String>> {
@@ -29,7 +24,7 @@ impl Host for StorageCtx<'_> {
             return Ok(None);
         };
         let metadata = self.backends.metadata.as_ref();
-        let caller = self.admission.caller.clone();
+        let caller = self.admission.context.caller.clone();
         Ok(match ask_all(plugins, metadata, change, caller).await {
             Ok(verdict) => verdict,
             Err(error) => {

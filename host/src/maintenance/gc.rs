@@ -10,8 +10,8 @@
 //! after condemning are finished at the start of the next one, never while
 //! their pass may still be deleting (docs/GC.md).
 
+use crate::backends::Backends;
 use crate::config::GcConfig;
-use crate::storage_imports::Backends;
 use berth_storage::{Digest, GcLease, GcMetadata, GracePeriods, StorageError};
 use futures::TryStreamExt as _;
 use std::collections::HashMap;

@@ -2,7 +2,9 @@
 //! resource table they share, the server's storage backends, and the limiter
 //! that caps the guest's memory.
 
-use crate::storage_imports::{Admission, Backends, Pins, StorageCtx};
+use crate::backends::Backends;
+use crate::sandbox::budget::MemoryLimiter;
+use crate::sandbox::storage_imports::{Admission, Pins, StorageCtx};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
@@ -23,39 +25,6 @@ pub struct RequestState {
     /// Who is asking and which plugins decide, for the admission and
     /// catalog imports.
     pub admission: Admission,
-}
-
-/// Caps the guest's linear memory and remembers whether it hit the cap, so
-/// a trap that follows (Rust aborts when an allocation fails) can be
-/// reported as running out of memory.
-pub struct MemoryLimiter {
-    cap: usize,
-    hit: bool,
-}
-
-impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // Refusing makes `memory.grow` return -1, as the spec allows; the
-        // guest's allocator sees an ordinary allocation failure.
-        let allowed = desired <= self.cap;
-        self.hit |= !allowed;
-        Ok(allowed)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        _desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // The pooling allocator's per-table maximum bounds tables.
-        Ok(true)
-    }
 }
 
 /// wasi-http policy for the guest: it serves requests and never makes any.
@@ -101,10 +70,7 @@ impl RequestState {
             table: ResourceTable::new(),
             pins: Pins::new(backends.metadata.clone()),
             backends,
-            limiter: MemoryLimiter {
-                cap: memory_cap,
-                hit: false,
-            },
+            limiter: MemoryLimiter::new(memory_cap),
             admission: Admission::default(),
         }
     }
@@ -116,7 +82,7 @@ impl RequestState {
 
     /// Whether the guest asked for more memory than its cap.
     pub fn memory_cap_hit(&self) -> bool {
-        self.limiter.hit
+        self.limiter.hit()
     }
 }
 

@@ -1,21 +1,22 @@
 //! The HTTP front: axum on tokio. `/v2/...` goes to the guest; the host's own
-//! endpoints (health now, admin later) are native axum routes.
+//! endpoints are native axum routes (`front::routes`).
 
-use crate::runtime::GuestRuntime;
+use crate::sandbox::runtime::GuestRuntime;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::response::Response;
+use axum::routing::any;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::auth::Auth;
 use crate::error_body::{error_response, internal_error};
-use crate::limits::UploadLimiter;
-use crate::listener::ConnectionLimits;
+use crate::front::auth::Auth;
+use crate::front::limits::UploadLimiter;
+use crate::front::listener::ConnectionLimits;
+use crate::front::routes::{Access, NATIVE};
 
 /// What wraps the guest: who may call it, and what it may cost.
 #[derive(Clone)]
@@ -25,36 +26,48 @@ pub struct Front {
     pub uploads: UploadLimiter,
 }
 
-/// Builds the router: guest routes, native routes, one log line per request.
+/// Builds the router: the guest's routes behind the front's checks, the
+/// native routes of `routes::NATIVE` each behind the login it needs, and
+/// one log line per request.
 pub fn router(guest: GuestRuntime, front: Front) -> Router {
-    let mut app = Router::new()
-        .route("/health", get(health))
-        .route("/berth/v1/usage", get(usage))
+    let mut to_guest_routes = Router::new()
         .route("/v2", any(to_guest))
         .route("/v2/", any(to_guest))
         .route("/v2/{*rest}", any(to_guest))
         // Unknown paths get the guest's spec-shaped 404 too.
-        .fallback(to_guest)
-        .with_state(guest);
-    // Layers run outside-in from the last added: log, authenticate, refuse
+        .fallback(to_guest);
+    // Layers run outside-in from the last added: authenticate, refuse
     // writes when read-only, then limit uploads.
-    app = app.layer(middleware::from_fn_with_state(
+    to_guest_routes = to_guest_routes.layer(middleware::from_fn_with_state(
         front.uploads.clone(),
-        crate::limits::limit_uploads,
+        crate::front::limits::limit_uploads,
     ));
     if front.read_only {
-        app = app.layer(middleware::from_fn(refuse_writes));
+        to_guest_routes = to_guest_routes.layer(middleware::from_fn(refuse_writes));
     }
-    if let Some(auth) = front.auth {
-        if auth.issues_tokens() {
-            app = app.route(
-                "/auth/token",
-                get(crate::auth::endpoint::token).with_state(auth.clone()),
-            );
+    let auth = front.auth.as_ref();
+    if let Some(auth) = auth {
+        to_guest_routes = to_guest_routes.layer(middleware::from_fn_with_state(
+            auth.clone(),
+            crate::front::auth::authorize,
+        ));
+    }
+    let mut app = to_guest_routes;
+    for native in NATIVE {
+        let Some(handler) = (native.mount)(auth) else {
+            continue;
+        };
+        let mut route = Router::new().route(native.path, handler);
+        if let (Some(auth), Access::NamedUser) = (auth, native.access) {
+            route = route.layer(middleware::from_fn_with_state(
+                auth.clone(),
+                crate::front::auth::authorize_named_user,
+            ));
         }
-        app = app.layer(middleware::from_fn_with_state(auth, crate::auth::authorize));
+        app = app.merge(route);
     }
-    app.layer(middleware::from_fn(log_request))
+    app.with_state(guest)
+        .layer(middleware::from_fn(log_request))
 }
 
 /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
@@ -66,28 +79,7 @@ pub async fn serve(
     limits: ConnectionLimits,
 ) {
     let app = router(guest, front);
-    crate::listener::serve(listener, app, tls, limits, shutdown_signal()).await;
-}
-
-async fn health() -> &'static str {
-    "ok"
-}
-
-/// `GET /berth/v1/usage`: per repository tags, manifests, size and the size
-/// only it holds. Native: it reads the whole metadata, not one request's.
-async fn usage(State(guest): State<GuestRuntime>) -> Response {
-    match crate::usage::compute(guest.backends()).await {
-        Ok(usage) => axum::Json(usage).into_response(),
-        Err(crate::usage::UsageError::Unsupported) => error_response(
-            StatusCode::NOT_IMPLEMENTED,
-            "UNSUPPORTED",
-            "usage needs metadata.kind = \"sqlite\"",
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "usage failed");
-            internal_error()
-        }
-    }
+    crate::front::listener::serve(listener, app, tls, limits, shutdown_signal()).await;
 }
 
 /// Read-only mode: every method that could change the registry gets the

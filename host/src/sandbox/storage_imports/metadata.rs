@@ -3,7 +3,7 @@
 
 use super::blobs::past_tombstones;
 use super::{StorageCtx, WitResult, wit};
-use crate::bindings::berth::registry::metadata::{Host, ManifestInfo, Page};
+use crate::sandbox::bindings::berth::registry::metadata::{Host, ManifestInfo, Page};
 use berth_oci::manifest::{annotations_from_json, annotations_to_json};
 use berth_storage::StorageError;
 
