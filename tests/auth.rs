@@ -9,12 +9,11 @@
 mod common;
 
 use common::clients::{self, Dockerd, exec, run, skopeo};
-use common::{Berth, free_port, images};
+use common::{Berth, images};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ALICE: (&str, &str) = ("alice", "alice-Pa55word!");
@@ -58,14 +57,13 @@ struct SecureBerth {
     host: String,
     ca: PathBuf,
     log: PathBuf,
-    child: Child,
+    berth: Berth,
     _dir: tempfile::TempDir,
 }
 
 impl SecureBerth {
     fn start(extra_config: &str) -> Self {
         let dir = tempfile::tempdir().expect("tmp");
-        let root = dir.path().join("data");
         let htpasswd = dir.path().join("htpasswd");
         let entries: String = [ALICE, BOB]
             .iter()
@@ -78,73 +76,35 @@ impl SecureBerth {
             })
             .collect();
         std::fs::write(&htpasswd, entries).expect("htpasswd");
-        let config = dir.path().join("berth.toml");
-        std::fs::write(
-            &config,
-            format!(
+        let ip = non_loopback_ipv4();
+        let log = dir.path().join("berth.log");
+        // Debug logging: secrets must stay out of even the chattiest log.
+        let berth = Berth::builder()
+            .root(&dir.path().join("data"))
+            .config(&format!(
                 "[auth]\nhtpasswd = {:?}\n{extra_config}\n{RULES}",
                 htpasswd.display().to_string()
-            ),
-        )
-        .expect("config");
-        let ip = non_loopback_ipv4();
-        let port = free_port();
-        let log = dir.path().join("berth.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["serve", "--addr", &format!("0.0.0.0:{port}"), "--root"])
-            .arg(&root)
-            .arg("--config")
-            .arg(&config)
-            .args(["--tls-self-signed", "--hostname", &ip])
-            // Debug logging: secrets must stay out of even the chattiest log.
-            .env("RUST_LOG", "debug")
-            .env_remove("AWS_CA_BUNDLE")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path().join("berth.out")).expect("out"))
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("spawn berth");
-        let berth = Self {
-            host: format!("{ip}:{port}"),
-            ca: root.join("tls/ca.crt"),
+            ))
+            .listen("0.0.0.0", &ip)
+            .tls_self_signed(&ip)
+            .log(&log)
+            .start();
+        Self {
+            host: berth.addr.clone(),
+            ca: berth.ca(),
             log,
-            child,
+            berth,
             _dir: dir,
-        };
-        berth.wait_ready();
-        berth
+        }
     }
 
     fn url(&self) -> String {
-        format!("https://{}", self.host)
+        self.berth.url()
     }
 
     /// An HTTPS client that trusts only Berth's CA.
     fn client(&self) -> Client {
-        let ca = std::fs::read(&self.ca).expect("CA written on first start");
-        Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA pem"))
-            .build()
-            .expect("client")
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if self.ca.exists()
-                && let Ok(resp) = self.client().get(format!("{}/health", self.url())).send()
-                && resp.status().is_success()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "berth over TLS at {} did not become ready:\n{}",
-            self.host,
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
+        self.berth.client()
     }
 
     /// A directory with `ca.crt`, for skopeo's `--cert-dir`.
@@ -175,13 +135,6 @@ impl SecureBerth {
         let (status, body) = self.token(creds, scopes);
         assert_eq!(status, StatusCode::OK, "token for {creds:?}: {body}");
         body["token"].as_str().expect("token field").to_string()
-    }
-}
-
-impl Drop for SecureBerth {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -278,14 +231,7 @@ fn protocol_matrix_over_https() {
         .status()
     };
     assert_eq!(push_config(&alice, "team/app"), StatusCode::CREATED);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": config_digest, "size": config.len()},
-        "layers": []
-    })
-    .to_string();
+    let manifest = common::content::Manifest::image(&config_digest, config.len()).bytes();
     let put = |token: &str, repo: &str| {
         http.put(format!("{url}/v2/{repo}/manifests/1"))
             .bearer_auth(token)
@@ -676,6 +622,19 @@ fn basic_mode_over_http() {
     assert_eq!(
         as_bob(reqwest::Method::GET, "/v2/", "wrong").status(),
         StatusCode::UNAUTHORIZED
+    );
+    // Native endpoints, by the front's route table: health for anyone,
+    // usage for a named user only.
+    let health = http.get(format!("{url}/health")).send().expect("health");
+    assert_eq!(health.status(), StatusCode::OK);
+    let anonymous = http
+        .get(format!("{url}/berth/v1/usage"))
+        .send()
+        .expect("usage");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        as_bob(reqwest::Method::GET, "/berth/v1/usage", BOB.1).status(),
+        StatusCode::OK
     );
     let resp = as_bob(reqwest::Method::POST, "/v2/team/app/blobs/uploads/", BOB.1);
     assert_eq!(resp.status(), StatusCode::FORBIDDEN, "bob may not push");

@@ -145,10 +145,7 @@ fn memory_storage_serves_and_stores_nothing_on_disk() {
         .expect("GET");
     assert_eq!(got.bytes().expect("body").as_ref(), data.as_slice());
     // The catalog lists a repository once it holds a manifest.
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{digest}","size":{}}},"layers":[]}}"#,
-        data.len()
-    );
+    let manifest = common::content::Manifest::image(&digest, data.len()).bytes();
     let put = http
         .put(format!("{}/v2/mem/manifests/v1", berth.url()))
         .header("content-type", "application/vnd.oci.image.manifest.v1+json")

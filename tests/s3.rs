@@ -181,14 +181,9 @@ fn two_hosts_tag_move_seen_at_once() {
         common::push::blob(&http, &a.url(), "moving", &config).expect("push config");
     let mut digests = Vec::new();
     for round in 0..3 {
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": images::MEDIA_TYPE_MANIFEST,
-            "config": {"mediaType": images::MEDIA_TYPE_CONFIG, "digest": config_digest, "size": config.len()},
-            "layers": [],
-            "annotations": {"round": round.to_string()},
-        })
-        .to_string();
+        let manifest = common::content::Manifest::image(&config_digest, config.len())
+            .field("annotations", json!({"round": round.to_string()}))
+            .bytes();
         let resp = http
             .put(format!("{}/v2/moving/manifests/latest", a.url()))
             .header("content-type", images::MEDIA_TYPE_MANIFEST)
@@ -196,7 +191,7 @@ fn two_hosts_tag_move_seen_at_once() {
             .send()
             .expect("PUT manifest");
         assert_eq!(resp.status(), 201);
-        let digest = common::sha256_digest(manifest.as_bytes());
+        let digest = common::sha256_digest(&manifest);
         let seen = http
             .head(format!("{}/v2/moving/manifests/latest", b.url()))
             .header("accept", images::MEDIA_TYPE_MANIFEST)

@@ -17,15 +17,14 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const MEDIA_TYPE_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+use super::content::{Filler, Manifest};
+pub use super::content::{OCI_LAYER as MEDIA_TYPE_LAYER_TAR, OCI_MANIFEST as MEDIA_TYPE_MANIFEST};
 pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// Bumped whenever the generator's output format changes, so stale caches are
 /// not reused.
-const GENERATOR_VERSION: u32 = 1;
+const GENERATOR_VERSION: u32 = 2;
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -211,11 +210,11 @@ fn generate(spec: &ImageSpec, dir: &Path) -> io::Result<()> {
     let mut diff_ids = Vec::new();
     let mut history = Vec::new();
     for i in 1..=spec.layers {
-        let seed = seed_for(spec.name, i);
+        let seed = format!("{}/layer-{i}", spec.name);
         let file_name = format!("{}-layer-{i}.bin", spec.name);
         let tmp = blobs.join(format!(".layer-{i}.partial"));
         let (diff_id, digest, size) =
-            write_layer(&tmp, &file_name, spec.layer_size, seed, spec.gzip)?;
+            write_layer(&tmp, &file_name, spec.layer_size, &seed, spec.gzip)?;
         fs::rename(&tmp, blob_path(dir, &digest))?;
         layers.push(json!({
             "mediaType": if spec.gzip { MEDIA_TYPE_LAYER_GZIP } else { MEDIA_TYPE_LAYER_TAR },
@@ -243,16 +242,13 @@ fn generate(spec: &ImageSpec, dir: &Path) -> io::Result<()> {
     let config_bytes = serde_json::to_vec(&config)?;
     let config_digest = put_blob(dir, &config_bytes)?;
 
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MEDIA_TYPE_MANIFEST,
-        "config": {
-            "mediaType": MEDIA_TYPE_CONFIG,
-            "digest": config_digest,
-            "size": config_bytes.len(),
-        },
-        "layers": layers,
-    });
+    let manifest = layers
+        .into_iter()
+        .fold(
+            Manifest::image(&config_digest, config_bytes.len()),
+            Manifest::layer_descriptor,
+        )
+        .json();
     let manifest_bytes = serde_json::to_vec(&manifest)?;
     let manifest_digest = put_blob(dir, &manifest_bytes)?;
 
@@ -283,42 +279,6 @@ fn put_blob(dir: &Path, bytes: &[u8]) -> io::Result<String> {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// A per-(image, layer) PRNG seed (FNV-1a of the name, mixed with the index).
-fn seed_for(name: &str, layer: usize) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h ^ (layer as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
-/// SplitMix64: fast, deterministic, good enough to defeat compression.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        let mut chunks = buf.chunks_exact_mut(8);
-        for chunk in &mut chunks {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        let rest = chunks.into_remainder();
-        if !rest.is_empty() {
-            let v = self.next().to_le_bytes();
-            let n = rest.len();
-            rest.copy_from_slice(&v[..n]);
-        }
-    }
 }
 
 /// A writer that hashes and counts everything passing through it.
@@ -366,7 +326,7 @@ fn write_layer(
     path: &Path,
     file_name: &str,
     size: u64,
-    seed: u64,
+    seed: &str,
     gzip: bool,
 ) -> io::Result<(String, String, u64)> {
     let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
@@ -392,9 +352,9 @@ fn write_layer(
 }
 
 /// A reproducible ustar archive holding one regular file.
-fn write_tar(out: &mut impl Write, file_name: &str, size: u64, seed: u64) -> io::Result<()> {
+fn write_tar(out: &mut impl Write, file_name: &str, size: u64, seed: &str) -> io::Result<()> {
     out.write_all(&ustar_header(file_name, size))?;
-    let mut rng = SplitMix64(seed);
+    let mut rng = Filler::new(seed);
     let mut buf = vec![0u8; 1 << 20];
     let mut left = size;
     while left > 0 {

@@ -9,7 +9,14 @@ use std::time::{Duration, Instant};
 
 /// A running `berth serve` and the directory it stores into.
 pub struct Berth {
+    /// `host:port` clients use.
     pub addr: String,
+    /// What `--addr` binds.
+    bind: String,
+    /// `https` with a self-signed certificate, else `http`.
+    tls: bool,
+    /// Where the server's log goes (RUST_LOG=debug), when asked for.
+    log: Option<PathBuf>,
     pub root: PathBuf,
     env: Vec<(String, String)>,
     /// Extra `berth serve` arguments, kept for restarts.
@@ -25,6 +32,10 @@ pub struct Berth {
 #[derive(Default)]
 pub struct BerthBuilder {
     root: Option<PathBuf>,
+    /// (ip to bind, host clients use)
+    listen: Option<(String, String)>,
+    tls_hostname: Option<String>,
+    log: Option<PathBuf>,
     env: Vec<(String, String)>,
     args: Vec<String>,
     config: Option<String>,
@@ -65,6 +76,25 @@ impl BerthBuilder {
         self
     }
 
+    /// Binds `bind_ip` (e.g. `0.0.0.0`) and is reached as `host`.
+    pub fn listen(mut self, bind_ip: &str, host: &str) -> Self {
+        self.listen = Some((bind_ip.to_owned(), host.to_owned()));
+        self
+    }
+
+    /// HTTPS with a certificate Berth makes for `hostname` on first start
+    /// (`--tls-self-signed`); [`Berth::client`] trusts its CA.
+    pub fn tls_self_signed(mut self, hostname: &str) -> Self {
+        self.tls_hostname = Some(hostname.to_owned());
+        self
+    }
+
+    /// Debug logging into `path` instead of warnings on stderr.
+    pub fn log(mut self, path: &Path) -> Self {
+        self.log = Some(path.to_path_buf());
+        self
+    }
+
     /// Extra `berth serve` arguments (e.g. `--guest FILE`).
     pub fn args(mut self, args: &[&str]) -> Self {
         self.args.extend(args.iter().map(|a| a.to_string()));
@@ -80,8 +110,18 @@ impl BerthBuilder {
             std::fs::write(&path, toml).expect("write config");
             args.extend(["--config".to_owned(), path.to_string_lossy().into_owned()]);
         }
+        if let Some(hostname) = &self.tls_hostname {
+            args.extend(["--tls-self-signed", "--hostname", hostname].map(String::from));
+        }
+        let port = free_port();
+        let (bind_ip, host) = self
+            .listen
+            .unwrap_or_else(|| ("127.0.0.1".into(), "127.0.0.1".into()));
         let mut berth = Berth {
-            addr: format!("127.0.0.1:{}", free_port()),
+            addr: format!("{host}:{port}"),
+            bind: format!("{bind_ip}:{port}"),
+            tls: self.tls_hostname.is_some(),
+            log: self.log,
             root,
             env: self.env,
             args,
@@ -117,11 +157,20 @@ impl Berth {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["serve", "--addr", &self.addr, "--root"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+        match &self.log {
+            Some(log) => {
+                let file = std::fs::File::create(log).expect("log file");
+                cmd.env("RUST_LOG", "debug").stderr(file);
+            }
+            None => {
+                cmd.env("RUST_LOG", "warn");
+            }
+        }
+        let child = cmd
+            .args(["serve", "--addr", &self.bind, "--root"])
             .arg(&self.root)
             .args(&self.args)
-            .env("RUST_LOG", "warn")
             // Some environments point this at a CA file, which plain-HTTP
             // S3 clients then trip over; the tests' S3 server is plain HTTP.
             .env_remove("AWS_CA_BUNDLE")
@@ -133,9 +182,28 @@ impl Berth {
         self.wait_ready();
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The self-signed CA Berth wrote on first start (TLS only).
+    pub fn ca(&self) -> PathBuf {
+        self.root.join("tls/ca.crt")
+    }
+
+    /// A blocking client for this server: with TLS, one that trusts only
+    /// Berth's CA.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        let mut builder = reqwest::blocking::Client::builder();
+        if self.tls {
+            let ca = std::fs::read(self.ca()).expect("CA written on first start");
+            builder = builder
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA pem"));
+        }
+        builder.build().expect("client")
     }
 
     /// Stops the server gracefully (SIGTERM) and waits for it to exit.
@@ -176,14 +244,19 @@ impl Berth {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             // `/health` answers whatever the logins: `/v2/` may want one.
-            if let Ok(resp) = reqwest::blocking::get(format!("{}/health", self.url()))
-                && resp.status().is_success()
-            {
+            let ready = (!self.tls || self.ca().exists())
+                && self
+                    .client()
+                    .get(format!("{}/health", self.url()))
+                    .send()
+                    .is_ok_and(|resp| resp.status().is_success());
+            if ready {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("berth at {} did not become ready", self.addr);
+        let log = self.log.as_ref().map(std::fs::read_to_string);
+        panic!("berth at {} did not become ready: {log:?}", self.addr);
     }
 }
 

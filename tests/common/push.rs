@@ -2,11 +2,9 @@
 
 use super::sha256_digest;
 use reqwest::blocking::Client;
-use serde_json::json;
 
-pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+use super::content::Manifest;
+pub use super::content::OCI_MANIFEST as MANIFEST;
 
 /// Monolithic upload; returns the digest, or the failing status.
 pub fn blob(http: &Client, base: &str, repo: &str, data: &[u8]) -> Result<String, u16> {
@@ -33,18 +31,12 @@ pub fn blob_exists(http: &Client, base: &str, repo: &str, digest: &str) -> bool 
 
 /// An OCI image manifest over a config and layers (each `(digest, size)`).
 pub fn image_manifest(config: (&str, usize), layers: &[(String, usize)]) -> Vec<u8> {
-    let layers: Vec<_> = layers
+    layers
         .iter()
-        .map(|(d, s)| json!({"mediaType": LAYER, "digest": d, "size": s}))
-        .collect();
-    json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": {"mediaType": CONFIG, "digest": config.0, "size": config.1},
-        "layers": layers,
-    })
-    .to_string()
-    .into_bytes()
+        .fold(Manifest::image(config.0, config.1), |m, (d, s)| {
+            m.layer(d, *s)
+        })
+        .bytes()
 }
 
 /// PUT a manifest; returns the status.
