@@ -41,12 +41,26 @@ pub fn image_manifest(config: (&str, usize), layers: &[(String, usize)]) -> Vec<
 
 /// PUT a manifest; returns the status.
 pub fn manifest(http: &Client, base: &str, repo: &str, reference: &str, bytes: &[u8]) -> u16 {
-    http.put(format!("{base}/v2/{repo}/manifests/{reference}"))
+    manifest_answer(http, base, repo, reference, bytes).0
+}
+
+/// PUT a manifest; returns the status and the body (the error, if any).
+pub fn manifest_answer(
+    http: &Client,
+    base: &str,
+    repo: &str,
+    reference: &str,
+    bytes: &[u8],
+) -> (u16, String) {
+    match http
+        .put(format!("{base}/v2/{repo}/manifests/{reference}"))
         .header("content-type", MANIFEST)
         .body(bytes.to_vec())
         .send()
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
+    {
+        Ok(r) => (r.status().as_u16(), r.text().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
 }
 
 /// An image: a config and layers uploaded (skipping blobs the repository
