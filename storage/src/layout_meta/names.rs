@@ -53,12 +53,7 @@ impl<'a> Tag<'a> {
 /// An upload session id: `[A-Za-z0-9._-]+` not starting with `.`, so it is
 /// one harmless path segment whatever blob store issued it.
 pub(super) fn is_upload_id(id: &str) -> bool {
-    !id.starts_with('.')
-        && !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    !id.starts_with('.') && berth_oci::grammar::is_valid_upload_id(id)
 }
 
 /// `Invalid` for a `what` that cannot be stored.
