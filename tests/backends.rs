@@ -94,26 +94,7 @@ mod s3_layout_metadata {
         (store, meta)
     }
 
-    macro_rules! s3_metadata_conformance {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (_, meta) = fresh(stringify!($name));
-                c::$name(&*meta).await;
-            }
-        )*};
-    }
-
-    s3_metadata_conformance!(
-        blob_links,
-        tags_pagination,
-        catalog_pagination,
-        manifests_and_tags,
-        delete_tag_keeps_manifest,
-        referrers,
-        uploads,
-        all_metadata_tests,
-    );
+    berth_storage::metadata_conformance_tests!(|case| fresh(case));
 
     /// A second handle on the same prefix (another host) sees everything.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

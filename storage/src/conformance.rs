@@ -17,6 +17,29 @@ use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
+/// One `#[tokio::test]` per metadata conformance case, so that every
+/// backend runs the same list. `|case| setup` yields `(guard, store)` for a
+/// fresh store, `store` a `Box<dyn MetadataStore>` (or anything that
+/// dereferences to one) and `guard` whatever must live as long (a
+/// temporary directory); `case` is the test's name, for stores that need
+/// a unique prefix. Needs `tokio` (with `macros`) in the calling crate.
+#[macro_export]
+macro_rules! metadata_conformance_tests {
+    (|$case:ident| $setup:expr) => {
+        $crate::metadata_conformance_tests!(@each |$case| $setup;
+            blob_links, tags_pagination, catalog_pagination, manifests_and_tags,
+            delete_tag_keeps_manifest, referrers, uploads, all_metadata_tests);
+    };
+    (@each |$case:ident| $setup:expr; $($name:ident),*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let $case = stringify!($name);
+            let (_guard, store) = $setup;
+            $crate::conformance::$name(&*store).await;
+        }
+    )*};
+}
+
 /// Opens a (possibly new) handle on the same underlying storage.
 pub type Reopen<'a, S> = &'a (dyn Fn() -> Box<S> + Sync);
 

@@ -48,16 +48,15 @@ fn suite_store(store: &Store) -> Box<dyn MetadataStore> {
 }
 
 macro_rules! conformance {
-    ($backend:ident: $($name:ident),* $(,)?) => {
+    ($($backend:ident),*) => {$(
         mod $backend {
             use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (_dir, store) = super::$backend();
-                    c::$name(&*suite_store(&store)).await;
-                }
-            )*
+
+            crate::metadata_conformance_tests!(|_case| {
+                let (dir, store) = super::$backend();
+                let meta = suite_store(&store);
+                (dir, meta)
+            });
 
             #[tokio::test]
             async fn metadata_persists() {
@@ -67,15 +66,10 @@ macro_rules! conformance {
                 c::metadata_persists(&open).await;
             }
         }
-    };
+    )*};
 }
 
-conformance!(memory: blob_links, tags_pagination, catalog_pagination, manifests_and_tags,
-    delete_tag_keeps_manifest, referrers, uploads, all_metadata_tests);
-conformance!(local: blob_links, tags_pagination, catalog_pagination, manifests_and_tags,
-    delete_tag_keeps_manifest, referrers, uploads, all_metadata_tests);
-conformance!(local_plain: blob_links, tags_pagination, catalog_pagination, manifests_and_tags,
-    delete_tag_keeps_manifest, referrers, uploads, all_metadata_tests);
+conformance!(memory, local, local_plain);
 
 /// A reopen is a new `LocalFileSystem` on the same directory, too.
 #[tokio::test]

@@ -12,26 +12,10 @@ fn store() -> (TempDir, SqliteMetadata) {
     (dir, meta)
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let (_dir, meta) = store();
-            c::$name(&meta).await;
-        }
-    )*};
-}
-
-conformance!(
-    blob_links,
-    tags_pagination,
-    catalog_pagination,
-    manifests_and_tags,
-    delete_tag_keeps_manifest,
-    referrers,
-    uploads,
-    all_metadata_tests,
-);
+crate::metadata_conformance_tests!(|_case| {
+    let (dir, meta) = store();
+    (dir, Box::new(meta))
+});
 
 #[tokio::test]
 async fn metadata_persists() {

@@ -14,26 +14,10 @@ fn fresh() -> (tempfile::TempDir, Metadata) {
     (dir, meta)
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let (_dir, meta) = fresh();
-            c::$name(&MetadataAdapter(meta)).await;
-        }
-    )*};
-}
-
-conformance!(
-    blob_links,
-    tags_pagination,
-    catalog_pagination,
-    manifests_and_tags,
-    delete_tag_keeps_manifest,
-    referrers,
-    uploads,
-    all_metadata_tests,
-);
+berth_storage::metadata_conformance_tests!(|_case| {
+    let (dir, meta) = fresh();
+    (dir, Box::new(MetadataAdapter(meta)))
+});
 
 #[tokio::test]
 async fn metadata_persists() {
