@@ -32,6 +32,7 @@ pub struct Config {
     pub gc: GcConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub log: LogConfig,
     /// Admission policy plugins, called in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginConfig>,
@@ -49,6 +50,11 @@ pub struct ServerConfig {
     /// error; reads keep working and garbage collection does not run.
     pub read_only: bool,
     pub tls: TlsConfig,
+    /// Load balancers and reverse proxies (addresses or CIDR ranges) whose
+    /// `X-Forwarded-For`, `-Proto` and `-Host` are believed. Empty: the
+    /// headers are ignored and the peer address is the client.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -58,8 +64,37 @@ impl Default for ServerConfig {
             guest: None,
             read_only: false,
             tls: TlsConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// `[log]`: what the server writes to stderr.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter: `info`, `debug`, `berth=debug,info`. `RUST_LOG`
+    /// wins over it.
+    pub level: String,
+    /// `text` for people, `json` (one object per line) for log shippers.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Online garbage collection and upload purging (SQLite metadata only).

@@ -25,6 +25,7 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("server.tls.key", ValueKind::Text),
     ("server.tls.self_signed", ValueKind::Bool),
     ("server.tls.hostnames", ValueKind::List),
+    ("server.trusted_proxies", ValueKind::List),
     (
         "storage.kind",
         ValueKind::OneOf(&["filesystem", "s3", "memory"]),
@@ -62,6 +63,8 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("limits.header_timeout", ValueKind::Span),
     ("limits.idle_timeout", ValueKind::Span),
     ("limits.uploads_per_client", ValueKind::Int),
+    ("log.level", ValueKind::Text),
+    ("log.format", ValueKind::OneOf(&["text", "json"])),
 ];
 
 /// Sections whose variables must all be known keys: a typo there is an
@@ -73,6 +76,7 @@ const SECTIONS: &[&str] = &[
     "BERTH_GC_",
     "BERTH_AUTH_",
     "BERTH_LIMITS_",
+    "BERTH_LOG_",
 ];
 
 /// `storage.s3.allow_http` → `BERTH_STORAGE_S3_ALLOW_HTTP`
