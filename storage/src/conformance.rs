@@ -7,9 +7,11 @@
 //! alone needs a store without repositories.
 
 mod blobs;
+mod inventory;
 mod metadata;
 
 pub use blobs::*;
+pub use inventory::*;
 pub use metadata::*;
 
 use crate::{BlobStore, Digest, StorageError};
@@ -38,6 +40,17 @@ macro_rules! metadata_conformance_tests {
             $crate::conformance::$name(&*store).await;
         }
     )*};
+}
+
+/// One `#[tokio::test]` per inventory case ([`crate::Inventory`]: what
+/// fsck and usage reports walk), for stores that offer it; the same
+/// `|case| setup` as [`metadata_conformance_tests!`].
+#[macro_export]
+macro_rules! inventory_conformance_tests {
+    (|$case:ident| $setup:expr) => {
+        $crate::metadata_conformance_tests!(@each |$case| $setup;
+            inventory_lists_everything, inventory_drops_like_a_delete);
+    };
 }
 
 /// Opens a (possibly new) handle on the same underlying storage.

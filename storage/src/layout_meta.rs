@@ -9,11 +9,13 @@
 //! ordered so that a crash midway leaves nothing a reader could trip on; a
 //! retry completes them. Repositories, tags and referrers are found by
 //! listing, so their cost grows with their number, as in registry:2.
+//! `berth fsck` and `berth du` list the whole tree at once (`inventory.rs`).
 //! Empty directories left behind by deletes (a local directory; SeaweedFS)
 //! are harmless: nothing is taken to exist from a directory alone but a
 //! repository, as registry:2 does.
 
 mod catalog;
+mod inventory;
 mod manifests;
 mod names;
 mod objects;
@@ -24,7 +26,9 @@ mod uploads;
 #[cfg(test)]
 mod registry2_fixture;
 
-use crate::{Digest, ManifestInfo, MetadataStore, Page, Result};
+use crate::{
+    Digest, Inventory, ManifestInfo, MetadataStore, Page, Reference, RepositoryUsage, Result,
+};
 use async_trait::async_trait;
 use names::{Repo, Tag};
 use object_store::ObjectStore;
@@ -184,6 +188,43 @@ impl MetadataStore for LayoutMetadata {
 
     async fn end_upload(&self, id: &str) -> Result<()> {
         uploads::end(self.store(), id).await
+    }
+
+    fn inventory(&self) -> Option<&dyn Inventory> {
+        Some(self)
+    }
+}
+
+/// The tree listed whole (`inventory.rs`); repairs go through the same
+/// deletes a client's requests take.
+#[async_trait]
+impl Inventory for LayoutMetadata {
+    async fn references(&self) -> Result<Vec<Reference>> {
+        Ok(inventory::walk(self.store()).await?.references())
+    }
+
+    async fn drop_reference(&self, reference: &Reference) -> Result<()> {
+        match reference {
+            Reference::Link { repo, digest } => {
+                self.unlink_blob(repo, digest).await?;
+            }
+            Reference::Manifest { repo, digest }
+            | Reference::Ref {
+                repo,
+                manifest: digest,
+                ..
+            } => {
+                self.delete_manifest(repo, digest).await?;
+            }
+            Reference::Tag { repo, tag, .. } => {
+                self.delete_tag(repo, tag).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn usage(&self) -> Result<Vec<RepositoryUsage>> {
+        Ok(inventory::walk(self.store()).await?.usage())
     }
 }
 

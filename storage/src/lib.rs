@@ -217,6 +217,27 @@ pub trait MetadataStore: Send + Sync + 'static {
     fn gc(&self) -> Option<&dyn GcMetadata> {
         None
     }
+
+    /// A walk over everything the store records (fsck, usage reports), for
+    /// stores that can list themselves.
+    fn inventory(&self) -> Option<&dyn Inventory> {
+        None
+    }
+}
+
+/// Everything a metadata store records, listed whole: what `berth fsck`
+/// checks against the blob store and `berth du` adds up. A walk, not a
+/// snapshot: on a store in use it may see a push half done.
+#[async_trait]
+pub trait Inventory: Send + Sync {
+    /// Every link, manifest, manifest reference and tag.
+    async fn references(&self) -> Result<Vec<Reference>>;
+    /// Removes one dangling entry (fsck --repair) the way a client's delete
+    /// would: a `Link` is unlinked, a `Manifest` or a `Ref` deletes the
+    /// manifest (with its tags), a `Tag` is deleted.
+    async fn drop_reference(&self, reference: &Reference) -> Result<()>;
+    /// Per repository: tags, manifest count and the digests it needs.
+    async fn usage(&self) -> Result<Vec<RepositoryUsage>>;
 }
 
 /// How long blobs wait in the review queue before they may be collected.
@@ -230,7 +251,7 @@ pub struct GracePeriods {
 }
 
 /// Something in the metadata that names a digest, for fsck.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reference {
     /// Repository `repo` links blob `digest`.
     Link { repo: String, digest: String },
@@ -242,10 +263,17 @@ pub enum Reference {
         manifest: String,
         digest: String,
     },
+    /// Tag `tag` of `repo` points at manifest `digest`, which the
+    /// repository must hold.
+    Tag {
+        repo: String,
+        tag: String,
+        digest: String,
+    },
 }
 
-/// How fsck names it: `link REPO -> DIGEST`, `manifest REPO@DIGEST`,
-/// `reference REPO@MANIFEST -> DIGEST`.
+/// How logs name it: `link REPO -> DIGEST`, `manifest REPO@DIGEST`,
+/// `reference REPO@MANIFEST -> DIGEST`, `tag REPO:TAG -> DIGEST`.
 impl std::fmt::Display for Reference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -256,17 +284,20 @@ impl std::fmt::Display for Reference {
                 manifest,
                 digest,
             } => write!(f, "reference {repo}@{manifest} -> {digest}"),
+            Reference::Tag { repo, tag, digest } => write!(f, "tag {repo}:{tag} -> {digest}"),
         }
     }
 }
 
 impl Reference {
-    /// The digest that must exist in the blob store.
+    /// The digest it names: a blob that must exist in the blob store or,
+    /// for a tag, a manifest the repository must hold.
     pub fn digest(&self) -> &str {
         match self {
             Reference::Link { digest, .. }
             | Reference::Manifest { digest, .. }
-            | Reference::Ref { digest, .. } => digest,
+            | Reference::Ref { digest, .. }
+            | Reference::Tag { digest, .. } => digest,
         }
     }
 }
@@ -341,11 +372,8 @@ pub trait GcMetadata: Send + Sync {
     /// Deletes one manifest `gc_untagged` listed, in one transaction with
     /// checking it still qualifies (a push may have tagged it since).
     async fn gc_delete_untagged(&self, repo: &str, digest: &str, before: u64) -> Result<bool>;
-    /// Everything the metadata names, for fsck.
-    async fn references(&self) -> Result<Vec<Reference>>;
-    /// Removes one dangling reference (fsck --repair). A `Ref` removes the
-    /// manifest holding it.
-    async fn drop_reference(&self, reference: &Reference) -> Result<()>;
-    /// Per repository: tags, manifest count and the digests it needs.
-    async fn usage(&self) -> Result<Vec<RepositoryUsage>>;
+    /// Queued blobs that are unreferenced but not yet due at `now`, each
+    /// with the time its grace periods end: what a pass would take later.
+    /// Pinned and condemned blobs are not waiting and are left out.
+    async fn gc_waiting(&self, now: u64, grace: GracePeriods) -> Result<Vec<(String, u64)>>;
 }

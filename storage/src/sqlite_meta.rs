@@ -17,7 +17,7 @@ mod schema;
 use holders::{Holder, Holders};
 
 use crate::{
-    GcLease, GcMetadata, GracePeriods, ManifestInfo, MetadataStore, Page, Reference,
+    GcLease, GcMetadata, GracePeriods, Inventory, ManifestInfo, MetadataStore, Page, Reference,
     RepositoryUsage, Result, StorageError,
 };
 use async_trait::async_trait;
@@ -357,6 +357,10 @@ impl MetadataStore for SqliteMetadata {
     fn gc(&self) -> Option<&dyn GcMetadata> {
         Some(self)
     }
+
+    fn inventory(&self) -> Option<&dyn Inventory> {
+        Some(self)
+    }
 }
 
 #[async_trait]
@@ -430,6 +434,13 @@ impl GcMetadata for SqliteMetadata {
             .await
     }
 
+    async fn gc_waiting(&self, now: u64, grace: GracePeriods) -> Result<Vec<(String, u64)>> {
+        self.read(move |tx| gc::waiting(tx, now, grace)).await
+    }
+}
+
+#[async_trait]
+impl Inventory for SqliteMetadata {
     async fn references(&self) -> Result<Vec<Reference>> {
         self.read(|tx| gc::references(tx)).await
     }

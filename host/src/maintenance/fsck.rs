@@ -70,7 +70,7 @@ pub async fn run(
         draw(&report, entries.len(), total_bytes);
         eprintln!();
     }
-    if let Some(gc) = backends.metadata.gc() {
+    if let Some(gc) = backends.metadata.inventory() {
         for reference in gc.references().await? {
             if present.contains(reference.digest())
                 || committed_since_listing(backends, reference.digest(), &report).await?

@@ -36,7 +36,7 @@ pub enum UsageError {
 }
 
 pub async fn compute(backends: &Backends) -> Result<Usage, UsageError> {
-    let gc = backends.metadata.gc().ok_or(UsageError::Unsupported)?;
+    let gc = backends.metadata.inventory().ok_or(UsageError::Unsupported)?;
     let mut sizes = HashMap::new();
     let mut listing = backends.blobs.list_blobs().await?;
     while let Some(entry) = listing.try_next().await? {

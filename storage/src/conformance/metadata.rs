@@ -638,6 +638,13 @@ impl ManifestBytes {
 /// A JSON manifest carrying `m`'s media type, artifact type, subject and
 /// annotations (its digest and size are not those of `m`).
 pub fn manifest_document(m: &ManifestInfo) -> Vec<u8> {
+    manifest_document_with(m, &[])
+}
+
+/// [`manifest_document`] naming `references` too: as an index's children,
+/// else as layers (not as a config, whose media type would become the
+/// artifact type), for stores that read references back from the bytes.
+pub fn manifest_document_with(m: &ManifestInfo, references: &[String]) -> Vec<u8> {
     use serde_json::{Value, json};
     let mut doc = serde_json::Map::new();
     doc.insert("schemaVersion".into(), json!(2));
@@ -645,12 +652,17 @@ pub fn manifest_document(m: &ManifestInfo) -> Vec<u8> {
     if let Some(t) = &m.artifact_type {
         doc.insert("artifactType".into(), json!(t));
     }
-    let children = if m.media_type.contains("index") || m.media_type.contains("list") {
-        "manifests"
+    let (children, child_type) = if m.media_type.contains("index") || m.media_type.contains("list")
+    {
+        ("manifests", "application/vnd.oci.image.manifest.v1+json")
     } else {
-        "layers"
+        ("layers", "application/vnd.oci.image.layer.v1.tar")
     };
-    doc.insert(children.into(), json!([]));
+    let descriptors: Vec<Value> = references
+        .iter()
+        .map(|d| json!({"mediaType": child_type, "digest": d, "size": 0}))
+        .collect();
+    doc.insert(children.into(), Value::Array(descriptors));
     if let Some(subject) = &m.subject {
         doc.insert(
             "subject".into(),
@@ -690,7 +702,7 @@ impl MetadataStore for WithManifestBytes {
         references: &[String],
         tag: Option<&str>,
     ) -> crate::Result<()> {
-        let doc = manifest_document(manifest);
+        let doc = manifest_document_with(manifest, references);
         let len = doc.len() as u64;
         self.bytes
             .sizes
@@ -759,5 +771,13 @@ impl MetadataStore for WithManifestBytes {
 
     async fn end_upload(&self, id: &str) -> crate::Result<()> {
         self.inner.end_upload(id).await
+    }
+
+    fn gc(&self) -> Option<&dyn crate::GcMetadata> {
+        self.inner.gc()
+    }
+
+    fn inventory(&self) -> Option<&dyn crate::Inventory> {
+        self.inner.inventory()
     }
 }

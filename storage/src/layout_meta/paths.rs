@@ -132,6 +132,63 @@ pub(super) fn blob_data(d: &Digest) -> Path {
     )
 }
 
+/// What a key under [`repositories_root`] records, for the inventory walk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Entry {
+    /// A blob link (`_layers`), naming this digest.
+    Layer(String),
+    /// A manifest of the repository (`_manifests/revisions`).
+    Revision(String),
+    /// A tag's current link (`_manifests/tags/<tag>/current/link`).
+    TagCurrent(String),
+}
+
+/// The repository a key under [`repositories_root`] belongs to and what it
+/// records; `None` for everything else (tag index entries, referrers,
+/// registry:2's `_uploads`, foreign objects). The name is every directory
+/// before the first one starting with `_`, as registry:2's walk has it.
+pub(super) fn repository_entry(key: &Path) -> Option<(String, Entry)> {
+    let parts: Vec<_> = key.prefix_match(&repositories_root())?.collect();
+    let parts: Vec<&str> = parts.iter().map(|p| p.as_ref()).collect();
+    let split = parts.iter().position(|p| p.starts_with('_'))?;
+    let (name, rest) = parts.split_at(split);
+    let name = name.join("/");
+    Repo::parse(&name)?;
+    let digest = |alg: &str, encoded: &str| {
+        let digest = format!("{alg}:{encoded}");
+        Digest::parse_any(&digest).ok().map(|_| digest)
+    };
+    let entry = match rest {
+        [LAYERS, alg, encoded, LINK] => Entry::Layer(digest(alg, encoded)?),
+        [MANIFESTS, "revisions", alg, encoded, LINK] => Entry::Revision(digest(alg, encoded)?),
+        [MANIFESTS, "tags", tag, "current", LINK] => {
+            Entry::TagCurrent(Tag::parse(tag)?.as_str().to_owned())
+        }
+        _ => return None,
+    };
+    Some((name, entry))
+}
+
+/// `berth/repositories`, where the creation markers are.
+pub(super) fn markers_root() -> Path {
+    path(["berth", "repositories"])
+}
+
+/// The repository a key under [`markers_root`] marks as created.
+pub(super) fn marked_repo(key: &Path) -> Option<String> {
+    let parts: Vec<_> = key.prefix_match(&markers_root())?.collect();
+    let (last, name) = parts.split_last()?;
+    if last.as_ref() != MARKER {
+        return None;
+    }
+    let name = name
+        .iter()
+        .map(|p| p.as_ref())
+        .collect::<Vec<_>>()
+        .join("/");
+    Repo::parse(&name).is_some().then_some(name)
+}
+
 pub(super) fn upload_owner(id: &str) -> Path {
     path(["berth", "upload-owners", id])
 }
@@ -200,5 +257,35 @@ mod tests {
             Some("v1")
         );
         assert_eq!(tag_of_current(&tags, &tag_index_link(repo, tag, &d)), None);
+    }
+
+    #[test]
+    fn inventory_keys() {
+        let repo = Repo::parse("demo/app").expect("repo");
+        let d = Digest::parse_any("sha256:f733").expect("digest");
+        let tag = Tag::parse("v1").expect("tag");
+        let entry = |key: &Path| repository_entry(key);
+        let of = |e: Entry| Some(("demo/app".to_owned(), e));
+        assert_eq!(
+            entry(&layer_link(repo, &d)),
+            of(Entry::Layer("sha256:f733".into()))
+        );
+        assert_eq!(
+            entry(&revision_link(repo, &d)),
+            of(Entry::Revision("sha256:f733".into()))
+        );
+        assert_eq!(
+            entry(&tag_current(repo, tag)),
+            of(Entry::TagCurrent("v1".into()))
+        );
+        assert_eq!(entry(&tag_index_link(repo, tag, &d)), None);
+        assert_eq!(entry(&referrer_link(repo, &d, &d)), None);
+        let upload = Path::from("docker/registry/v2/repositories/demo/app/_uploads/x/data");
+        assert_eq!(entry(&upload), None);
+        assert_eq!(entry(&blob_data(&d)), None);
+        let bad = Path::from("docker/registry/v2/repositories/Bad Name/_layers/sha256/f733/link");
+        assert_eq!(entry(&bad), None);
+        assert_eq!(marked_repo(&repo_marker(repo)).as_deref(), Some("demo/app"));
+        assert_eq!(marked_repo(&upload_owner("u1")), None);
     }
 }

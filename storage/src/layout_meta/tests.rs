@@ -58,6 +58,14 @@ macro_rules! conformance {
                 (dir, meta)
             });
 
+            mod inventory {
+                crate::inventory_conformance_tests!(|_case| {
+                    let (dir, store) = super::super::$backend();
+                    let meta = super::super::suite_store(&store);
+                    (dir, meta)
+                });
+            }
+
             #[tokio::test]
             async fn metadata_persists() {
                 let (_dir, store) = super::$backend();

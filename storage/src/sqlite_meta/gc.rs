@@ -127,6 +127,43 @@ pub(super) fn due(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Queued, unreferenced blobs not yet due at `now`, with the time each
+/// becomes due. Ends are computed here, not in SQL, where a huge grace
+/// period would overflow.
+pub(super) fn waiting(
+    conn: &Connection,
+    now: u64,
+    grace: GracePeriods,
+) -> Result<Vec<(String, u64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT q.digest, q.uploaded_at, q.unreferenced_at FROM gc_queue q
+         WHERE NOT EXISTS (SELECT 1 FROM gc_tombstones t WHERE t.digest = q.digest)
+           AND NOT EXISTS (SELECT 1 FROM gc_pins p WHERE p.digest = q.digest)
+           AND NOT EXISTS (SELECT 1 FROM manifest_refs f WHERE f.digest = q.digest)
+           AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = q.digest)
+         ORDER BY q.digest",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+        ))
+    })?;
+    let ends = |at: Option<i64>, grace: u64| {
+        at.map_or(0, |t| u64::try_from(t).unwrap_or(0).saturating_add(grace))
+    };
+    let mut out = Vec::new();
+    for row in rows {
+        let (digest, uploaded, unreferenced) = row?;
+        let due = ends(uploaded, grace.uploaded).max(ends(unreferenced, grace.unreferenced));
+        if due > now {
+            out.push((digest, due));
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn condemn(
     conn: &Connection,
     digest: &str,
@@ -303,6 +340,19 @@ pub(super) fn references(conn: &Connection) -> Result<Vec<Reference>> {
     })? {
         out.push(row?);
     }
+    let mut tags = conn.prepare_cached(
+        "SELECT r.name, t.name, t.digest FROM tags t
+         JOIN repositories r ON r.id = t.repo_id ORDER BY r.name, t.name",
+    )?;
+    for row in tags.query_map([], |r| {
+        Ok(Reference::Tag {
+            repo: r.get(0)?,
+            tag: r.get(1)?,
+            digest: r.get(2)?,
+        })
+    })? {
+        out.push(row?);
+    }
     Ok(out)
 }
 
@@ -310,6 +360,9 @@ pub(super) fn drop_reference(conn: &Connection, reference: &Reference) -> Result
     match reference {
         Reference::Link { repo, digest } => {
             queries::unlink_blob(conn, repo, digest)?;
+        }
+        Reference::Tag { repo, tag, .. } => {
+            queries::delete_tag(conn, repo, tag)?;
         }
         // A manifest goes the way a client's delete takes it, referrers
         // included, so fsck leaves nothing a delete would not.

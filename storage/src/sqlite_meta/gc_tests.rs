@@ -5,9 +5,7 @@
 
 use super::{SqliteMetadata, schema};
 use crate::conformance::manifest;
-use crate::{
-    GcLease, GcMetadata, GracePeriods, MetadataStore, Reference, RepositoryUsage, StorageError,
-};
+use crate::{GcLease, GcMetadata, GracePeriods, MetadataStore, StorageError};
 use rusqlite::{OptionalExtension, params};
 use tempfile::TempDir;
 
@@ -641,121 +639,6 @@ async fn untagged_selection() {
 }
 
 #[tokio::test]
-async fn references_drop_reference_and_usage() {
-    let (_dir, meta) = store();
-    let m = manifest(1, None, None);
-    let index = manifest(2, None, None);
-    meta.link_blob("a", "sha256:cfg").await.expect("link");
-    meta.link_blob("a", "sha256:extra").await.expect("link");
-    meta.put_manifest("a", &m, &["sha256:cfg".into()], Some("v2"))
-        .await
-        .expect("put");
-    meta.put_manifest("a", &m, &[], Some("v1"))
-        .await
-        .expect("tag");
-    meta.put_manifest("a", &index, std::slice::from_ref(&m.digest), Some("multi"))
-        .await
-        .expect("put index");
-    meta.begin_upload("empty", "u1").await.expect("begin");
-
-    let link = |repo: &str, digest: &str| Reference::Link {
-        repo: repo.into(),
-        digest: digest.into(),
-    };
-    let mut got = gc(&meta).references().await.expect("references");
-    let mut want = vec![
-        link("a", "sha256:cfg"),
-        link("a", "sha256:extra"),
-        Reference::Manifest {
-            repo: "a".into(),
-            digest: m.digest.clone(),
-        },
-        Reference::Manifest {
-            repo: "a".into(),
-            digest: index.digest.clone(),
-        },
-        Reference::Ref {
-            repo: "a".into(),
-            manifest: m.digest.clone(),
-            digest: "sha256:cfg".into(),
-        },
-        Reference::Ref {
-            repo: "a".into(),
-            manifest: index.digest.clone(),
-            digest: m.digest.clone(),
-        },
-    ];
-    let key = |r: &Reference| format!("{r:?}");
-    got.sort_by_key(key);
-    want.sort_by_key(key);
-    assert_eq!(got, want);
-
-    let mut digests = vec![
-        "sha256:cfg".to_string(),
-        "sha256:extra".into(),
-        m.digest.clone(),
-        index.digest.clone(),
-    ];
-    digests.sort();
-    assert_eq!(
-        gc(&meta).usage().await.expect("usage"),
-        [
-            RepositoryUsage {
-                name: "a".into(),
-                tags: vec!["multi".into(), "v1".into(), "v2".into()],
-                manifests: 2,
-                digests,
-            },
-            RepositoryUsage {
-                name: "empty".into(),
-                ..Default::default()
-            },
-        ]
-    );
-
-    gc(&meta)
-        .drop_reference(&link("a", "sha256:extra"))
-        .await
-        .expect("drop link");
-    assert!(!meta.blob_linked("a", "sha256:extra").await.expect("linked"));
-    // A dangling child removes the index that names it.
-    gc(&meta)
-        .drop_reference(&Reference::Ref {
-            repo: "a".into(),
-            manifest: index.digest.clone(),
-            digest: m.digest.clone(),
-        })
-        .await
-        .expect("drop ref");
-    assert_eq!(
-        meta.get_manifest("a", &index.digest).await.expect("get"),
-        None
-    );
-    assert!(
-        meta.get_manifest("a", &m.digest)
-            .await
-            .expect("get")
-            .is_some()
-    );
-    gc(&meta)
-        .drop_reference(&Reference::Manifest {
-            repo: "a".into(),
-            digest: m.digest.clone(),
-        })
-        .await
-        .expect("drop manifest");
-    assert_eq!(meta.get_manifest("a", &m.digest).await.expect("get"), None);
-    assert_eq!(
-        gc(&meta).references().await.expect("references"),
-        [link("a", "sha256:cfg")]
-    );
-    gc(&meta)
-        .drop_reference(&link("nowhere", "sha256:cfg"))
-        .await
-        .expect("dropping what is not there is harmless");
-}
-
-#[tokio::test]
 async fn migrates_a_version_1_database() {
     let dir = TempDir::new().expect("tempdir");
     let path = dir.path().join("metadata.db");
@@ -1021,4 +904,45 @@ async fn tombstones_from_before_leases_are_inherited() {
     assert_eq!(inherited, ["sha256:old"]);
     gc(&meta).gc_bury(&lease, "sha256:old").await.expect("bury");
     assert!(tombstones(&meta).is_empty());
+}
+
+/// The dry run's "waiting" list: unreferenced, not yet due, each with the
+/// end of its later grace period; due, referenced, pinned and condemned
+/// blobs are not waiting.
+#[tokio::test]
+async fn waiting_lists_blobs_inside_their_grace_periods() {
+    let (_dir, meta) = store();
+    let t = 1_000_000;
+    set_row(&meta, "sha256:up", (Some(t), None));
+    set_row(&meta, "sha256:both", (Some(t - 950), Some(t - 50)));
+    set_row(&meta, "sha256:due", (Some(t - 2000), Some(t - 200)));
+    set_row(&meta, "sha256:pinned", (Some(t), None));
+    meta.pin_blob("sha256:pinned", 7).await.expect("pin");
+    let m = manifest(1, None, None);
+    meta.link_blob("r", "sha256:held").await.expect("link");
+    meta.put_manifest("r", &m, &["sha256:held".into()], None)
+        .await
+        .expect("put");
+    set_row(&meta, "sha256:held", (Some(t), None));
+    let mut waiting = gc(&meta).gc_waiting(at(t), GRACE).await.expect("waiting");
+    waiting.sort();
+    assert_eq!(
+        waiting,
+        [
+            // The upload grace ends later than the unreferenced one.
+            ("sha256:both".to_owned(), at(t + 50)),
+            ("sha256:up".to_owned(), at(t + 1000)),
+        ]
+    );
+    // A huge grace period saturates instead of overflowing.
+    let forever = GracePeriods {
+        unreferenced: u64::MAX,
+        uploaded: u64::MAX,
+    };
+    let waiting = gc(&meta).gc_waiting(at(t), forever).await.expect("waiting");
+    assert!(
+        waiting.iter().all(|(_, due)| *due == u64::MAX),
+        "{waiting:?}"
+    );
+    assert_eq!(waiting.len(), 3, "{waiting:?}");
 }

@@ -17,6 +17,13 @@ crate::metadata_conformance_tests!(|_case| {
     (dir, Box::new(meta))
 });
 
+mod inventory {
+    crate::inventory_conformance_tests!(|_case| {
+        let (dir, meta) = super::store();
+        (dir, Box::new(meta))
+    });
+}
+
 #[tokio::test]
 async fn metadata_persists() {
     let dir = TempDir::new().expect("tempdir");
