@@ -666,3 +666,75 @@ fn basic_mode_over_http() {
         "bob was removed from the file"
     );
 }
+
+/// A token-mode server over plain HTTP behind a TLS-terminating load
+/// balancer: the challenge names the realm the client can reach, as the
+/// balancer forwarded it, and only when the balancer is trusted.
+#[test]
+fn token_realm_follows_a_trusted_proxy_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let htpasswd = dir.path().join("htpasswd");
+    let hash = bcrypt::hash(BOB.1, 5).expect("bcrypt");
+    std::fs::write(&htpasswd, format!("{}:{hash}\n", BOB.0)).expect("write");
+    let start = |trusted: &str| {
+        Berth::builder()
+            .config(&format!(
+                "[server]\ntrusted_proxies = [{trusted}]\n[auth]\nhtpasswd = {:?}\n",
+                htpasswd.display().to_string()
+            ))
+            .start()
+    };
+    let forwarded_challenge = |berth: &Berth| {
+        let resp = Client::new()
+            .get(format!("{}/v2/", berth.url()))
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "registry.example.com")
+            .header("x-forwarded-for", "203.0.113.9")
+            .send()
+            .expect("GET /v2/");
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        challenge(&resp)
+    };
+
+    let behind = start("\"127.0.0.1/32\", \"10.0.0.0/8\"");
+    assert_eq!(
+        forwarded_challenge(&behind),
+        "Bearer realm=\"https://registry.example.com/auth/token\",service=\"berth\""
+    );
+    // RFC 7239's header says the same.
+    let resp = Client::new()
+        .get(format!("{}/v2/", behind.url()))
+        .header(
+            "forwarded",
+            "for=203.0.113.9;proto=https;host=registry.example.com",
+        )
+        .send()
+        .expect("GET /v2/");
+    assert_eq!(
+        challenge(&resp),
+        "Bearer realm=\"https://registry.example.com/auth/token\",service=\"berth\""
+    );
+    // A request that does not come through the balancer's headers gets the
+    // server's own URL.
+    let resp = Client::new()
+        .get(format!("{}/v2/", behind.url()))
+        .send()
+        .expect("GET /v2/");
+    assert_eq!(
+        challenge(&resp),
+        format!(
+            "Bearer realm=\"{}/auth/token\",service=\"berth\"",
+            behind.url()
+        )
+    );
+
+    // The loopback peer is not one of these proxies: its headers are ignored.
+    let direct = start("\"192.0.2.0/24\"");
+    assert_eq!(
+        forwarded_challenge(&direct),
+        format!(
+            "Bearer realm=\"{}/auth/token\",service=\"berth\"",
+            direct.url()
+        )
+    );
+}

@@ -2,6 +2,8 @@
 //! finishes its head (slowloris), one that stalls in the middle of a body,
 //! and one that opens too many uploads at once. Each gets a clear answer
 //! or a closed connection, and the server keeps serving everyone else.
+//! Behind a trusted load balancer, each client behind it is counted on
+//! its own; nobody else can choose the address they are counted as.
 
 mod common;
 
@@ -61,10 +63,25 @@ fn start_upload(http: &Client, berth: &Berth, repo: &str) -> String {
 /// A PATCH to `path` that declares 1 MiB and sends only `sent` bytes of
 /// `fill`, left open.
 fn unfinished_patch(berth: &Berth, path: &str, fill: u8, sent: usize) -> TcpStream {
+    unfinished_patch_from(berth, path, fill, sent, None)
+}
+
+/// [`unfinished_patch`], saying it comes `from` a client behind a proxy
+/// (`X-Forwarded-For`).
+fn unfinished_patch_from(
+    berth: &Berth,
+    path: &str,
+    fill: u8,
+    sent: usize,
+    from: Option<&str>,
+) -> TcpStream {
     let mut stream = TcpStream::connect(&berth.addr).expect("connect");
+    let forwarded = from
+        .map(|addr| format!("X-Forwarded-For: {addr}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n"
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\n{forwarded}Content-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n"
     )
     .expect("send head");
     stream.write_all(&vec![fill; sent]).expect("send some body");
@@ -225,4 +242,87 @@ fn too_many_uploads_from_one_client_get_429() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A complete 1 KiB PATCH to `path`, from a client behind a proxy.
+fn patch_from(http: &Client, berth: &Berth, path: &str, from: &str) -> reqwest::StatusCode {
+    http.patch(format!("{}{path}", berth.url()))
+        .header("content-type", "application/octet-stream")
+        .header("x-forwarded-for", from)
+        .body(vec![3u8; 1024])
+        .send()
+        .expect("PATCH")
+        .status()
+}
+
+/// One upload slot per client; this test's two "clients" are the same
+/// loopback peer, naming different addresses in `X-Forwarded-For`.
+fn one_upload_per_client(trusted_proxies: &str) -> Berth {
+    Berth::builder()
+        .envs(limits(&[
+            ("UPLOADS_PER_CLIENT", "1"),
+            ("IDLE_TIMEOUT", "60s"),
+        ]))
+        .env("BERTH_SERVER_TRUSTED_PROXIES", trusted_proxies)
+        .start()
+}
+
+#[test]
+fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    // Proxies are configured, but the loopback peer is not one of them.
+    let berth = one_upload_per_client("192.0.2.0/24,2001:db8::/32");
+    let http = Client::new();
+    let paths: Vec<String> = (0..2)
+        .map(|_| start_upload(&http, &berth, "spoof"))
+        .collect();
+    let _open = unfinished_patch_from(&berth, &paths[0], 1, 4096, Some("203.0.113.1"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        patch_from(&http, &berth, &paths[1], "203.0.113.2"),
+        429,
+        "a client named another address and got a second slot"
+    );
+}
+
+#[test]
+fn forwarded_for_from_a_trusted_proxy_names_the_client() {
+    let berth = one_upload_per_client("127.0.0.1/32");
+    let http = Client::new();
+    let paths: Vec<String> = (0..3).map(|_| start_upload(&http, &berth, "lb")).collect();
+    let _open = unfinished_patch_from(&berth, &paths[0], 1, 4096, Some("203.0.113.1"));
+    std::thread::sleep(Duration::from_millis(500));
+    // Another client behind the same balancer has a slot of its own.
+    assert_eq!(patch_from(&http, &berth, &paths[1], "203.0.113.2"), 202);
+    // The first client still has only one; the balancer's own address
+    // (appended by a second proxy on the same host) is skipped.
+    assert_eq!(
+        patch_from(&http, &berth, &paths[2], "203.0.113.1, 127.0.0.1"),
+        429
+    );
+}
+
+#[test]
+fn zero_uploads_per_client_means_unlimited() {
+    let berth = Berth::builder()
+        .envs(limits(&[
+            ("UPLOADS_PER_CLIENT", "0"),
+            ("IDLE_TIMEOUT", "60s"),
+        ]))
+        .start();
+    let http = Client::new();
+    let paths: Vec<String> = (0..3)
+        .map(|_| start_upload(&http, &berth, "free"))
+        .collect();
+    let _open: Vec<TcpStream> = paths[..2]
+        .iter()
+        .map(|path| unfinished_patch(&berth, path, 1, 4096))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let resp = http
+        .patch(format!("{}{}", berth.url(), paths[2]))
+        .header("content-type", "application/octet-stream")
+        .body(vec![2u8; 1024])
+        .send()
+        .expect("third PATCH");
+    assert_eq!(resp.status(), 202);
 }

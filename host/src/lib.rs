@@ -11,7 +11,7 @@ pub mod logging;
 pub mod maintenance;
 pub mod sandbox;
 
-use front::{auth, limits, listener, server, tls};
+use front::{auth, client, limits, listener, server, tls};
 use maintenance::gc;
 use sandbox::{plugins, runtime};
 
@@ -60,6 +60,7 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
         spawn_gc(guest.backends().clone(), &config.gc);
     }
     let front = server::Front {
+        clients: client::Clients::new(config.server.trusted_proxies.clone(), tls.is_some()),
         read_only: config.server.read_only,
         auth,
         uploads: limits::UploadLimiter::new(config.limits.uploads_per_client),

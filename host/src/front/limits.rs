@@ -1,18 +1,21 @@
 //! Per-client limits the guest cannot see: how many uploads one client
-//! address may stream at once.
+//! address may stream at once. The address is `front::client`'s, so
+//! behind a trusted load balancer each client behind it counts on its own.
 
-use axum::extract::{ConnectInfo, Request, State};
+use crate::front::client::ClientInfo;
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use berth_oci::route::{self, Route};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// Upload requests in flight, per client address.
 #[derive(Clone)]
 pub struct UploadLimiter {
+    /// 0: unlimited.
     per_client: u64,
     in_flight: Arc<Mutex<HashMap<IpAddr, u64>>>,
 }
@@ -23,6 +26,12 @@ impl UploadLimiter {
             per_client,
             in_flight: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Whether uploads are counted at all (`uploads_per_client = 0` turns
+    /// the limit off, as 0 does for every count in the configuration).
+    fn limited(&self) -> bool {
+        self.per_client > 0
     }
 
     /// A slot for `client`, or `None` when it has all of its slots.
@@ -75,14 +84,14 @@ pub async fn limit_uploads(
     req: Request,
     next: Next,
 ) -> Response {
-    if !is_upload(req.method(), req.uri().path()) {
+    if !limiter.limited() || !is_upload(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
-    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+    let Some(client) = req.extensions().get::<ClientInfo>().and_then(|c| c.addr) else {
         return next.run(req).await;
     };
-    let Some(_slot) = limiter.acquire(peer.ip()) else {
-        tracing::warn!(client = %peer.ip(), "too many concurrent uploads");
+    let Some(_slot) = limiter.acquire(client) else {
+        tracing::warn!(%client, "too many concurrent uploads");
         let mut resp = crate::error_body::error_response(
             StatusCode::TOO_MANY_REQUESTS,
             "TOOMANYREQUESTS",
@@ -115,6 +124,12 @@ mod tests {
         assert!(limiter.acquire(b).is_some(), "other clients unaffected");
         drop(first);
         assert!(limiter.acquire(a).is_some(), "slot returned");
+    }
+
+    #[test]
+    fn zero_means_unlimited() {
+        assert!(!UploadLimiter::new(0).limited());
+        assert!(UploadLimiter::new(1).limited());
     }
 
     #[test]

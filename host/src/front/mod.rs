@@ -1,8 +1,10 @@
 //! The HTTP front: the listener (TLS, connection limits), the router with
 //! the host's own endpoints, and what wraps every request before it
-//! reaches the sandbox (authentication, read-only mode, upload limits).
+//! reaches the sandbox (who the client is, authentication, read-only
+//! mode, upload limits).
 
 pub mod auth;
+pub mod client;
 pub mod limits;
 pub mod listener;
 pub mod routes;

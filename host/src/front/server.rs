@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::error_body::{error_response, internal_error};
 use crate::front::auth::Auth;
+use crate::front::client::{self, ClientInfo, Clients};
 use crate::front::limits::UploadLimiter;
 use crate::front::listener::ConnectionLimits;
 use crate::front::routes::{Access, NATIVE};
@@ -21,6 +22,8 @@ use crate::front::routes::{Access, NATIVE};
 /// What wraps the guest: who may call it, and what it may cost.
 #[derive(Clone)]
 pub struct Front {
+    /// Which peers' `X-Forwarded-*` to believe, and our own scheme.
+    pub clients: Clients,
     pub read_only: bool,
     pub auth: Option<Arc<Auth>>,
     pub uploads: UploadLimiter,
@@ -28,7 +31,8 @@ pub struct Front {
 
 /// Builds the router: the guest's routes behind the front's checks, the
 /// native routes of `routes::NATIVE` each behind the login it needs, and
-/// one log line per request.
+/// one log line per request; outermost, who the client is (`ClientInfo`),
+/// which the limits, the challenge and the log line read.
 pub fn router(guest: GuestRuntime, front: Front) -> Router {
     let mut to_guest_routes = Router::new()
         .route("/v2", any(to_guest))
@@ -68,6 +72,10 @@ pub fn router(guest: GuestRuntime, front: Front) -> Router {
     }
     app.with_state(guest)
         .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(
+            front.clients.clone(),
+            client::resolve,
+        ))
 }
 
 /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
@@ -125,8 +133,14 @@ async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // The path only: query strings may carry upload state, never log more.
     let path = req.uri().path().to_owned();
+    let client = req
+        .extensions()
+        .get::<ClientInfo>()
+        .and_then(|c| c.addr)
+        .map(tracing::field::display);
     let resp = next.run(req).await;
     tracing::info!(
+        client,
         %method,
         %path,
         status = resp.status().as_u16(),

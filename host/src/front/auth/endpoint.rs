@@ -7,8 +7,9 @@ use super::caller::basic_credentials;
 use super::scope::ResourceActions;
 use super::{Auth, Identity};
 use crate::config::Action;
+use crate::front::client::ClientInfo;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_oci::route::Query;
 use std::sync::Arc;
@@ -124,19 +125,10 @@ fn grant(auth: &Auth, identity: &Identity, requested: &[ResourceActions]) -> Vec
         .collect()
 }
 
-/// `<scheme>://<host>/auth/token` for the host the client used (`Host`,
-/// or the `:authority` of HTTP/2).
-pub fn default_realm(headers: &HeaderMap, uri: &Uri, https: bool) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()))
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
-        })
-        .unwrap_or("localhost");
-    let scheme = if https { "https" } else { "http" };
-    format!("{scheme}://{host}/auth/token")
+/// `<scheme>://<host>/auth/token` for the URL the client used: our own
+/// scheme and `Host`, or what a trusted load balancer forwarded
+/// (`front::client`).
+pub fn default_realm(client: &ClientInfo) -> String {
+    let host = client.host.as_deref().unwrap_or("localhost");
+    format!("{}://{host}/auth/token", client.scheme.as_str())
 }

@@ -15,6 +15,7 @@ pub use caller::Caller;
 pub use rules::Identity;
 
 use crate::config::{Action, AuthConfig, AuthMode};
+use crate::front::client::ClientInfo;
 use crate::sandbox::context::{CatalogFilter, RequestContext};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -217,10 +218,15 @@ fn challenge(auth: &Auth, req: &Request, need: &Need, refusal: Refusal) -> Respo
     let value = match auth.mode {
         AuthMode::Basic => format!("Basic realm=\"{}\"", quoted(&auth.basic_realm)),
         AuthMode::Token => {
-            let realm = auth
-                .token_realm
-                .clone()
-                .unwrap_or_else(|| endpoint::default_realm(req.headers(), req.uri(), auth.https));
+            let realm = auth.token_realm.clone().unwrap_or_else(|| {
+                let client = req.extensions().get::<ClientInfo>().cloned();
+                // The router always resolves the client; without it (a
+                // router driven without the front), the connection's view.
+                let client = client.unwrap_or_else(|| {
+                    ClientInfo::direct(None, req.headers(), req.uri(), auth.https)
+                });
+                endpoint::default_realm(&client)
+            });
             let mut value = format!(
                 "Bearer realm=\"{}\",service=\"{}\"",
                 quoted(&realm),
