@@ -1,8 +1,8 @@
 //! Builds the registry guest for `wasm32-wasip2` and embeds it, so that
 //! `cargo build`, `cargo run` and `cargo test` of the host need no manual step.
 //! The same cargo run builds the two admission policy plugins the binary
-//! embeds (`BERTH_PLUGIN_IMMUTABLE_TAGS_WASM`,
-//! `BERTH_PLUGIN_REQUIRED_ANNOTATIONS_WASM`) and the wasi:filesystem storage
+//! embeds (`BERTH_BUILD_PLUGIN_IMMUTABLE_TAGS_WASM`,
+//! `BERTH_BUILD_PLUGIN_REQUIRED_ANNOTATIONS_WASM`) and the wasi:filesystem storage
 //! component of the standalone guest. Components that exist only for tests
 //! (a faulty guest, a looping plugin) are built by the tests themselves
 //! (tests/common/components.rs), into the same target directory.
@@ -70,13 +70,13 @@ fn main() {
     assert!(status.success(), "building the registry guest failed");
 
     for (var, file) in [
-        ("BERTH_GUEST_WASM", "berth_guest.wasm"),
+        ("BERTH_BUILD_GUEST_WASM", "berth_guest.wasm"),
         (
-            "BERTH_PLUGIN_IMMUTABLE_TAGS_WASM",
+            "BERTH_BUILD_PLUGIN_IMMUTABLE_TAGS_WASM",
             "berth_plugin_immutable_tags.wasm",
         ),
         (
-            "BERTH_PLUGIN_REQUIRED_ANNOTATIONS_WASM",
+            "BERTH_BUILD_PLUGIN_REQUIRED_ANNOTATIONS_WASM",
             "berth_plugin_required_annotations.wasm",
         ),
     ] {
@@ -91,7 +91,7 @@ fn main() {
 
     let standalone = compose_standalone(&target_dir.join("wasm32-wasip2/release"));
     println!(
-        "cargo:rustc-env=BERTH_STANDALONE_WASM={}",
+        "cargo:rustc-env=BERTH_BUILD_STANDALONE_WASM={}",
         standalone.display()
     );
 }

@@ -48,8 +48,10 @@ pub enum GuestCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
-    /// Validate FILE (with the BERTH_* environment applied) and print the
-    /// configuration it resolves to, secrets masked.
+    /// Run every check `serve` runs at start on FILE (with the BERTH_*
+    /// environment applied): one line per problem, exit status 1 on any
+    /// error; when there is none, print the configuration it resolves to,
+    /// secrets masked. Reads the files it names; creates nothing.
     Check { file: PathBuf },
 }
 
@@ -74,12 +76,18 @@ impl StoreArgs {
     }
 }
 
+/// `--addr`: the forms `server.addr` takes.
+fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    crate::config::addr::parse(text)
+}
+
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Address to listen on [default: 127.0.0.1:5000].
-    #[arg(long)]
+    /// Address to listen on: 127.0.0.1:5000, [::1]:5000, :5000 (every
+    /// interface) or HOST:PORT [default: 127.0.0.1:5000].
+    #[arg(long, value_parser = parse_addr)]
     pub addr: Option<SocketAddr>,
     /// Run this guest component instead of the embedded one.
     #[arg(long, value_name = "FILE.wasm")]
@@ -108,9 +116,12 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     /// The configuration these flags select: file, then environment, then
-    /// the flags themselves.
+    /// the flags themselves. Only what cannot be read is an error here:
+    /// `serve` checks the rest first thing (`crate::preflight`), and
+    /// reports all of it at once.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
-        self.store.resolve(Overrides {
+        let overrides = Overrides {
+            root: self.store.root.clone(),
             addr: self.addr,
             guest: self.guest.clone(),
             read_only: self.read_only,
@@ -119,8 +130,8 @@ impl ServeArgs {
             tls_key: self.tls_key.clone(),
             tls_self_signed: self.tls_self_signed,
             hostnames: self.hostnames.clone(),
-            ..Overrides::default()
-        })
+        };
+        Config::resolve(self.store.config.as_deref(), std::env::vars(), &overrides)
     }
 }
 

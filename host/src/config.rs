@@ -6,18 +6,22 @@
 //! `BERTH_STORAGE_S3_BUCKET`). Because key names contain `_` themselves, the
 //! variable names are matched against the known key list, never split.
 
+pub mod addr;
 mod auth;
+pub mod check;
 mod duration;
 mod env;
 mod errors;
 mod plugins;
 
 pub use auth::{AccessRule, Action, AuthConfig, AuthMode, LimitsConfig, TlsConfig, TokenConfig};
+pub use check::{Problem, Severity};
 pub use duration::Span;
 pub use errors::ConfigError;
 pub use plugins::{OnFailure, PluginConfig, SettingValue};
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -36,12 +40,69 @@ pub struct Config {
     /// Admission policy plugins, called in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginConfig>,
+    /// Where the values came from, for messages.
+    #[serde(skip)]
+    pub source: Source,
+}
+
+/// Where a configuration came from: the file (kept to find the line of a
+/// key), which keys the environment and the flags set, and warnings from
+/// reading it.
+#[derive(Clone, Default, PartialEq)]
+pub struct Source {
+    file: Option<(PathBuf, String)>,
+    /// Key → the variable or flag that set it.
+    set_by: BTreeMap<String, String>,
+    /// Unknown `BERTH_*` variables.
+    pub warnings: Vec<Problem>,
+}
+
+/// Without the file's text, which may hold secrets.
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("file", &self.file())
+            .field("set_by", &self.set_by)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+impl Source {
+    /// Sets `problem.at` to what wrote its key: `file:line`, a `BERTH_*`
+    /// variable or a flag.
+    pub fn locate(&self, problem: &mut Problem) {
+        if problem.at.is_some() || problem.key.is_empty() {
+            return;
+        }
+        let by = self.set_by.iter().find(|(key, _)| {
+            problem.key == **key
+                || problem
+                    .key
+                    .strip_prefix(key.as_str())
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+        });
+        if let Some((_, by)) = by {
+            problem.at = Some(by.clone());
+        } else if let Some((path, text)) = &self.file
+            && let Some(line) = errors::line_of(text, &problem.key)
+        {
+            problem.at = Some(format!("{}:{line}", path.display()));
+        }
+    }
+
+    /// The configuration file, if there is one.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_ref().map(|(path, _)| path.as_path())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Address to listen on.
+    /// Address to listen on: `127.0.0.1:5000`, `[::1]:5000`, `:5000`
+    /// (every interface) or `host:port` (resolved at start).
+    #[serde(deserialize_with = "addr::deserialize")]
     pub addr: SocketAddr,
     /// A guest component to run instead of the embedded one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,6 +116,9 @@ pub struct ServerConfig {
     /// headers are ignored and the peer address is the client.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How often the storage is probed for `/health` (503 after 3 failed
+    /// checks in a row, 200 again after one success).
+    pub health_interval: Span,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +129,7 @@ impl Default for ServerConfig {
             read_only: false,
             tls: TlsConfig::default(),
             trusted_proxies: Vec::new(),
+            health_interval: Span::secs(10),
         }
     }
 }
@@ -243,98 +308,127 @@ pub struct Overrides {
 
 impl Config {
     /// Defaults, then `file` (if any), then `BERTH_*` variables from `vars`,
-    /// then `overrides`; checked for consistency.
+    /// then `overrides`; refused with every problem [`Config::problems`]
+    /// finds. What `serve` and `config check` add (files, budgets,
+    /// plugins) is `crate::preflight`.
     pub fn load(
         file: Option<&Path>,
         vars: impl IntoIterator<Item = (String, String)>,
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
-        let mut table = match file {
-            Some(path) => Self::read_file(path)?,
-            None => toml::Table::new(),
+        let config = Self::resolve(file, vars, overrides)?;
+        let errors: Vec<Problem> = config
+            .problems()
+            .into_iter()
+            .filter(Problem::is_error)
+            .collect();
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Problems(errors))
+        }
+    }
+
+    /// Like [`Config::load`], but only what cannot be read at all is an
+    /// error: the caller checks the rest, to report all of it at once.
+    pub fn resolve(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let (mut table, text) = match file {
+            Some(path) => {
+                let (table, text) = Self::read_file(path)?;
+                (table, Some((path.to_path_buf(), text)))
+            }
+            None => (toml::Table::new(), None),
         };
-        env::apply(&mut table, vars)?;
+        let applied = env::apply(&mut table, vars)?;
         let mut config: Config =
             Config::deserialize(toml::Value::Table(table)).map_err(ConfigError::Environment)?;
-        if let Some(addr) = overrides.addr {
-            config.server.addr = addr;
-        }
-        if let Some(root) = &overrides.root {
-            config.storage.root = root.clone();
-        }
-        if let Some(guest) = &overrides.guest {
-            config.server.guest = Some(guest.clone());
-        }
-        if overrides.read_only {
-            config.server.read_only = true;
-        }
-        if let Some(htpasswd) = &overrides.htpasswd {
-            config.auth.htpasswd = Some(htpasswd.clone());
-        }
-        if let Some(cert) = &overrides.tls_cert {
-            config.server.tls.cert = Some(cert.clone());
-        }
-        if let Some(key) = &overrides.tls_key {
-            config.server.tls.key = Some(key.clone());
-        }
-        if overrides.tls_self_signed {
-            config.server.tls.self_signed = true;
-        }
-        config
-            .server
-            .tls
-            .hostnames
-            .extend(overrides.hostnames.iter().cloned());
-        config.validate()?;
+        config.source = Source {
+            file: text,
+            set_by: applied.set.into_iter().collect(),
+            warnings: applied.warnings,
+        };
+        config.apply(overrides);
         Ok(config)
     }
 
+    fn apply(&mut self, overrides: &Overrides) {
+        let mut by = |key: &str, flag: &str| {
+            self.source.set_by.insert(key.into(), flag.into());
+        };
+        if overrides.addr.is_some() {
+            by("server.addr", "--addr");
+        }
+        if overrides.root.is_some() {
+            by("storage.root", "--root");
+        }
+        if overrides.guest.is_some() {
+            by("server.guest", "--guest");
+        }
+        if overrides.htpasswd.is_some() {
+            by("auth.htpasswd", "--htpasswd");
+        }
+        if overrides.tls_cert.is_some() {
+            by("server.tls.cert", "--tls-cert");
+        }
+        if overrides.tls_key.is_some() {
+            by("server.tls.key", "--tls-key");
+        }
+        if let Some(addr) = overrides.addr {
+            self.server.addr = addr;
+        }
+        if let Some(root) = &overrides.root {
+            self.storage.root = root.clone();
+        }
+        if let Some(guest) = &overrides.guest {
+            self.server.guest = Some(guest.clone());
+        }
+        if overrides.read_only {
+            self.server.read_only = true;
+        }
+        if let Some(htpasswd) = &overrides.htpasswd {
+            self.auth.htpasswd = Some(htpasswd.clone());
+        }
+        if let Some(cert) = &overrides.tls_cert {
+            self.server.tls.cert = Some(cert.clone());
+        }
+        if let Some(key) = &overrides.tls_key {
+            self.server.tls.key = Some(key.clone());
+        }
+        if overrides.tls_self_signed {
+            self.server.tls.self_signed = true;
+        }
+        self.server
+            .tls
+            .hostnames
+            .extend(overrides.hostnames.iter().cloned());
+    }
+
     /// Parses the file strictly (so errors carry its line and column) and
-    /// returns it as a table the environment can be layered onto.
-    fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    /// returns it as a table the environment can be layered onto, with
+    /// its text.
+    fn read_file(path: &Path) -> Result<(toml::Table, String), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         toml::from_str::<Config>(&text).map_err(|e| errors::in_file(path, &text, &e))?;
-        toml::from_str::<toml::Table>(&text).map_err(|e| errors::in_file(path, &text, &e))
+        let table =
+            toml::from_str::<toml::Table>(&text).map_err(|e| errors::in_file(path, &text, &e))?;
+        Ok((table, text))
     }
 
-    /// Combinations that parse but cannot work.
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.storage.kind == StorageKind::S3 && self.storage.s3.bucket.is_none() {
-            return Err(ConfigError::Invalid(
-                "storage.s3.bucket is required when storage.kind = \"s3\"".into(),
-            ));
+    /// Every problem the configuration has on its own (no file is read),
+    /// each located in the file, variable or flag that set its key.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = check::problems(self);
+        for problem in &mut problems {
+            self.source.locate(problem);
         }
-        if self.storage.s3.redirect && self.storage.kind != StorageKind::S3 {
-            return Err(ConfigError::Invalid(
-                "storage.s3.redirect needs storage.kind = \"s3\"".into(),
-            ));
-        }
-        let tls = &self.server.tls;
-        if tls.cert.is_some() != tls.key.is_some() {
-            return Err(ConfigError::Invalid(
-                "server.tls.cert and server.tls.key go together".into(),
-            ));
-        }
-        if tls.self_signed && tls.cert.is_some() {
-            return Err(ConfigError::Invalid(
-                "server.tls.self_signed and server.tls.cert exclude each other".into(),
-            ));
-        }
-        if self.auth.mode == AuthMode::Basic && self.auth.enabled() && self.auth.htpasswd.is_none()
-        {
-            return Err(ConfigError::Invalid(
-                "auth.mode = \"basic\" needs auth.htpasswd".into(),
-            ));
-        }
-        if self.limits.max_header_bytes < 8192 {
-            return Err(ConfigError::Invalid(
-                "limits.max_header_bytes must be at least 8192".into(),
-            ));
-        }
-        Ok(())
+        problems
     }
 
     /// The resolved configuration as TOML, secrets masked.

@@ -9,6 +9,7 @@ pub mod error_body;
 pub mod front;
 pub mod logging;
 pub mod maintenance;
+pub mod preflight;
 pub mod sandbox;
 
 use front::{auth, client, limits, listener, server, tls};
@@ -19,10 +20,15 @@ use anyhow::Context as _;
 
 /// `berth serve`: open the configured storage, load the guest, listen.
 pub async fn serve(config: config::Config) -> anyhow::Result<()> {
+    // What `berth config check` finds stops the server before anything is
+    // opened, bound or created.
+    let report = preflight::check(&config);
+    report.log_warnings();
+    report.into_result()?;
     let backends = backends::open(&config)?;
     let wasm = match &config.server.guest {
         Some(path) => {
-            std::fs::read(path).with_context(|| format!("reading guest {}", path.display()))?
+            std::fs::read(path).with_context(|| format!("server.guest: cannot read {}", path.display()))?
         }
         None => runtime::EMBEDDED_GUEST.to_vec(),
     };

@@ -1,40 +1,86 @@
 use berth::cli::{Cli, Command, ConfigCommand, GuestCommand};
-use berth::config::{Config, LogConfig, Overrides};
-use berth::logging;
+use berth::config::{Config, ConfigError, LogConfig, Overrides};
+use berth::{logging, preflight};
 use clap::Parser;
+use std::process::ExitCode;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> ExitCode {
+    match run(Cli::parse().command).await {
+        Ok(code) => code,
+        Err(error) => {
+            report(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Serve(args) => {
             let config = args.resolve()?;
             logging::init(&config.log);
-            berth::serve(config).await
+            berth::serve(config).await?;
         }
         Command::Gc(args) => {
             let config = args.resolve()?;
             logging::init(&config.log);
-            berth::commands::gc(&config, args.dry_run).await
+            berth::commands::gc(&config, args.dry_run).await?;
         }
         Command::Fsck(args) => {
             let config = args.resolve()?;
             logging::init(&config.log);
-            berth::commands::fsck(&config, args.repair).await
+            berth::commands::fsck(&config, args.repair).await?;
         }
         Command::Du(args) => {
             let config = args.resolve()?;
             logging::init(&config.log);
-            berth::commands::du(&config, args.json).await
+            berth::commands::du(&config, args.json).await?;
         }
         Command::Guest(GuestCommand::Export { standalone, file }) => {
             logging::init(&LogConfig::default());
-            berth::commands::export_guest(&file, standalone)
+            berth::commands::export_guest(&file, standalone)?;
         }
         Command::Config(ConfigCommand::Check { file }) => {
-            logging::init(&LogConfig::default());
-            let config = Config::load(Some(&file), std::env::vars(), &Overrides::default())?;
+            let config = Config::resolve(Some(&file), std::env::vars(), &Overrides::default())?;
+            let report = preflight::check(&config);
+            for problem in &report.problems {
+                eprintln!("{problem}");
+            }
+            let errors = report.errors().count();
+            if errors > 0 {
+                eprintln!(
+                    "{}: {errors} {}; `berth serve` would refuse it",
+                    file.display(),
+                    if errors == 1 { "error" } else { "errors" }
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             print!("{}", config.render());
-            Ok(())
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Configuration problems one per line, as `config check` prints them;
+/// anything else with its causes.
+fn report(error: &anyhow::Error) {
+    if let Some(refused) = error.downcast_ref::<preflight::Refused>() {
+        for problem in &refused.0 {
+            eprintln!("{problem}");
+        }
+        eprintln!(
+            "berth: the configuration has {} {}; nothing was started",
+            refused.0.len(),
+            if refused.0.len() == 1 {
+                "error"
+            } else {
+                "errors"
+            }
+        );
+    } else if let Some(error) = error.downcast_ref::<ConfigError>() {
+        eprintln!("{error}");
+    } else {
+        eprintln!("Error: {error:?}");
     }
 }

@@ -1,6 +1,13 @@
 //! `BERTH_*` environment variables layered over the file's table.
+//!
+//! A variable of a known section (`BERTH_SERVER_*`, `BERTH_AUTH_*`, ...)
+//! that names no key is an error, as a typo in the file is; any other
+//! unknown `BERTH_*` variable is a warning. `BERTH_BUILD_*` (build-time
+//! knobs) and `BERTH_TEST_*` (test knobs) are never configuration and pass
+//! without a word.
 
 use super::ConfigError;
+use super::check::Problem;
 
 /// What a key's value must look like, checked before it enters the table so
 /// that a bad value is reported with the variable's name.
@@ -26,6 +33,7 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("server.tls.self_signed", ValueKind::Bool),
     ("server.tls.hostnames", ValueKind::List),
     ("server.trusted_proxies", ValueKind::List),
+    ("server.health_interval", ValueKind::Span),
     (
         "storage.kind",
         ValueKind::OneOf(&["filesystem", "s3", "memory"]),
@@ -68,7 +76,7 @@ const KEYS: &[(&str, ValueKind)] = &[
 ];
 
 /// Sections whose variables must all be known keys: a typo there is an
-/// error, while other `BERTH_*` variables (build and test knobs) pass.
+/// error, while other unknown `BERTH_*` variables are warned about.
 const SECTIONS: &[&str] = &[
     "BERTH_SERVER_",
     "BERTH_STORAGE_",
@@ -78,6 +86,10 @@ const SECTIONS: &[&str] = &[
     "BERTH_LIMITS_",
     "BERTH_LOG_",
 ];
+
+/// Prefixes of variables that are not configuration: build-time inputs and
+/// test knobs.
+const NOT_CONFIGURATION: &[&str] = &["BERTH_BUILD_", "BERTH_TEST_"];
 
 /// `storage.s3.allow_http` → `BERTH_STORAGE_S3_ALLOW_HTTP`
 pub fn var_name(key: &str) -> String {
@@ -90,28 +102,96 @@ pub fn keys() -> impl Iterator<Item = (&'static str, String)> {
     KEYS.iter().map(|(key, _)| (*key, var_name(key)))
 }
 
-/// Sets each key named by a variable in `vars` in `table`.
+/// What the environment did: the keys it set (with the variable that set
+/// each) and warnings about variables it ignored.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub set: Vec<(String, String)>,
+    pub warnings: Vec<Problem>,
+}
+
+/// Sets each key named by a variable in `vars` in `table`. Every bad
+/// variable is an error, all reported at once; unknown variables outside
+/// the known sections are warnings.
 pub fn apply(
     table: &mut toml::Table,
     vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<Applied, ConfigError> {
     let mut vars: Vec<(String, String)> = vars
         .into_iter()
         .filter(|(name, _)| name.starts_with("BERTH_"))
+        .filter(|(name, _)| !NOT_CONFIGURATION.iter().any(|p| name.starts_with(p)))
         .collect();
     // Deterministic order, so errors do not depend on the environment's.
     vars.sort();
+    let mut problems = Vec::new();
+    let mut set = Vec::new();
     for (name, value) in vars {
         let Some((key, kind)) = KEYS.iter().find(|(key, _)| var_name(key) == name) else {
             if SECTIONS.iter().any(|s| name.starts_with(s)) {
-                return Err(ConfigError::UnknownVariable(name));
+                problems.push(Problem::error(
+                    &name,
+                    format!("unknown configuration variable{}", suggestion(&name)),
+                ));
+            } else {
+                problems.push(Problem::warning(
+                    &name,
+                    format!(
+                        "not a configuration variable, ignored{} (build and test knobs use \
+                         BERTH_BUILD_* and BERTH_TEST_*)",
+                        suggestion(&name)
+                    ),
+                ));
             }
             continue;
         };
-        let value = parse(&name, &value, *kind)?;
-        insert(table, key, value)?;
+        match parse(&name, &value, *kind).and_then(|value| insert(table, key, value)) {
+            Ok(()) => set.push((key.to_string(), name)),
+            Err(ConfigError::BadVariable {
+                name,
+                value,
+                expected,
+            }) => problems.push(Problem::error(
+                name,
+                format!("{value:?} is not valid: expected {expected}"),
+            )),
+            Err(other) => problems.push(Problem::error(name, other.to_string())),
+        }
     }
-    Ok(())
+    if problems.iter().any(Problem::is_error) {
+        return Err(ConfigError::Problems(problems));
+    }
+    Ok(Applied {
+        set,
+        warnings: problems,
+    })
+}
+
+/// `; did you mean BERTH_X?` for a variable one edit or a swapped word
+/// away from a known one.
+fn suggestion(name: &str) -> String {
+    KEYS.iter()
+        .map(|(key, _)| var_name(key))
+        .find(|known| close(known, name))
+        .map(|known| format!("; did you mean {known}?"))
+        .unwrap_or_default()
+}
+
+/// Whether `a` and `b` differ by at most one inserted, deleted or changed
+/// character.
+fn close(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..]
+        .iter()
+        .rev()
+        .zip(b[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    a.len().max(b.len()) - prefix - suffix <= 1
 }
 
 fn parse(name: &str, value: &str, kind: ValueKind) -> Result<toml::Value, ConfigError> {
@@ -127,10 +207,9 @@ fn parse(name: &str, value: &str, kind: ValueKind) -> Result<toml::Value, Config
             "false" | "0" | "no" => Ok(toml::Value::Boolean(false)),
             _ => Err(bad("true or false".into())),
         },
-        ValueKind::Addr => value
-            .parse::<std::net::SocketAddr>()
+        ValueKind::Addr => super::addr::parse(value)
             .map(|_| toml::Value::String(value.to_string()))
-            .map_err(|_| bad("an address like 127.0.0.1:5000".into())),
+            .map_err(|_| bad(format!("an address: {}", super::addr::FORMS))),
         ValueKind::Span => value
             .parse::<super::Span>()
             .map(|_| toml::Value::String(value.to_string()))

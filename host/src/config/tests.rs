@@ -74,7 +74,7 @@ fn environment_beats_file_and_flags_beat_environment() {
         ("BERTH_STORAGE_S3_ALLOW_HTTP", "false"),
         ("BERTH_STORAGE_ROOT", "/from/env"),
         ("BERTH_SERVER_ADDR", "0.0.0.0:6000"),
-        ("BERTH_GUEST_WASM", "not a config key, ignored"),
+        ("BERTH_BUILD_GUEST_WASM", "not a config key, ignored"),
     ]);
     let flags = Overrides {
         root: Some(PathBuf::from("/from/flag")),
@@ -198,4 +198,102 @@ fn collect_leaves(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
             _ => out.push(path),
         }
     }
+}
+
+#[test]
+fn unknown_variables_outside_the_sections_are_warnings() {
+    let env = vars(&[
+        ("BERTH_FOO", "1"),
+        ("BERTH_BUILD_GUEST_WASM", "/x.wasm"),
+        ("BERTH_TEST_WEED", "/bin/weed"),
+        ("BERTH_STORAGE_ROOT", "/srv"),
+    ]);
+    let config = Config::load(None, env, &Overrides::default()).expect("load");
+    let warnings: Vec<String> = config
+        .source
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("warning: BERTH_FOO: not a configuration variable"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn every_bad_variable_is_reported_at_once() {
+    let env = vars(&[
+        ("BERTH_STORAGE_KIND", "ftp"),
+        ("BERTH_SERVER_ADRR", "x"),
+        ("BERTH_GC_GRACE", "soon"),
+    ]);
+    let err = Config::load(None, env, &Overrides::default())
+        .expect_err("bad variables")
+        .to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].starts_with("BERTH_GC_GRACE: \"soon\""), "{err}");
+    assert!(
+        lines[1].contains(
+            "BERTH_SERVER_ADRR: unknown configuration variable; did you mean BERTH_SERVER_ADDR?"
+        ),
+        "{err}"
+    );
+    assert!(lines[2].starts_with("BERTH_STORAGE_KIND: "), "{err}");
+}
+
+#[test]
+fn addresses_and_durations_in_readable_forms() {
+    let config = load(
+        "[server]\naddr = \":5000\"\n[gc]\ninterval = \"1h30m\"\ngrace = \"500ms\"\n",
+        &[],
+    )
+    .expect("load");
+    assert_eq!(config.server.addr.to_string(), "0.0.0.0:5000");
+    assert_eq!(config.gc.interval.0, std::time::Duration::from_secs(5400));
+    assert_eq!(config.gc.grace.0, std::time::Duration::from_millis(500));
+    let env = vars(&[("BERTH_SERVER_ADDR", "localhost:5001")]);
+    let config = Config::load(None, env, &Overrides::default()).expect("load");
+    assert_eq!(config.server.addr.to_string(), "127.0.0.1:5001");
+    let err = load("[server]\naddr = \"5000\"\n", &[])
+        .expect_err("no port")
+        .to_string();
+    assert!(err.contains("berth.toml:2:8: server.addr"), "{err}");
+    assert!(err.contains(":5000"), "{err}");
+}
+
+#[test]
+fn problems_carry_the_line_or_the_variable_that_set_the_key() {
+    let text = "[storage]\nkind = \"s3\"\n\n[auth]\nanonymous_pull = true\n\n\
+                [[auth.rules]]\nrepositories = [\"team/**x\"]\nusers = [\"*\"]\nactions = [\"pull\"]\n";
+    let err = load(text, &[("BERTH_AUTH_GROUPS_X", "y")]).expect_err("unknown var");
+    assert!(err.to_string().contains("BERTH_AUTH_GROUPS_X"), "{err}");
+    let (dir, path) = write(text);
+    let env = vars(&[("BERTH_LIMITS_MAX_HEADER_BYTES", "10")]);
+    let err = Config::load(Some(&path), env, &Overrides::default())
+        .expect_err("problems")
+        .to_string();
+    let prefix = format!("{}/", dir.path().display());
+    let lines: Vec<&str> = err
+        .lines()
+        .map(|l| l.strip_prefix(prefix.as_str()).unwrap_or(l))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "berth.toml:1: storage.s3.bucket: required when storage.kind = \"s3\"",
+            "berth.toml:7: auth.rules: has no effect without users: with no auth.htpasswd, \
+             auth.token.public_key or auth.token.jwks, logins are off and anyone may pull, \
+             push and delete; configure a user source (or remove this setting for an open registry)",
+            "berth.toml:5: auth.anonymous_pull: has no effect without users: with no auth.htpasswd, \
+             auth.token.public_key or auth.token.jwks, logins are off and anyone may pull, \
+             push and delete; configure a user source (or remove this setting for an open registry)",
+            "berth.toml:8: auth.rules[0].repositories: \"team/**x\": `**` must be a whole path \
+             component (as in `team/**`), not part of \"**x\"",
+            "BERTH_LIMITS_MAX_HEADER_BYTES: limits.max_header_bytes: 10 is too small: at least 8192",
+        ],
+        "{err}"
+    );
 }

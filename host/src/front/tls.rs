@@ -14,19 +14,45 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_rustls::rustls;
 
+/// Each error starts with the setting it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{path}: {source}")]
+    #[error("{key}: {path}: {source}")]
     Io {
+        key: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {reason}")]
-    Pem { path: PathBuf, reason: String },
-    #[error("making the self-signed certificate: {0}")]
+    #[error("{key}: cannot read {path}: {source}")]
+    Read {
+        key: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{key}: {path}: {reason}")]
+    Pem {
+        key: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("server.tls.self_signed: making the certificate: {0}")]
     Generate(#[from] rcgen::Error),
-    #[error("TLS settings: {0}")]
+    #[error("server.tls: {0}")]
     Rustls(#[from] rustls::Error),
+}
+
+const CERT: &str = "server.tls.cert";
+const KEY: &str = "server.tls.key";
+const SELF_SIGNED: &str = "server.tls.self_signed";
+
+/// Reads and parses the configured certificate and key as [`acceptor`]
+/// does, and writes nothing; a self-signed setup is made at start and
+/// has nothing to check yet.
+pub fn check(config: &TlsConfig) -> Result<(), TlsError> {
+    match (&config.cert, &config.key) {
+        (Some(cert), Some(key)) => server_config(cert, key, (CERT, KEY)).map(drop),
+        _ => Ok(()),
+    }
 }
 
 /// Where the self-signed material lives under the root.
@@ -41,35 +67,50 @@ pub fn acceptor(
     root: &Path,
     addr: SocketAddr,
 ) -> Result<(tokio_rustls::TlsAcceptor, Option<SelfSigned>), TlsError> {
-    let (cert, key, made) = match (&config.cert, &config.key) {
-        (Some(cert), Some(key)) => (cert.clone(), key.clone(), None),
+    let (cert, key, made, keys) = match (&config.cert, &config.key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone(), None, (CERT, KEY)),
         _ => {
             let names = certificate_names(&config.hostnames, addr);
             let dir = root.join("tls");
             let (cert, key, ca_cert) = self_signed(&dir, &names)?;
-            (cert, key, Some(SelfSigned { ca_cert, names }))
+            let made = Some(SelfSigned { ca_cert, names });
+            (cert, key, made, (SELF_SIGNED, SELF_SIGNED))
         }
     };
-    let server = server_config(&cert, &key)?;
+    let server = server_config(&cert, &key, keys)?;
     Ok((tokio_rustls::TlsAcceptor::from(Arc::new(server)), made))
 }
 
-fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
-    let pem_error = |path: &Path, e: rustls_pki_types::pem::Error| TlsError::Pem {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+/// `keys`: the settings that named `cert` and `key`, for errors.
+fn server_config(
+    cert: &Path,
+    key: &Path,
+    keys: (&'static str, &'static str),
+) -> Result<rustls::ServerConfig, TlsError> {
+    let pem_error = |setting, path: &Path, e: rustls_pki_types::pem::Error| match e {
+        rustls_pki_types::pem::Error::Io(source) => TlsError::Read {
+            key: setting,
+            path: path.to_path_buf(),
+            source,
+        },
+        other => TlsError::Pem {
+            key: setting,
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
     };
     let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| pem_error(cert, e))?
+        .map_err(|e| pem_error(keys.0, cert, e))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(cert, e))?;
+        .map_err(|e| pem_error(keys.0, cert, e))?;
     if chain.is_empty() {
         return Err(TlsError::Pem {
+            key: keys.0,
             path: cert.to_path_buf(),
             reason: "no certificate in the file".into(),
         });
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error(key, e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error(keys.1, key, e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -96,7 +137,11 @@ fn certificate_names(hostnames: &[String], addr: SocketAddr) -> Vec<String> {
 fn self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf, PathBuf), TlsError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| TlsError::Io { path, source }
+        move |source| TlsError::Io {
+            key: SELF_SIGNED,
+            path,
+            source,
+        }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let ca_cert_path = dir.join("ca.crt");
@@ -240,6 +285,15 @@ mod tests {
             "new names, new certificate"
         );
         assert_eq!(std::fs::read(&made.ca_cert).expect("ca"), ca, "same CA");
+        // Configured files are checked without writing anything.
+        let given = TlsConfig {
+            cert: Some(dir.path().join("tls/server.crt")),
+            key: Some(dir.path().join("tls/absent.key")),
+            ..TlsConfig::default()
+        };
+        let err = check(&given).expect_err("missing key").to_string();
+        assert!(err.starts_with("server.tls.key: "), "{err}");
+        assert!(err.contains("absent.key"), "{err}");
         let text = trust_instructions(&made, 5000);
         assert!(
             text.contains("/etc/docker/certs.d/registry.lan:5000/ca.crt"),

@@ -10,6 +10,36 @@ use wasmtime::{Config, Store};
 /// ordinary request (tens of thousands of fuel) never yields at all.
 const FUEL_YIELD_INTERVAL: u64 = 1_000_000;
 
+/// The largest linear-memory cap, in MiB: wasm32 memories end at 4 GiB.
+pub const MAX_MEMORY_MIB: u64 = 4096;
+
+/// A budget value no sandbox can run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    #[error(
+        "{0} MiB is not a usable memory cap: 1 up to {MAX_MEMORY_MIB} (wasm32 memories end at 4 GiB)"
+    )]
+    Memory(u64),
+    #[error("0 fuel would stop every call before it starts")]
+    NoFuel,
+}
+
+/// A memory cap of `mib` MiB, in bytes, if a sandbox can have it.
+pub fn memory_cap(mib: u64) -> Result<usize, BudgetError> {
+    if !(1..=MAX_MEMORY_MIB).contains(&mib) {
+        return Err(BudgetError::Memory(mib));
+    }
+    usize::try_from(mib << 20).map_err(|_| BudgetError::Memory(mib))
+}
+
+/// `fuel`, if a sandbox can run on it.
+pub fn fuel_budget(fuel: u64) -> Result<u64, BudgetError> {
+    if fuel == 0 {
+        return Err(BudgetError::NoFuel);
+    }
+    Ok(fuel)
+}
+
 /// An engine configuration whose stores run on fuel. The price is a counter
 /// update per basic block, measured in docs/ARCHITECTURE.md.
 pub fn fueled_config() -> Config {
@@ -86,5 +116,20 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 
     fn instances(&self) -> usize {
         self.instances.unwrap_or(wasmtime::DEFAULT_INSTANCE_LIMIT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_outside_what_a_sandbox_can_have_are_refused() {
+        assert_eq!(memory_cap(128), Ok(128 << 20));
+        assert_eq!(memory_cap(4096), Ok(4096 << 20));
+        assert_eq!(memory_cap(0), Err(BudgetError::Memory(0)));
+        assert_eq!(memory_cap(5000), Err(BudgetError::Memory(5000)));
+        assert_eq!(fuel_budget(1), Ok(1));
+        assert_eq!(fuel_budget(0), Err(BudgetError::NoFuel));
     }
 }

@@ -31,27 +31,183 @@ use bindings::exports::berth::policy::admission::{Change, Decision, Setting};
 const BUILTIN: &[(&str, &[u8])] = &[
     (
         "immutable-tags",
-        include_bytes!(env!("BERTH_PLUGIN_IMMUTABLE_TAGS_WASM")),
+        include_bytes!(env!("BERTH_BUILD_PLUGIN_IMMUTABLE_TAGS_WASM")),
     ),
     (
         "required-annotations",
-        include_bytes!(env!("BERTH_PLUGIN_REQUIRED_ANNOTATIONS_WASM")),
+        include_bytes!(env!("BERTH_BUILD_PLUGIN_REQUIRED_ANNOTATIONS_WASM")),
     ),
 ];
 
+/// The settings each built-in plugin reads: (name, required, optional).
+/// The plugins deny every change when a setting is missing or unknown
+/// (guest/plugins/*/src/lib.rs, `Config::parse`); this table lets a
+/// misspelling be an error at start instead. A test holds it to the
+/// plugins themselves.
+const BUILTIN_SETTINGS: &[(&str, &[&str], &[&str])] = &[
+    ("immutable-tags", &["patterns"], &["repositories"]),
+    (
+        "required-annotations",
+        &["keys"],
+        &["repositories", "media-types"],
+    ),
+];
+
+/// Each error starts with the setting it is about (`plugins[0].path`).
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("plugin {path}: {source}")]
+    #[error("plugins[{index}].path: cannot read {path}: {source}")]
     Read {
+        index: usize,
         path: String,
         source: std::io::Error,
     },
     #[error(
-        "plugin {path}: no built-in plugin by that name (there are immutable-tags and required-annotations)"
+        "plugins[{index}].path: no built-in plugin {path:?} (there are {})",
+        builtin_names()
     )]
-    UnknownBuiltin { path: String },
-    #[error("plugin {path}: {reason}")]
-    Load { path: String, reason: String },
+    UnknownBuiltin { index: usize, path: String },
+    #[error("plugins[{index}].path: {path}: {reason}")]
+    Load {
+        index: usize,
+        path: String,
+        reason: String,
+    },
+    #[error("plugins[{index}].{field}: {reason}")]
+    Setting {
+        index: usize,
+        field: String,
+        reason: String,
+    },
+    #[error("plugins: {0}")]
+    Engine(String),
+}
+
+fn builtin_names() -> String {
+    let names: Vec<String> = BUILTIN
+        .iter()
+        .map(|(n, _)| format!("builtin:{n}"))
+        .collect();
+    names.join(", ")
+}
+
+/// Everything wrong with `configs` that can be told without running a
+/// plugin: unknown built-in names, settings a built-in plugin does not
+/// read or needs, budgets no sandbox can have, component files that
+/// cannot be read or compiled. Creates nothing.
+pub fn check(configs: &[PluginConfig]) -> Vec<PluginError> {
+    let mut problems = Vec::new();
+    let engine = if configs.iter().any(|c| !c.path.starts_with("builtin:")) {
+        match Engine::new(&budget::fueled_config()) {
+            Ok(engine) => Some(engine),
+            Err(e) => {
+                problems.push(PluginError::Engine(format!("{e:#}")));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    for (index, config) in configs.iter().enumerate() {
+        let setting = |field: &str, reason: String| PluginError::Setting {
+            index,
+            field: field.to_string(),
+            reason,
+        };
+        if let Err(e) = budget::memory_cap(config.memory_mib) {
+            problems.push(setting("memory_mib", e.to_string()));
+        }
+        if let Err(e) = budget::fuel_budget(config.fuel) {
+            problems.push(setting("fuel", e.to_string()));
+        }
+        match config.path.strip_prefix("builtin:") {
+            Some(name) => match BUILTIN_SETTINGS.iter().find(|(n, _, _)| *n == name) {
+                None => problems.push(PluginError::UnknownBuiltin {
+                    index,
+                    path: config.path.clone(),
+                }),
+                Some((_, required, optional)) => {
+                    builtin_settings(config, required, optional, &setting, &mut problems)
+                }
+            },
+            None => {
+                if let Some(engine) = &engine
+                    && let Err(e) = compile(engine, index, config)
+                {
+                    problems.push(e);
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// A built-in plugin's settings against what it reads.
+fn builtin_settings(
+    config: &PluginConfig,
+    required: &[&str],
+    optional: &[&str],
+    setting: &dyn Fn(&str, String) -> PluginError,
+    problems: &mut Vec<PluginError>,
+) {
+    let allowed: Vec<&str> = required.iter().chain(optional).copied().collect();
+    for (key, value) in &config.settings {
+        let field = format!("settings.{key}");
+        if !allowed.contains(&key.as_str()) {
+            problems.push(setting(
+                &field,
+                format!(
+                    "{} reads no setting {key:?} (its settings: {}); the plugin would deny every change",
+                    config.path,
+                    allowed.join(", ")
+                ),
+            ));
+            continue;
+        }
+        let values = value.values();
+        if required.contains(&key.as_str()) && values.is_empty() {
+            problems.push(setting(
+                &field,
+                "is empty; the plugin would deny every change".into(),
+            ));
+        }
+        for pattern in values {
+            let valid = match key.as_str() {
+                "repositories" => crate::config::check::repository_pattern(&pattern),
+                "patterns" => crate::config::check::tag_pattern(&pattern),
+                _ => Ok(()),
+            };
+            if let Err(why) = valid {
+                problems.push(setting(&field, format!("{pattern:?}: {why}")));
+            }
+        }
+    }
+    for key in required {
+        if !config.settings.contains_key(*key) {
+            problems.push(setting(
+                "settings",
+                format!(
+                    "{} needs the setting {key:?}; without it the plugin denies every change",
+                    config.path
+                ),
+            ));
+        }
+    }
+}
+
+/// The component file of a plugin that is not built in, compiled.
+fn compile(engine: &Engine, index: usize, config: &PluginConfig) -> Result<Component, PluginError> {
+    let path = config.path.as_str();
+    let wasm = std::fs::read(path).map_err(|source| PluginError::Read {
+        index,
+        path: path.to_string(),
+        source,
+    })?;
+    Component::new(engine, wasm).map_err(|e| PluginError::Load {
+        index,
+        path: path.to_string(),
+        reason: format!("not a usable component: {e:#}"),
+    })
 }
 
 /// What the guest asks, plus who is asking.
@@ -89,39 +245,34 @@ impl Plugins {
             return Ok(None);
         }
         let config = budget::fueled_config();
-        let load_error = |path: &str, e: wasmtime::Error| PluginError::Load {
-            path: path.to_string(),
-            reason: format!("{e:#}"),
-        };
-        let engine = Engine::new(&config).map_err(|e| load_error("(engine)", e))?;
+        let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::<PluginState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| load_error("(linker)", e))?;
+            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let mut plugins = Vec::new();
-        for config in configs {
+        for (index, config) in configs.iter().enumerate() {
             let path = config.path.as_str();
+            let load_error = |e: wasmtime::Error| PluginError::Load {
+                index,
+                path: path.to_string(),
+                reason: format!("{e:#}"),
+            };
             let component = match path.strip_prefix("builtin:") {
                 Some(name) => {
                     let (_, wasm) = BUILTIN.iter().find(|(n, _)| *n == name).ok_or_else(|| {
                         PluginError::UnknownBuiltin {
+                            index,
                             path: path.to_string(),
                         }
                     })?;
-                    Component::new(&engine, wasm)
+                    Component::new(&engine, wasm).map_err(load_error)?
                 }
-                None => {
-                    let wasm = std::fs::read(path).map_err(|source| PluginError::Read {
-                        path: path.to_string(),
-                        source,
-                    })?;
-                    Component::new(&engine, wasm)
-                }
-            }
-            .map_err(|e| load_error(path, e))?;
+                None => compile(&engine, index, config)?,
+            };
             let pre = linker
                 .instantiate_pre(&component)
                 .and_then(bindings::PluginPre::new)
-                .map_err(|e| load_error(path, e))?;
+                .map_err(load_error)?;
             plugins.push(Plugin {
                 name: path.to_string(),
                 pre,
@@ -262,5 +413,103 @@ impl HostMonotonicClock for FrozenClock {
     }
     fn now(&self) -> u64 {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SettingValue;
+
+    fn builtin(name: &str, settings: &[(&str, &str)]) -> PluginConfig {
+        PluginConfig {
+            path: format!("builtin:{name}"),
+            on_failure: OnFailure::Deny,
+            memory_mib: 16,
+            fuel: 100_000_000,
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), SettingValue::Many(vec![v.to_string()])))
+                .collect(),
+        }
+    }
+
+    fn put() -> Question {
+        Question {
+            operation: Operation::PutManifest,
+            repository: "acme/api".into(),
+            reference: "latest".into(),
+            digest: Some("sha256:aaaa".into()),
+            media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
+            annotations: vec![("org.opencontainers.image.source".into(), "x".into())],
+            previous: None,
+            caller: None,
+        }
+    }
+
+    /// The host's table of settings is the plugins' own: every setting it
+    /// allows is one the plugin reads (the plugin allows a change with all
+    /// of them set), and the one it refuses the plugin refuses too.
+    #[tokio::test]
+    async fn the_settings_table_matches_the_builtin_plugins() {
+        assert_eq!(BUILTIN.len(), BUILTIN_SETTINGS.len());
+        for (name, required, optional) in BUILTIN_SETTINGS {
+            assert!(BUILTIN.iter().any(|(n, _)| n == name), "{name}");
+            let values: Vec<(&str, &str)> = required
+                .iter()
+                .map(|k| (*k, "org.opencontainers.image.source"))
+                .chain(optional.iter().map(|k| match *k {
+                    "media-types" => (*k, "application/vnd.oci.image.manifest.v1+json"),
+                    _ => (*k, "**"),
+                }))
+                .collect();
+            let full = builtin(name, &values);
+            assert!(check(std::slice::from_ref(&full)).is_empty(), "{name}");
+            let plugins = Plugins::load(&[full]).expect("load").expect("some");
+            assert_eq!(plugins.check(put()).await, None, "{name} with all settings");
+
+            let mut typo = values.clone();
+            typo.push(("patern", "v*"));
+            let typo = builtin(name, &typo);
+            let found = check(std::slice::from_ref(&typo));
+            assert_eq!(found.len(), 1, "{name}: {found:?}");
+            assert!(
+                found[0]
+                    .to_string()
+                    .starts_with("plugins[0].settings.patern: "),
+                "{}",
+                found[0]
+            );
+            let plugins = Plugins::load(&[typo]).expect("load").expect("some");
+            assert!(plugins.check(put()).await.is_some(), "{name} denies a typo");
+        }
+    }
+
+    #[test]
+    fn unknown_builtins_missing_files_and_budgets_are_found_at_once() {
+        let mut zero = builtin("immutable-tags", &[("patterns", "v*")]);
+        zero.memory_mib = 0;
+        zero.fuel = 0;
+        let configs = [
+            builtin("immutable-tag", &[]),
+            PluginConfig {
+                path: "/nonexistent/policy.wasm".into(),
+                ..builtin("x", &[])
+            },
+            zero,
+            builtin("required-annotations", &[]),
+        ];
+        let found: Vec<String> = check(&configs).iter().map(ToString::to_string).collect();
+        let starts = [
+            "plugins[0].path: no built-in plugin \"builtin:immutable-tag\"",
+            "plugins[1].path: cannot read /nonexistent/policy.wasm",
+            "plugins[2].memory_mib: 0 MiB",
+            "plugins[2].fuel: 0 fuel",
+            "plugins[3].settings: builtin:required-annotations needs the setting \"keys\"",
+        ];
+        assert_eq!(found.len(), starts.len(), "{found:#?}");
+        for (line, start) in found.iter().zip(starts) {
+            assert!(line.starts_with(start), "{line} / {start}");
+        }
     }
 }

@@ -26,11 +26,11 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// The registry guest built by `build.rs`.
-pub static EMBEDDED_GUEST: &[u8] = include_bytes!(env!("BERTH_GUEST_WASM"));
+pub static EMBEDDED_GUEST: &[u8] = include_bytes!(env!("BERTH_BUILD_GUEST_WASM"));
 
 /// The registry guest composed with the wasi:filesystem storage component
 /// (by `build.rs`): imports only `wasi:*`, for other runtimes.
-pub static STANDALONE_GUEST: &[u8] = include_bytes!(env!("BERTH_STANDALONE_WASM"));
+pub static STANDALONE_GUEST: &[u8] = include_bytes!(env!("BERTH_BUILD_STANDALONE_WASM"));
 
 /// Instances alive at once; each is one in-flight request.
 const MAX_INSTANCES: u32 = 1000;
@@ -57,19 +57,10 @@ pub enum LimitsError {
 
 impl GuestLimits {
     fn from_config(config: &LimitsConfig) -> Result<Self, LimitsError> {
-        // wasm32 memories end at 4 GiB.
         let mib = config.guest_memory_mib;
-        if !(1..=4096).contains(&mib) {
-            return Err(LimitsError::Memory(mib));
-        }
-        let memory = usize::try_from(mib << 20).map_err(|_| LimitsError::Memory(mib))?;
-        if config.guest_fuel == 0 {
-            return Err(LimitsError::NoFuel);
-        }
-        Ok(Self {
-            memory,
-            fuel: config.guest_fuel,
-        })
+        let memory = budget::memory_cap(mib).map_err(|_| LimitsError::Memory(mib))?;
+        let fuel = budget::fuel_budget(config.guest_fuel).map_err(|_| LimitsError::NoFuel)?;
+        Ok(Self { memory, fuel })
     }
 }
 

@@ -8,15 +8,26 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+/// Each error starts with the setting that names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum HtpasswdError {
-    #[error("reading {path}: {source}")]
+    #[error("auth.htpasswd: cannot read {path}: {source}")]
     Read {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}:{line}: not a bcrypt entry (create users with `htpasswd -B`)")]
+    #[error(
+        "auth.htpasswd: {path}:{line}: not a bcrypt entry `user:$2y$...` (create users with `htpasswd -B`)"
+    )]
     NotBcrypt { path: String, line: usize },
+}
+
+/// The user names in the file at `path`, read and checked as the server
+/// reads it at start; nothing is kept.
+pub fn user_names(path: &Path) -> Result<Vec<String>, HtpasswdError> {
+    let mut names: Vec<String> = read(path)?.into_keys().collect();
+    names.sort();
+    Ok(names)
 }
 
 /// bcrypt is slow on purpose (tens of milliseconds); a registry client
@@ -257,10 +268,20 @@ mod tests {
     #[test]
     fn refuses_other_hashes() {
         let err = parse("f", "alice:{SHA}abc\n").expect_err("error");
-        assert!(err.to_string().contains("f:1"), "{err}");
+        assert!(err.to_string().starts_with("auth.htpasswd: f:1:"), "{err}");
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("htpasswd");
         std::fs::write(&path, "alice:{SHA}abc\n").expect("write");
         assert!(Htpasswd::load(&path).is_err(), "at start it is an error");
+        assert!(user_names(&path).is_err());
+        let missing = user_names(&dir.path().join("absent")).expect_err("missing");
+        assert!(
+            missing
+                .to_string()
+                .starts_with("auth.htpasswd: cannot read "),
+            "{missing}"
+        );
+        std::fs::write(&path, entry("bob", "x") + &entry("alice", "y")).expect("write");
+        assert_eq!(user_names(&path).expect("users"), ["alice", "bob"]);
     }
 }

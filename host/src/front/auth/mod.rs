@@ -5,11 +5,11 @@
 
 mod caller;
 pub mod endpoint;
-mod htpasswd;
+pub mod htpasswd;
 mod need;
 pub mod rules;
 mod scope;
-mod token;
+pub mod token;
 
 pub use caller::Caller;
 pub use rules::Identity;

@@ -9,20 +9,27 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Each error about a file starts with the setting that names it.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("reading {path}: {source}")]
+    #[error("{key}: cannot read {path}: {source}")]
     Read {
+        key: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("writing {path}: {source}")]
+    #[error("{key}: cannot write {path}: {source}")]
     Write {
+        key: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {reason}")]
-    BadKey { path: PathBuf, reason: String },
+    #[error("{key}: {path}: {reason}")]
+    BadKey {
+        key: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("signing a token: {0}")]
     Sign(jsonwebtoken::errors::Error),
 }
@@ -119,6 +126,39 @@ impl Verifier {
     }
 }
 
+const SIGNING_KEY: &str = "auth.token.signing_key";
+const PUBLIC_KEY: &str = "auth.token.public_key";
+const JWKS: &str = "auth.token.jwks";
+
+/// Reads and parses every key file [`load`] would, and creates none: a
+/// signing key Berth would make on first start is checked only if it is
+/// there already. All problems, not the first.
+pub fn check(config: &TokenConfig, own_key_dir: Option<&Path>) -> Vec<TokenError> {
+    let mut problems = Vec::new();
+    if let Some(dir) = own_key_dir {
+        let path = match &config.signing_key {
+            Some(path) => Some(path.clone()),
+            None => Some(dir.join(KEY_FILE)).filter(|p| p.exists()),
+        };
+        if let Some(path) = path
+            && let Err(e) = read_pem(&path).and_then(|pem| signing_key(&path, pem))
+        {
+            problems.push(e);
+        }
+    }
+    if let Some(path) = &config.public_key
+        && let Err(e) = pem_key(path)
+    {
+        problems.push(e);
+    }
+    if let Some(path) = &config.jwks
+        && let Err(e) = jwks_keys(path)
+    {
+        problems.push(e);
+    }
+    problems
+}
+
 /// Builds the issuer (when Berth issues tokens itself) and the verifier.
 pub fn load(
     config: &TokenConfig,
@@ -140,6 +180,7 @@ pub fn load(
                 kid: None,
                 key: DecodingKey::from_ec_pem(public_pem.as_bytes()).map_err(|e| {
                     TokenError::BadKey {
+                        key: SIGNING_KEY,
                         path,
                         reason: e.to_string(),
                     }
@@ -175,6 +216,7 @@ const KEY_FILE: &str = "token-signing-key.pem";
 /// here, since it would differ from the other hosts'.
 fn read_pem(path: &Path) -> Result<String, TokenError> {
     std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+        key: SIGNING_KEY,
         path: path.to_path_buf(),
         source,
     })
@@ -186,12 +228,14 @@ fn own_pem(path: &Path) -> Result<String, TokenError> {
     match read_pem(path) {
         Err(TokenError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             let pair = rcgen::KeyPair::generate().map_err(|e| TokenError::BadKey {
+                key: SIGNING_KEY,
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
             let pem = pair.serialize_pem();
             crate::front::tls::write_private(path, pem.as_bytes()).map_err(|source| {
                 TokenError::Write {
+                    key: SIGNING_KEY,
                     path: path.to_path_buf(),
                     source,
                 }
@@ -205,6 +249,7 @@ fn own_pem(path: &Path) -> Result<String, TokenError> {
 /// The ES256 signing key in `pem` (read from `path`) and its public half.
 fn signing_key(path: &Path, pem: String) -> Result<(EncodingKey, String), TokenError> {
     let bad = |reason: String| TokenError::BadKey {
+        key: SIGNING_KEY,
         path: path.to_path_buf(),
         reason,
     };
@@ -218,6 +263,7 @@ fn signing_key(path: &Path, pem: String) -> Result<(EncodingKey, String), TokenE
 
 fn pem_key(path: &Path) -> Result<VerifyingKey, TokenError> {
     let pem = std::fs::read(path).map_err(|source| TokenError::Read {
+        key: PUBLIC_KEY,
         path: path.to_path_buf(),
         source,
     })?;
@@ -229,6 +275,7 @@ fn pem_key(path: &Path) -> Result<VerifyingKey, TokenError> {
         });
     }
     let key = DecodingKey::from_rsa_pem(&pem).map_err(|e| TokenError::BadKey {
+        key: PUBLIC_KEY,
         path: path.to_path_buf(),
         reason: format!("not an EC or RSA public key in PEM: {e}"),
     })?;
@@ -248,10 +295,12 @@ fn pem_key(path: &Path) -> Result<VerifyingKey, TokenError> {
 
 fn jwks_keys(path: &Path) -> Result<Vec<VerifyingKey>, TokenError> {
     let bad = |reason: String| TokenError::BadKey {
+        key: JWKS,
         path: path.to_path_buf(),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+        key: JWKS,
         path: path.to_path_buf(),
         source,
     })?;
@@ -368,6 +417,30 @@ mod tests {
             load(&with_key, Some(a.path())),
             Err(TokenError::BadKey { .. })
         ));
+        // `check` finds the same, names the setting, and writes nothing.
+        let found = check(&with_key, Some(a.path()));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].to_string().starts_with("auth.token.signing_key: "),
+            "{}",
+            found[0]
+        );
+        let fresh = tempfile::tempdir().expect("fresh");
+        assert!(check(&config(), Some(fresh.path())).is_empty());
+        assert!(!fresh.path().join(KEY_FILE).exists(), "check made a key");
+        let absent = TokenConfig {
+            public_key: Some(shared.path().join("absent.pub")),
+            jwks: Some(shared.path().join("absent.jwks")),
+            ..missing
+        };
+        let found: Vec<String> = check(&absent, Some(a.path()))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].starts_with("auth.token.signing_key: cannot read "));
+        assert!(found[1].starts_with("auth.token.public_key: cannot read "));
+        assert!(found[2].starts_with("auth.token.jwks: cannot read "));
     }
 
     #[test]

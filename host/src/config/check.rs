@@ -1,0 +1,402 @@
+//! What a parsed configuration can be checked for without touching
+//! anything outside it: combinations that cannot work, access rules that
+//! name nothing, and settings that would leave the registry open. Files,
+//! budgets and plugins are checked by `crate::preflight`, which adds these.
+
+use super::{AuthConfig, AuthMode, Config, StorageKind, TokenConfig};
+use std::fmt;
+
+/// How bad a problem is: errors stop `serve` and fail `config check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One thing wrong with the configuration, for one setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub severity: Severity,
+    /// The setting (`auth.rules[2].groups`), or an environment variable.
+    pub key: String,
+    pub message: String,
+    /// `file:line` where the key is written, once located.
+    pub at: Option<String>,
+}
+
+impl Problem {
+    pub fn error(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Error,
+            key: key.into(),
+            message: message.into(),
+            at: None,
+        }
+    }
+
+    pub fn warning(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(key, message)
+        }
+    }
+
+    /// From an error whose text starts with the setting it is about
+    /// (`auth.htpasswd: cannot read …`), as the loaders' errors do.
+    pub fn from_keyed(error: impl fmt::Display) -> Self {
+        let text = error.to_string();
+        match text.split_once(": ") {
+            Some((key, message)) if !key.contains(' ') => Self::error(key, message),
+            _ => Self::error("", text),
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Problem {
+    /// `berth.toml:7: auth.rules[0].groups: no group "ops" in auth.groups`,
+    /// with `warning: ` in front of a warning.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.severity == Severity::Warning {
+            f.write_str("warning: ")?;
+        }
+        if let Some(at) = &self.at {
+            write!(f, "{at}: ")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem `config` has on its own, in the order of its sections.
+pub fn problems(config: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    storage(config, &mut out);
+    tls(config, &mut out);
+    auth(&config.auth, &mut out);
+    limits(config, &mut out);
+    log(config, &mut out);
+    out
+}
+
+fn storage(config: &Config, out: &mut Vec<Problem>) {
+    if config.storage.kind == StorageKind::S3 && config.storage.s3.bucket.is_none() {
+        out.push(Problem::error(
+            "storage.s3.bucket",
+            "required when storage.kind = \"s3\"",
+        ));
+    }
+    if config.storage.s3.redirect && config.storage.kind != StorageKind::S3 {
+        out.push(Problem::error(
+            "storage.s3.redirect",
+            "needs storage.kind = \"s3\"",
+        ));
+    }
+    if config.storage.root.as_os_str().is_empty() {
+        out.push(Problem::error("storage.root", "is empty"));
+    }
+}
+
+fn tls(config: &Config, out: &mut Vec<Problem>) {
+    let tls = &config.server.tls;
+    if tls.cert.is_some() && tls.key.is_none() {
+        out.push(Problem::error(
+            "server.tls.cert",
+            "needs server.tls.key (they go together)",
+        ));
+    }
+    if tls.key.is_some() && tls.cert.is_none() {
+        out.push(Problem::error(
+            "server.tls.key",
+            "needs server.tls.cert (they go together)",
+        ));
+    }
+    if tls.self_signed && tls.cert.is_some() {
+        out.push(Problem::error(
+            "server.tls.self_signed",
+            "excludes server.tls.cert: use one or the other",
+        ));
+    }
+}
+
+/// Settings that only mean something once logins are on. Without a user
+/// source (`htpasswd`, `token.public_key`, `token.jwks`) Berth serves
+/// everyone everything, so each of them set is an error rather than a
+/// registry silently left open.
+fn auth(auth: &AuthConfig, out: &mut Vec<Problem>) {
+    let defaults = AuthConfig::default();
+    let token_defaults = TokenConfig::default();
+    if !auth.enabled() {
+        let set: [(&str, bool); 9] = [
+            ("auth.rules", !auth.rules.is_empty()),
+            ("auth.anonymous_pull", auth.anonymous_pull),
+            ("auth.groups", !auth.groups.is_empty()),
+            ("auth.mode", auth.mode != defaults.mode),
+            ("auth.realm", auth.realm != defaults.realm),
+            ("auth.token.realm", auth.token.realm.is_some()),
+            ("auth.token.signing_key", auth.token.signing_key.is_some()),
+            (
+                "auth.token.service",
+                auth.token.service != token_defaults.service,
+            ),
+            (
+                "auth.token.issuer",
+                auth.token.issuer != token_defaults.issuer,
+            ),
+        ];
+        for (key, _) in set.iter().filter(|(_, set)| *set) {
+            out.push(Problem::error(
+                *key,
+                "has no effect without users: with no auth.htpasswd, auth.token.public_key \
+                 or auth.token.jwks, logins are off and anyone may pull, push and delete; \
+                 configure a user source (or remove this setting for an open registry)",
+            ));
+        }
+        if auth.token.lifetime != token_defaults.lifetime {
+            out.push(Problem::error(
+                "auth.token.lifetime",
+                "has no effect without users (auth.htpasswd): Berth issues no tokens",
+            ));
+        }
+    }
+    if auth.enabled() && auth.mode == AuthMode::Basic && auth.htpasswd.is_none() {
+        out.push(Problem::error(
+            "auth.mode",
+            "\"basic\" needs auth.htpasswd (tokens of an external issuer are bearer tokens)",
+        ));
+    }
+    if auth.htpasswd.is_some() && auth.token.lifetime.0 < std::time::Duration::from_secs(1) {
+        out.push(Problem::error(
+            "auth.token.lifetime",
+            "must be at least 1s: tokens would expire before clients use them",
+        ));
+    }
+    for (name, members) in &auth.groups {
+        if name.is_empty() {
+            out.push(Problem::error("auth.groups", "a group has an empty name"));
+        }
+        if members.iter().any(|m| m == "*") {
+            out.push(Problem::error(
+                format!("auth.groups.{name}"),
+                "`*` is not a user name (rules take `users = [\"*\"]` for every user)",
+            ));
+        }
+    }
+    for (index, rule) in auth.rules.iter().enumerate() {
+        let key = |field: &str| format!("auth.rules[{index}]{field}");
+        if rule.users.is_empty() && rule.groups.is_empty() && !rule.anonymous {
+            out.push(Problem::error(
+                key(""),
+                "names no users, groups or anonymous = true, so it grants nothing",
+            ));
+        }
+        if rule.actions.is_empty() {
+            out.push(Problem::error(
+                key(".actions"),
+                "lists no actions (pull, push, delete), so the rule grants nothing",
+            ));
+        }
+        if rule.repositories.is_empty() {
+            out.push(Problem::error(
+                key(".repositories"),
+                "lists no repositories (`**` is every one), so the rule grants nothing",
+            ));
+        }
+        for pattern in &rule.repositories {
+            if let Err(why) = repository_pattern(pattern) {
+                out.push(Problem::error(
+                    key(".repositories"),
+                    format!("{pattern:?}: {why}"),
+                ));
+            }
+        }
+        for group in &rule.groups {
+            if !auth.groups.contains_key(group) {
+                let known: Vec<&str> = auth.groups.keys().map(String::as_str).collect();
+                let known = if known.is_empty() {
+                    "none are defined".to_string()
+                } else {
+                    format!("there are {}", known.join(", "))
+                };
+                out.push(Problem::error(
+                    key(".groups"),
+                    format!("no group {group:?} in auth.groups ({known})"),
+                ));
+            }
+        }
+        if rule.users.iter().any(String::is_empty) {
+            out.push(Problem::error(key(".users"), "an empty user name"));
+        }
+    }
+}
+
+fn limits(config: &Config, out: &mut Vec<Problem>) {
+    if config.limits.max_header_bytes < 8192 {
+        out.push(Problem::error(
+            "limits.max_header_bytes",
+            format!(
+                "{} is too small: at least 8192",
+                config.limits.max_header_bytes
+            ),
+        ));
+    }
+}
+
+fn log(config: &Config, out: &mut Vec<Problem>) {
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+        out.push(Problem::error(
+            "log.level",
+            format!(
+                "{:?} is not a log filter like info, debug or berth=debug,info: {e}",
+                config.log.level
+            ),
+        ));
+    }
+}
+
+/// Checks a repository glob against berth-glob's grammar (guest/glob):
+/// components of a repository name (lowercase letters, digits, `.`, `_`,
+/// `-`) with `*` and `?` inside a component, and `**` only as a whole
+/// component. A pattern outside it would match nothing, or not what it
+/// says (`team/**x` is not "everything under team").
+pub fn repository_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty() {
+        return Err("an empty pattern matches no repository".into());
+    }
+    for component in pattern.split('/') {
+        if component.is_empty() {
+            return Err("has an empty path component (a leading, trailing or double `/`)".into());
+        }
+        if component.contains("**") && component != "**" {
+            return Err(format!(
+                "`**` must be a whole path component (as in `team/**`), not part of {component:?}"
+            ));
+        }
+        if let Some(c) = component.chars().find(|c| {
+            !(c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || matches!(c, '.' | '_' | '-' | '*' | '?'))
+        }) {
+            return Err(format!(
+                "{c:?} cannot occur in a repository name (lowercase letters, digits, `.`, `_`, `-`; \
+                 globs `*`, `?`, `**`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a tag glob: tag characters (letters, digits, `_`, `.`, `-`) with
+/// `*` and `?`.
+pub fn tag_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty() {
+        return Err("an empty pattern matches no tag".into());
+    }
+    match pattern
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '*' | '?')))
+    {
+        Some(c) => Err(format!(
+            "{c:?} cannot occur in a tag (letters, digits, `_`, `.`, `-`; globs `*`, `?`)"
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        toml::from_str(toml).expect("config parses")
+    }
+
+    fn keys(problems: &[Problem]) -> Vec<&str> {
+        problems.iter().map(|p| p.key.as_str()).collect()
+    }
+
+    #[test]
+    fn the_default_configuration_has_no_problem() {
+        assert_eq!(problems(&Config::default()), vec![]);
+    }
+
+    #[test]
+    fn auth_settings_without_users_are_errors() {
+        let found = problems(&config(
+            "[auth]\nanonymous_pull = true\n[auth.token]\nrealm = \"https://x/token\"\n\
+             [[auth.rules]]\nrepositories = [\"**\"]\nusers = [\"*\"]\nactions = [\"pull\"]\n",
+        ));
+        assert_eq!(
+            keys(&found),
+            ["auth.rules", "auth.anonymous_pull", "auth.token.realm"]
+        );
+        assert!(
+            found[0]
+                .message
+                .contains("anyone may pull, push and delete")
+        );
+        // The same with a user source is fine.
+        let fine = config(
+            "[auth]\nhtpasswd = \"/etc/htpasswd\"\nanonymous_pull = true\n\
+             [[auth.rules]]\nrepositories = [\"**\"]\nusers = [\"*\"]\nactions = [\"pull\"]\n",
+        );
+        assert_eq!(problems(&fine), vec![]);
+    }
+
+    #[test]
+    fn rules_that_name_nothing_or_unknown_groups_are_errors() {
+        let found = problems(&config(
+            "[auth]\nhtpasswd = \"/h\"\ngroups = { dev = [\"bob\"] }\n\
+             [[auth.rules]]\nrepositories = [\"team/**x\"]\ngroups = [\"ops\"]\nactions = [\"pull\"]\n\
+             [[auth.rules]]\nrepositories = [\"a\"]\nactions = [\"push\"]\n\
+             [[auth.rules]]\nusers = [\"*\"]\n",
+        ));
+        assert_eq!(
+            keys(&found),
+            [
+                "auth.rules[0].repositories",
+                "auth.rules[0].groups",
+                "auth.rules[1]",
+                "auth.rules[2].actions",
+                "auth.rules[2].repositories",
+            ]
+        );
+        assert!(found[1].message.contains("no group \"ops\""), "{found:?}");
+        assert!(found[1].message.contains("there are dev"), "{found:?}");
+    }
+
+    #[test]
+    fn repository_globs_follow_the_glob_grammar() {
+        for good in ["**", "team/**", "*/prod-*", "a/**/z", "app-?", "lib.x/a_b"] {
+            assert_eq!(repository_pattern(good), Ok(()), "{good}");
+        }
+        for bad in ["", "team/**x", "**x", "a//b", "/a", "a/", "Team/*", "a b"] {
+            assert!(repository_pattern(bad).is_err(), "{bad:?}");
+        }
+        assert!(tag_pattern("v*").is_ok());
+        assert!(tag_pattern("v/1").is_err());
+    }
+
+    #[test]
+    fn problems_print_with_position_key_and_severity() {
+        let mut p = Problem::error("auth.rules[2].groups", "no group \"ops\" in auth.groups");
+        p.at = Some("berth.toml:14".into());
+        assert_eq!(
+            p.to_string(),
+            "berth.toml:14: auth.rules[2].groups: no group \"ops\" in auth.groups"
+        );
+        let w = Problem::warning("BERTH_FOO", "not a configuration variable");
+        assert_eq!(
+            w.to_string(),
+            "warning: BERTH_FOO: not a configuration variable"
+        );
+        let keyed = Problem::from_keyed("auth.htpasswd: cannot read /x: gone");
+        assert_eq!(keyed.key, "auth.htpasswd");
+        assert_eq!(keyed.message, "cannot read /x: gone");
+    }
+}

@@ -1,0 +1,209 @@
+//! Everything `serve` would find wrong with a configuration, found before
+//! it opens, binds or creates anything: `berth config check` runs exactly
+//! this, and `serve` runs it first. The configuration's own problems
+//! (`config::check`) plus what needs the files and loaders of the other
+//! layers: budgets, the guest and plugin components, certificates, the
+//! htpasswd file and token keys. Each check reads with the loader `serve`
+//! uses; none writes.
+
+use crate::config::{AuthMode, Config, Problem};
+use crate::front::auth::{htpasswd, token};
+use crate::front::tls;
+use crate::sandbox::{budget, plugins};
+use std::path::Path;
+
+/// All problems found, errors and warnings, in the order of the sections.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub problems: Vec<Problem>,
+}
+
+/// The configuration cannot be served: every error, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", lines(.0))]
+pub struct Refused(pub Vec<Problem>);
+
+fn lines(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}
+
+impl Report {
+    pub fn errors(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(|p| p.is_error())
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(|p| !p.is_error())
+    }
+
+    /// Each warning as a log line at WARN.
+    pub fn log_warnings(&self) {
+        for warning in self.warnings() {
+            let mut shown = warning.clone();
+            shown.severity = crate::config::Severity::Error;
+            tracing::warn!("{shown}");
+        }
+    }
+
+    /// `Err` with every error, if there is one.
+    pub fn into_result(self) -> Result<(), Refused> {
+        let errors: Vec<Problem> = self
+            .problems
+            .into_iter()
+            .filter(Problem::is_error)
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Refused(errors))
+        }
+    }
+}
+
+/// Checks `config` as `serve` would use it. Reads files; creates nothing.
+pub fn check(config: &Config) -> Report {
+    let mut problems = config.source.warnings.clone();
+    problems.extend(config.problems());
+    let mut found = Vec::new();
+    root(&config.storage.root, &mut found);
+    limits(config, &mut found);
+    guest(config, &mut found);
+    if let Err(e) = tls::check(&config.server.tls) {
+        found.push(Problem::from_keyed(e));
+    }
+    auth(config, &mut found);
+    found.extend(
+        plugins::check(&config.plugins)
+            .into_iter()
+            .map(Problem::from_keyed),
+    );
+    for problem in &mut found {
+        config.source.locate(problem);
+    }
+    problems.extend(found);
+    Report { problems }
+}
+
+/// The root is made on first start: it must be a directory if it exists,
+/// or else be creatable under the nearest directory that does.
+fn root(root: &Path, out: &mut Vec<Problem>) {
+    let mut at = root;
+    loop {
+        match std::fs::metadata(at) {
+            Ok(meta) if meta.is_dir() => return,
+            Ok(_) if at == root => {
+                out.push(Problem::error(
+                    "storage.root",
+                    format!("{} exists and is not a directory", root.display()),
+                ));
+                return;
+            }
+            Ok(_) => {
+                out.push(Problem::error(
+                    "storage.root",
+                    format!(
+                        "{} cannot be made: {} is not a directory",
+                        root.display(),
+                        at.display()
+                    ),
+                ));
+                return;
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                out.push(Problem::error(
+                    "storage.root",
+                    format!("cannot use {}: {e}", at.display()),
+                ));
+                return;
+            }
+            Err(_) => match at.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+                // A relative root under the working directory.
+                _ => return,
+            },
+        }
+    }
+}
+
+fn limits(config: &Config, out: &mut Vec<Problem>) {
+    if let Err(e) = budget::memory_cap(config.limits.guest_memory_mib) {
+        out.push(Problem::error("limits.guest_memory_mib", e.to_string()));
+    }
+    if let Err(e) = budget::fuel_budget(config.limits.guest_fuel) {
+        out.push(Problem::error("limits.guest_fuel", e.to_string()));
+    }
+}
+
+/// A guest given instead of the embedded one must be a readable component
+/// (compiling it is left to `serve`: it takes seconds and fills the cache).
+fn guest(config: &Config, out: &mut Vec<Problem>) {
+    let Some(path) = &config.server.guest else {
+        return;
+    };
+    use std::io::Read as _;
+    let mut header = [0u8; 8];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read(&mut header));
+    match read {
+        Err(e) => out.push(Problem::error(
+            "server.guest",
+            format!("cannot read {}: {e}", path.display()),
+        )),
+        // `\0asm`, then the component layer's version (a core module has 1).
+        Ok(8) if header[..4] == *b"\0asm" && header[4..] == [0x0d, 0x00, 0x01, 0x00] => {}
+        Ok(_) => out.push(Problem::error(
+            "server.guest",
+            format!(
+                "{} is not a WebAssembly component (export one with `berth guest export`)",
+                path.display()
+            ),
+        )),
+    }
+}
+
+/// The user source's files, parsed; rule users that are not in it.
+fn auth(config: &Config, out: &mut Vec<Problem>) {
+    let auth = &config.auth;
+    if !auth.enabled() {
+        return;
+    }
+    let users = match &auth.htpasswd {
+        Some(path) => match htpasswd::user_names(path) {
+            Ok(users) => Some(users),
+            Err(e) => {
+                out.push(Problem::from_keyed(e));
+                None
+            }
+        },
+        None => None,
+    };
+    let issues = auth.htpasswd.is_some() && auth.mode == AuthMode::Token;
+    let key_dir = config.storage.root.join("auth");
+    out.extend(
+        token::check(&auth.token, issues.then_some(key_dir.as_path()))
+            .into_iter()
+            .map(Problem::from_keyed),
+    );
+    // With an external token issuer, users come from it too: only a lone
+    // htpasswd file knows every name.
+    let external = auth.token.public_key.is_some() || auth.token.jwks.is_some();
+    if let (Some(users), false) = (users, external) {
+        let unknown = |name: &String| name != "*" && users.binary_search(name).is_err();
+        for (index, rule) in auth.rules.iter().enumerate() {
+            for name in rule.users.iter().filter(|n| unknown(n)) {
+                out.push(Problem::warning(
+                    format!("auth.rules[{index}].users"),
+                    format!("no user {name:?} in the htpasswd file"),
+                ));
+            }
+        }
+        for (group, members) in &auth.groups {
+            for name in members.iter().filter(|n| unknown(n)) {
+                out.push(Problem::warning(
+                    format!("auth.groups.{group}"),
+                    format!("no user {name:?} in the htpasswd file"),
+                ));
+            }
+        }
+    }
+}
