@@ -361,3 +361,117 @@ fn gc_collects_from_the_bucket() {
         "shared layer removed"
     );
 }
+
+/// `berth serve` over `env` that must refuse to start: its stderr, once it
+/// has exited with a failure, and how long that took.
+fn failed_start(env: Vec<(String, String)>) -> (String, std::time::Duration) {
+    use std::time::{Duration, Instant};
+    let root = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{}", common::free_port()),
+        ])
+        .arg("--root")
+        .arg(root.path())
+        .env_remove("AWS_CA_BUNDLE")
+        .env("RUST_LOG", "warn")
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn berth");
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("berth started on storage it cannot use");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("berth output");
+    assert!(!out.status.success());
+    (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// Storage `serve` cannot use stops it at once, with a message that names
+/// the endpoint, the bucket and the cause, or the setting to change.
+#[test]
+fn unusable_s3_fails_the_start() {
+    let closed = format!("http://127.0.0.1:{}", common::free_port());
+    let mut env = Seaweed {
+        endpoint: closed.clone(),
+    }
+    .berth_env("unreachable", "layout");
+    let (err, took) = failed_start(env.clone());
+    assert!(took.as_secs() < 8, "took {took:?}: {err}");
+    assert!(err.contains(&closed), "{err}");
+    assert!(err.contains(seaweed::BUCKET), "{err}");
+    assert!(err.to_lowercase().contains("connect"), "{err}");
+
+    env.retain(|(key, _)| key != "BERTH_STORAGE_S3_ALLOW_HTTP");
+    let (err, _) = failed_start(env);
+    assert!(err.contains("storage.s3.allow_http"), "{err}");
+}
+
+/// Storage that goes away and comes back: requests answer 503 UNAVAILABLE
+/// with Retry-After (not 500 UNKNOWN), `/health` turns 503 after three
+/// failed checks and 200 again after one success.
+#[test]
+fn health_follows_the_storage() {
+    use std::time::{Duration, Instant};
+    let mut s3 = seaweed::Private::start();
+    let mut env = s3
+        .server
+        .berth_env(&seaweed::unique_prefix("health"), "layout");
+    env.push(("BERTH_SERVER_HEALTH_INTERVAL".into(), "200ms".into()));
+    let berth = Berth::builder().envs(env).start();
+    let http = no_redirects();
+    let digest = common::push::blob(&http, &berth.url(), "kept", b"still here").expect("push");
+    let health = || {
+        let resp = http
+            .get(format!("{}/health", berth.url()))
+            .send()
+            .expect("health");
+        (resp.status().as_u16(), resp.text().expect("health body"))
+    };
+    let wait_for = |status: u16| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (got, body) = health();
+            if got == status {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "health stayed {got}: {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(health(), (200, "ok".to_owned()));
+
+    s3.stop();
+    let resp = http
+        .get(format!("{}/v2/kept/blobs/{digest}", berth.url()))
+        .send()
+        .expect("GET blob");
+    assert_eq!(resp.status(), 503);
+    assert_eq!(header(&resp, "retry-after"), "5");
+    let body: serde_json::Value = resp.json().expect("error body");
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+    let body = wait_for(503);
+    assert!(body.contains("UNAVAILABLE"), "{body}");
+    assert!(body.contains(seaweed::BUCKET), "{body}");
+
+    s3.resume();
+    wait_for(200);
+    let resp = http
+        .get(format!("{}/v2/kept/blobs/{digest}", berth.url()))
+        .send()
+        .expect("GET blob");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().expect("blob").as_ref(), b"still here");
+}

@@ -17,6 +17,16 @@ pub fn internal(context: &str, why: impl std::fmt::Display) -> ApiError {
 pub fn from_storage(context: &str, err: StorageError, not_found: ApiError) -> ApiError {
     match err {
         StorageError::NotFound => not_found,
+        other => unexpected(context, other),
+    }
+}
+
+/// A failure with no meaning in context: `unavailable` stays a 503 the
+/// client may retry (the host has logged its cause), anything else is a
+/// 500, logged.
+pub fn unexpected(context: &str, err: StorageError) -> ApiError {
+    match err {
+        StorageError::Unavailable(why) => ApiError::Unavailable(why),
         other => internal(context, describe(&other)),
     }
 }
@@ -31,7 +41,9 @@ pub fn from_upload(context: &str, err: StorageError) -> ApiError {
         StorageError::DigestMismatch(actual) => {
             ApiError::DigestInvalid(format!("content hashes to {actual}"))
         }
-        StorageError::Backend(why) => internal(context, why),
+        other @ (StorageError::Backend(_) | StorageError::Unavailable(_)) => {
+            unexpected(context, other)
+        }
     }
 }
 
@@ -43,12 +55,13 @@ pub fn describe(err: &StorageError) -> String {
         StorageError::Invalid(s) => format!("invalid argument: {s}"),
         StorageError::Conflict(s) => format!("conflict: {s}"),
         StorageError::Backend(s) => format!("backend: {s}"),
+        StorageError::Unavailable(s) => format!("unavailable: {s}"),
     }
 }
 
 /// `?` on a storage call where `not-found` cannot happen or means a bug.
 impl From<StorageError> for ApiError {
     fn from(err: StorageError) -> ApiError {
-        internal("storage", describe(&err))
+        unexpected("storage", err)
     }
 }

@@ -1,18 +1,22 @@
 //! The storage one server (or one maintenance command) works on, opened
-//! from the configuration. Independent of the guest: the sandbox's storage
-//! imports and the maintenance commands both take a `Backends`.
+//! from the configuration, and whether it answers (`health`). Independent of
+//! the guest: the sandbox's storage imports and the maintenance commands
+//! both take a `Backends`.
+
+pub mod health;
 
 use crate::config::{Config, MetadataKind, S3Config, StorageKind};
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use berth_storage::{
     BlobStore, FsBlobStore, LayoutMetadata, MetadataStore, ObjectBlobStore, SmallBlobCache,
     SqliteMetadata,
 };
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use health::Health;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 use object_store::signer::Signer;
-use object_store::{ClientOptions, ObjectStore};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +26,8 @@ use std::time::Duration;
 pub struct Backends {
     pub blobs: Arc<dyn BlobStore>,
     pub metadata: Arc<dyn MetadataStore>,
+    /// What the last storage checks found (healthy until a checker runs).
+    pub health: Health,
 }
 
 /// Memory for small whole blobs (manifests, configs) served again and again.
@@ -33,6 +39,11 @@ pub fn open(config: &Config) -> anyhow::Result<Backends> {
     std::fs::create_dir_all(root)
         .with_context(|| format!("creating data root {}", root.display()))?;
     let layout = config.metadata.kind == MetadataKind::Layout;
+    let mut what = match config.storage.kind {
+        StorageKind::Filesystem => format!("filesystem storage at {}", root.display()),
+        StorageKind::S3 => String::new(),
+        StorageKind::Memory => "in-memory storage".to_owned(),
+    };
     // `layout` keeps the metadata next to the blobs, in the same store.
     let (blobs, metadata): (Arc<dyn BlobStore>, Arc<dyn MetadataStore>) = match config.storage.kind
     {
@@ -42,7 +53,8 @@ pub fn open(config: &Config) -> anyhow::Result<Backends> {
         ),
         StorageKind::Filesystem => (cached(FsBlobStore::open(root)?), sqlite(root)?),
         StorageKind::S3 => {
-            let (store, signer) = s3(&config.storage.s3)?;
+            let (store, signer, bucket) = s3(&config.storage.s3)?;
+            what = bucket;
             let blobs = cached(ObjectBlobStore::new(store.clone(), signer));
             (blobs, object_metadata(layout, store, root)?)
         }
@@ -52,7 +64,17 @@ pub fn open(config: &Config) -> anyhow::Result<Backends> {
             (blobs, object_metadata(layout, store, root)?)
         }
     };
-    Ok(Backends { blobs, metadata })
+    if !layout {
+        what.push_str(&format!(
+            ", metadata in {}",
+            root.join("metadata.db").display()
+        ));
+    }
+    Ok(Backends {
+        blobs,
+        metadata,
+        health: Health::new(what),
+    })
 }
 
 fn sqlite(root: &Path) -> anyhow::Result<Arc<dyn MetadataStore>> {
@@ -78,7 +100,25 @@ fn cached<S: BlobStore>(store: S) -> Arc<dyn BlobStore> {
     Arc::new(SmallBlobCache::new(store, SMALL_BLOB_CACHE))
 }
 
-type S3Handles = (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>);
+/// The bucket as an object store, a signer when redirects are on, and the
+/// bucket's name for messages.
+type S3Handles = (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>, String);
+
+/// How object_store retries a failed S3 request (connection refused or
+/// dropped, a timeout, a 5xx): briefly. Its default (10 retries, up to
+/// 3 min) holds a request ~3.4 s on a dead endpoint; a client that gets a
+/// quick 503 retries by itself, and the health check sees trouble at once.
+fn s3_retries() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(400),
+            base: 2.0,
+        },
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(2),
+    }
+}
 
 /// The bucket as an object store (under the prefix, if any) and, when
 /// redirects are on, a signer for presigned GET URLs of the same keys.
@@ -89,9 +129,11 @@ fn s3(cfg: &S3Config) -> anyhow::Result<S3Handles> {
     // (no bytes for a while) instead of total time.
     let client = ClientOptions::new()
         .with_timeout_disabled()
-        .with_connect_timeout(Duration::from_secs(10))
+        .with_connect_timeout(Duration::from_secs(3))
         .with_read_timeout(Duration::from_secs(120));
-    let mut builder = AmazonS3Builder::from_env().with_client_options(client);
+    let mut builder = AmazonS3Builder::from_env()
+        .with_client_options(client)
+        .with_retry(s3_retries());
     if let Some(bucket) = &cfg.bucket {
         builder = builder.with_bucket_name(bucket);
     }
@@ -110,20 +152,54 @@ fn s3(cfg: &S3Config) -> anyhow::Result<S3Handles> {
     if let Some(secret) = &cfg.secret_access_key {
         builder = builder.with_secret_access_key(secret.expose());
     }
+    let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+    let plain_http = endpoint.as_deref().is_some_and(|e| {
+        e.get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+    });
+    if plain_http && !cfg.allow_http {
+        // object_store would accept this and fail every request with
+        // "HTTP error: builder error".
+        bail!(
+            "storage.s3.endpoint {} is plain http://, which the S3 client refuses unless \
+             storage.s3.allow_http = true (BERTH_STORAGE_S3_ALLOW_HTTP=true); set it, or use https://",
+            endpoint.as_deref().unwrap_or_default()
+        );
+    }
     if cfg.allow_http {
         builder = builder.with_allow_http(true);
     }
-    let s3: AmazonS3 = builder.build().context("configuring the S3 store")?;
     let prefix = cfg.prefix.as_deref().unwrap_or("").trim_matches('/');
+    let what = describe_bucket(&builder, endpoint.as_deref(), prefix);
+    let s3: AmazonS3 = builder
+        .build()
+        .with_context(|| format!("configuring the S3 store ({what})"))?;
     Ok(if prefix.is_empty() {
         let signer = cfg
             .redirect
             .then(|| Arc::new(s3.clone()) as Arc<dyn Signer>);
-        (Arc::new(s3), signer)
+        (Arc::new(s3), signer, what)
     } else {
         let signer = cfg
             .redirect
             .then(|| Arc::new(PrefixStore::new(s3.clone(), prefix)) as Arc<dyn Signer>);
-        (Arc::new(PrefixStore::new(s3, prefix)), signer)
+        (Arc::new(PrefixStore::new(s3, prefix)), signer, what)
     })
+}
+
+/// "S3 bucket `b` at http://host:port, prefix `p`": what messages name.
+fn describe_bucket(builder: &AmazonS3Builder, endpoint: Option<&str>, prefix: &str) -> String {
+    let value = |key| builder.get_config_value(&key).unwrap_or_default();
+    let bucket = value(AmazonS3ConfigKey::Bucket);
+    let mut what = match endpoint {
+        Some(endpoint) => format!("S3 bucket `{bucket}` at {endpoint}"),
+        None => format!(
+            "S3 bucket `{bucket}` in AWS region {}",
+            value(AmazonS3ConfigKey::Region)
+        ),
+    };
+    if !prefix.is_empty() {
+        what.push_str(&format!(", prefix `{prefix}`"));
+    }
+    what
 }

@@ -6,6 +6,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use berth_oci::ApiError;
 
 pub use berth_oci::error::{API_VERSION, API_VERSION_HEADER};
 
@@ -23,6 +24,25 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
         HeaderValue::from_static("application/json"),
     );
     headers.insert(API_VERSION_HEADER, HeaderValue::from_static(API_VERSION));
+    resp
+}
+
+/// 503 `UNAVAILABLE` with `Retry-After`: the one answer for a temporary
+/// failure (storage unreachable, overloaded or busy), `why` as the detail.
+pub fn unavailable(why: &str) -> Response {
+    let err = ApiError::Unavailable(why.to_owned());
+    let mut resp = (StatusCode::SERVICE_UNAVAILABLE, err.body()).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(API_VERSION_HEADER, HeaderValue::from_static(API_VERSION));
+    for (name, value) in err.headers() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
     resp
 }
 

@@ -6,8 +6,9 @@
 //! use it too).
 //!
 //! Codes are limited to the distribution-spec table ("The `code` field MUST be
-//! one of the following"), plus `UNKNOWN` for server faults as the brief and
-//! registry:2 do. Where registry:2 uses a code outside the table
+//! one of the following"), plus two for the server's side, which the table
+//! has none for: `UNKNOWN` for faults, as registry:2 does, and `UNAVAILABLE`
+//! (503, with `Retry-After`) for what may succeed if retried later. Where registry:2 uses a code outside the table
 //! (`TAG_INVALID`, `PAGINATION_NUMBER_INVALID`, `RANGE_INVALID`), we use the
 //! nearest spec code instead, noted on the variant.
 
@@ -66,7 +67,16 @@ pub enum ApiError {
     Denied(String),
     /// 500 UNKNOWN: storage or I/O failure. The detail goes to stderr only.
     Internal,
+    /// 503 UNAVAILABLE with `Retry-After`: the registry's storage cannot be
+    /// reached or is overloaded now, and the same request may succeed later.
+    /// Carries the reason, shown as `detail` (no endpoint or bucket: those
+    /// are for the log). Every 503 Berth sends is this one.
+    Unavailable(String),
 }
+
+/// Seconds a client is asked to wait (`Retry-After`) before retrying an
+/// [`ApiError::Unavailable`] request.
+pub const RETRY_AFTER_SECS: u32 = 5;
 
 /// The wire identity of an error: status, code, default message.
 pub struct Descriptor {
@@ -123,6 +133,11 @@ impl ApiError {
             MethodNotAllowed { .. } => d(405, "UNSUPPORTED", "the operation is unsupported"),
             Denied(_) => d(403, "DENIED", "requested access to the resource is denied"),
             Internal => d(500, "UNKNOWN", "internal server error"),
+            Unavailable(_) => d(
+                503,
+                "UNAVAILABLE",
+                "the registry's storage is temporarily unavailable; retry later",
+            ),
         }
     }
 
@@ -134,7 +149,8 @@ impl ApiError {
             | DigestInvalid(s)
             | ManifestBlobUnknown(s)
             | ManifestInvalid(s)
-            | SizeInvalid(s) => Some(s.clone()),
+            | SizeInvalid(s)
+            | Unavailable(s) => Some(s.clone()),
             ManifestTooLarge { limit } => Some(format!("limit is {limit} bytes")),
             _ => None,
         }
@@ -151,6 +167,7 @@ impl ApiError {
                 vec![("content-range", format!("bytes */{size}"))]
             }
             ApiError::MethodNotAllowed { allow } => vec![("allow", allow.clone())],
+            ApiError::Unavailable(_) => vec![("retry-after", RETRY_AFTER_SECS.to_string())],
             _ => Vec::new(),
         }
     }
@@ -219,7 +236,7 @@ mod tests {
 
     #[test]
     fn codes_are_spec_codes() {
-        // The spec's table, plus UNKNOWN for 5xx.
+        // The spec's table; the 5xx codes are checked below.
         const TABLE: &[&str] = &[
             "BLOB_UNKNOWN",
             "BLOB_UPLOAD_INVALID",
@@ -268,6 +285,18 @@ mod tests {
         }
         assert_eq!(ApiError::Internal.descriptor().status, 500);
         assert_eq!(ApiError::Internal.descriptor().code, "UNKNOWN");
+        let unavailable = ApiError::Unavailable("the storage backend cannot be reached".into());
+        assert_eq!(unavailable.descriptor().status, 503);
+        assert_eq!(unavailable.descriptor().code, "UNAVAILABLE");
+        assert_eq!(
+            unavailable.headers(),
+            vec![("retry-after", RETRY_AFTER_SECS.to_string())]
+        );
+        let v: serde_json::Value = serde_json::from_slice(&unavailable.body()).unwrap();
+        assert_eq!(
+            v["errors"][0]["detail"],
+            "the storage backend cannot be reached"
+        );
     }
 
     #[test]

@@ -95,10 +95,69 @@ extern "C" fn remove_server() {
     }
 }
 
-fn start() -> Seaweed {
-    let weed = weed_binary();
-    let dir = std::env::temp_dir().join(format!("berth-s3-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+/// A server of one test's own, which it may stop and start again on the
+/// same ports and directory (the storage going away and coming back). It
+/// dies with the test's thread, and its directory with the value.
+pub struct Private {
+    pub server: Seaweed,
+    dir: PathBuf,
+    ports: Vec<String>,
+    child: Option<std::process::Child>,
+}
+
+impl Private {
+    pub fn start() -> Private {
+        let dir = std::env::temp_dir().join(format!("berth-s3-{}", unique_prefix("private")));
+        prepare(&dir);
+        let ports: Vec<String> = (0..8).map(|_| super::free_port().to_string()).collect();
+        let endpoint = format!("http://127.0.0.1:{}", ports[6]);
+        let mut private = Private {
+            server: Seaweed { endpoint },
+            dir,
+            ports,
+            child: None,
+        };
+        private.resume();
+        private
+    }
+
+    /// Kills the server (SIGKILL: the storage is simply gone).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again over the same directory and ports; returns once it
+    /// answers.
+    pub fn resume(&mut self) {
+        let mut ports = self.ports.iter().cloned();
+        let mut cmd = command(&weed_binary(), &self.dir, || {
+            ports.next().unwrap_or_default()
+        });
+        let child = cmd.spawn().expect("start weed");
+        let pid = child.id();
+        self.child = Some(child);
+        if !wait_up(&self.server.endpoint, pid) {
+            panic!(
+                "SeaweedFS did not come up; log:\n{}",
+                std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh server directory with the test credentials.
+fn prepare(dir: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir.join("data")).expect("seaweed dir");
     std::fs::write(
         dir.join("s3.json"),
@@ -107,48 +166,37 @@ fn start() -> Seaweed {
         ),
     )
     .expect("s3.json");
-    let port = || super::free_port().to_string();
-    let s3_port = port();
-    let log = std::fs::File::create(dir.join("log")).expect("seaweed log");
-    let mut cmd = Command::new(&weed);
-    cmd.arg("server")
-        .arg(format!("-dir={}", dir.join("data").display()))
-        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
-        .arg(format!("-master.port={}", port()))
-        .arg(format!("-master.port.grpc={}", port()))
-        .arg(format!("-volume.port={}", port()))
-        .arg(format!("-volume.port.grpc={}", port()))
-        .arg("-filer")
-        .arg(format!("-filer.port={}", port()))
-        .arg(format!("-filer.port.grpc={}", port()))
-        .arg("-s3")
-        .arg(format!("-s3.port={s3_port}"))
-        .arg(format!("-s3.port.grpc={}", port()))
-        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
-        .args(["-master.telemetry=false", "-master.volumeSizeLimitMB=1024"])
-        // The default of 8 volumes (1 GiB each here) fills up after a few
-        // big pushes; volumes are sparse files, so a high cap costs nothing.
-        .arg("-volume.max=64")
-        .arg(format!(
-            "-filer.localSocket={}",
-            dir.join("filer.sock").display()
-        ))
-        .arg(format!("-s3.localSocket={}", dir.join("s3.sock").display()))
-        .arg(format!("-s3.config={}", dir.join("s3.json").display()))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
+}
+
+/// True once the server at `endpoint` (process `pid`) has the bucket;
+/// false when it died or did not come up within two minutes.
+fn wait_up(endpoint: &str, pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if create_bucket(endpoint) {
+            return true;
+        }
+        if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+fn start() -> Seaweed {
+    let weed = weed_binary();
+    let dir = std::env::temp_dir().join(format!("berth-s3-{}", std::process::id()));
+    prepare(&dir);
+    let mut cmd = command(&weed, &dir, || super::free_port().to_string());
+    let s3_port = cmd
+        .get_args()
+        .filter_map(|a| a.to_str()?.strip_prefix("-s3.port=").map(str::to_owned))
+        .next()
+        .expect("s3 port");
     // The server must not outlive the test process, even when a test
     // panics: the kernel kills it when the thread that spawned it ends, so
     // it is spawned by a thread that lives as long as the process.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let spawned = cmd.spawn();
@@ -169,20 +217,65 @@ fn start() -> Seaweed {
         unsafe { libc::atexit(remove_server) };
     }
     let endpoint = format!("http://127.0.0.1:{s3_port}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if create_bucket(&endpoint) {
-            return Seaweed { endpoint };
-        }
-        if std::fs::metadata(format!("/proc/{pid}")).is_err() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    if wait_up(&endpoint, pid) {
+        return Seaweed { endpoint };
     }
     panic!(
         "SeaweedFS did not come up; log:\n{}",
         std::fs::read_to_string(dir.join("log")).unwrap_or_default()
     );
+}
+
+/// `weed server` over `dir`, each port from `port` (in a fixed order: the
+/// seventh is S3's), logging to `dir/log`, killed when the thread that
+/// spawns it ends.
+fn command(
+    weed: &std::path::Path,
+    dir: &std::path::Path,
+    mut port: impl FnMut() -> String,
+) -> Command {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log"))
+        .expect("seaweed log");
+    let mut cmd = Command::new(weed);
+    cmd.arg("server")
+        .arg(format!("-dir={}", dir.join("data").display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+        .arg(format!("-master.port={}", port()))
+        .arg(format!("-master.port.grpc={}", port()))
+        .arg(format!("-volume.port={}", port()))
+        .arg(format!("-volume.port.grpc={}", port()))
+        .arg("-filer")
+        .arg(format!("-filer.port={}", port()))
+        .arg(format!("-filer.port.grpc={}", port()))
+        .arg("-s3")
+        .arg(format!("-s3.port={}", port()))
+        .arg(format!("-s3.port.grpc={}", port()))
+        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+        .args(["-master.telemetry=false", "-master.volumeSizeLimitMB=1024"])
+        // The default of 8 volumes (1 GiB each here) fills up after a few
+        // big pushes; volumes are sparse files, so a high cap costs nothing.
+        .arg("-volume.max=64")
+        .arg(format!(
+            "-filer.localSocket={}",
+            dir.join("filer.sock").display()
+        ))
+        .arg(format!("-s3.localSocket={}", dir.join("s3.sock").display()))
+        .arg(format!("-s3.config={}", dir.join("s3.json").display()))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
 }
 
 /// Creates the bucket (SigV4-signed by curl); true once the server answers

@@ -196,23 +196,20 @@ fn read_manifest(req: &Request) -> Result<Vec<u8>, ApiError> {
 /// bytes the store already holds is a no-op there).
 fn store_bytes(digest: &Digest, bytes: &[u8]) -> Result<(), ApiError> {
     let upload = Upload::create()?;
-    write_and_commit(&upload, digest, bytes).map_err(|why| {
+    write_and_commit(&upload, digest, bytes).inspect_err(|_| {
         if let Err(e) = upload.abort() {
             eprintln!("berth-guest: aborting manifest upload: {}", describe(&e));
         }
-        error::internal("storing manifest", why)
     })
 }
 
-fn write_and_commit(upload: &Upload, digest: &Digest, bytes: &[u8]) -> Result<(), String> {
-    let sink = upload.sink().map_err(|e| describe(&e))?;
-    http::write_all(&sink, bytes)?;
+fn write_and_commit(upload: &Upload, digest: &Digest, bytes: &[u8]) -> Result<(), ApiError> {
+    let failed = |e| error::unexpected("storing manifest", e);
+    let sink = upload.sink().map_err(failed)?;
+    http::write_all(&sink, bytes).map_err(|why| error::internal("storing manifest", why))?;
     // The store requires the sink gone before `commit`.
     drop(sink);
-    upload
-        .commit(digest.as_str())
-        .map(|_| ())
-        .map_err(|e| describe(&e))
+    upload.commit(digest.as_str()).map(|_| ()).map_err(failed)
 }
 
 /// Why the store refused a manifest: the checks above passed, but a

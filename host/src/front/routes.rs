@@ -3,7 +3,8 @@
 //! one entry here. Everything else goes to the guest.
 
 use super::auth::{self, Auth};
-use crate::error_body::{error_response, internal_error};
+use crate::backends::health::Status;
+use crate::error_body::{error_response, internal_error, unavailable};
 use crate::maintenance::usage;
 use crate::sandbox::runtime::GuestRuntime;
 use axum::extract::State;
@@ -51,8 +52,18 @@ pub const NATIVE: &[Native] = &[
     },
 ];
 
-async fn health() -> &'static str {
-    "ok"
+/// `GET /health`: `ok`, or 503 `UNAVAILABLE` saying what failed once the
+/// background storage checks have failed a few times in a row. Answered
+/// from their last result: no storage call here.
+async fn health(State(guest): State<GuestRuntime>) -> Response {
+    let health = &guest.backends().health;
+    match health.status() {
+        Status::Healthy => "ok".into_response(),
+        Status::Unhealthy { failures, why } => unavailable(&format!(
+            "{failures} storage checks failed in a row; {}: {why}",
+            health.what()
+        )),
+    }
 }
 
 /// `GET /berth/v1/usage`: per repository tags, manifests, size and the size
@@ -66,8 +77,21 @@ async fn usage(State(guest): State<GuestRuntime>) -> Response {
             "usage needs metadata.kind = \"sqlite\"",
         ),
         Err(e) => {
-            tracing::error!(error = %e, "usage failed");
-            internal_error()
+            let storage = match &e {
+                usage::UsageError::Storage(storage) => Some(storage),
+                _ => None,
+            };
+            let cause = storage.map_or_else(|| e.to_string(), |s| s.cause());
+            match storage.and_then(|s| s.temporary()) {
+                Some(why) => {
+                    tracing::warn!(error = %cause, "usage: storage temporarily unavailable");
+                    unavailable(&why)
+                }
+                None => {
+                    tracing::error!(error = %cause, "usage failed");
+                    internal_error()
+                }
+            }
         }
     }
 }

@@ -28,7 +28,10 @@ impl Host for StorageCtx<'_> {
         Ok(match ask_all(plugins, metadata, change, caller).await {
             Ok(verdict) => verdict,
             Err(error) => {
-                tracing::error!(%error, "reading the metadata an admission policy needs");
+                tracing::error!(
+                    error = %error.cause(),
+                    "reading the metadata an admission policy needs"
+                );
                 Some(
                     "the registry could not read what its admission policy needs; the change is refused"
                         .to_owned(),

@@ -40,17 +40,27 @@ impl wasmtime::component::HasData for StorageImports {
     type Data<'a> = StorageCtx<'a>;
 }
 
-/// Storage errors cross into the guest as the WIT variant; details stay in logs.
+/// Storage errors cross into the guest as the WIT variant. This is where a
+/// backend failure becomes a response, so it is logged here, once, with its
+/// whole cause: a temporary one (`unavailable`, a 503 the client may retry)
+/// as a warning, any other as an error. The guest gets words for the client,
+/// never the backend's text.
 fn to_wit(err: StorageError) -> WitStorageError {
     match err {
         StorageError::NotFound => WitStorageError::NotFound,
         StorageError::DigestMismatch { actual } => WitStorageError::DigestMismatch(actual),
         StorageError::Invalid(msg) => WitStorageError::Invalid(msg),
         StorageError::Conflict(msg) => WitStorageError::Conflict(msg),
-        other => {
-            tracing::error!(error = %other, "storage backend failed");
-            WitStorageError::Backend("storage backend failure".into())
-        }
+        other => match other.temporary() {
+            Some(why) => {
+                tracing::warn!(error = %other.cause(), "storage temporarily unavailable");
+                WitStorageError::Unavailable(why)
+            }
+            None => {
+                tracing::error!(error = %other.cause(), "storage backend failed");
+                WitStorageError::Backend("storage backend failure".into())
+            }
+        },
     }
 }
 
