@@ -26,6 +26,8 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     report.log_warnings();
     report.into_result()?;
     let backends = backends::open(&config)?;
+    let writes = !config.server.read_only;
+    backends::health::check_at_start(&backends, writes).await?;
     let wasm = match &config.server.guest {
         Some(path) => {
             std::fs::read(path).with_context(|| format!("server.guest: cannot read {}", path.display()))?
@@ -65,6 +67,8 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     if config.gc.enabled && !config.server.read_only {
         spawn_gc(guest.backends().clone(), &config.gc);
     }
+    let interval = config.server.health_interval.0;
+    backends::health::spawn_checker(guest.backends().clone(), interval, writes);
     let front = server::Front {
         clients: client::Clients::new(config.server.trusted_proxies.clone(), tls.is_some()),
         read_only: config.server.read_only,
