@@ -96,6 +96,11 @@ mod s3_layout_metadata {
 
     berth_storage::metadata_conformance_tests!(|case| fresh(case));
 
+    /// What fsck and du walk: the whole tree, listed in the bucket.
+    mod inventory {
+        berth_storage::inventory_conformance_tests!(|case| super::fresh(case));
+    }
+
     /// A second handle on the same prefix (another host) sees everything.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn metadata_persists() {

@@ -117,7 +117,7 @@ fn gc_frees_a_deleted_image_and_keeps_shared_layers() {
     }
     let freed_bytes = only_a.len() + 7 + manifest_len_of_a(&shared, &only_a);
     assert!(
-        out.contains(&format!("removed 3 blobs, {freed_bytes} bytes freed")),
+        out.contains(&format!("removed 3 blobs, freeing {freed_bytes} bytes")),
         "{out}"
     );
     for digest in &kept {
@@ -197,26 +197,55 @@ fn fsck_finds_corruption_and_dangling_references_and_repairs_them() {
         !found.status.success(),
         "fsck must fail on a damaged store: {text}"
     );
-    assert!(text.contains(&format!("corrupt blob {d1}")), "{text}");
     assert!(
-        text.lines()
-            .any(|l| l.starts_with(&format!("dangling link fsck/app -> {d2}"))),
+        text.contains(&format!("blob {d1} is corrupt: its bytes hash to sha256:"))
+            && text.contains("; --repair moves it to quarantine/"),
         "{text}"
     );
+    assert!(
+        text.lines().any(|l| l
+            == format!(
+                "repository fsck/app: links blob {d2}, which is missing from the blob store; \
+                 --repair removes the link"
+            )),
+        "{text}"
+    );
+    // One line for the manifest, naming both blobs it lost and its tag.
+    let manifest_line = |text: &str, action: &str| {
+        text.lines().any(|l| {
+            l.starts_with("repository fsck/app: manifest sha256:")
+                && l.contains(&format!(
+                    " names blob {d2}, which is missing, and names blob {d1}, which is corrupt; "
+                ))
+                && l.ends_with(action)
+        })
+    };
+    assert!(
+        manifest_line(&text, "; --repair drops the manifest and its tag 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "repository fsck/app: links blob {d1}, which is corrupt; --repair removes the link"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("Manifest {"), "debug text: {text}");
     let repaired = must_succeed(berth_cmd(&berth.root, &["fsck", "--repair"]));
-    assert!(repaired.contains("(quarantined)"), "{repaired}");
+    assert!(repaired.contains("; moved it to quarantine/"), "{repaired}");
     // What it dropped, by name: the link, and the manifest that needed d2.
     assert!(
-        repaired.contains(&format!("dangling link fsck/app -> {d2} (dropped)")),
+        repaired.contains(&format!(
+            "repository fsck/app: links blob {d2}, which is missing from the blob store; \
+             removed the link"
+        )),
         "{repaired}"
     );
     assert!(
-        repaired
-            .lines()
-            .any(|l| l.starts_with("dangling reference fsck/app@")
-                && l.ends_with(&format!("-> {d2} (dropped, with its manifest and tags)"))),
+        manifest_line(&repaired, "; dropped the manifest and its tag 1"),
         "{repaired}"
     );
+    assert!(repaired.contains("repaired as listed above"), "{repaired}");
     let tags = http
         .get(format!("{base}/v2/fsck/app/tags/list"))
         .send()
@@ -308,7 +337,11 @@ fn gc_killed_mid_pass_leaves_a_consistent_store_and_resumes() {
         &berth.root,
         &["--grace", "0s", "--upload-grace", "0s"],
     ));
-    assert!(out.contains("resumed"), "{out}");
+    // A kill between two deletions leaves no tombstone: 0 is possible.
+    assert!(
+        out.contains("deletions an interrupted pass had left"),
+        "{out}"
+    );
     let left: Vec<_> = doomed
         .iter()
         .filter(|d| blob_file(&berth.root, d).exists())
@@ -469,7 +502,10 @@ fn a_second_collector_never_finishes_a_live_passes_deletion() {
         &berth.root,
         &["--grace", "0s", "--upload-grace", "0s"],
     ));
-    assert!(b.contains("0 resumed"), "B finished A's tombstone: {b}");
+    assert!(
+        b.contains("resumed 0 deletions"),
+        "B finished A's tombstone: {b}"
+    );
     assert!(blob_file(&berth.root, &digest).exists(), "B deleted: {b}");
     // Step 3: a client pushes the blob again; the server waits for A.
     let pusher = {
@@ -978,4 +1014,344 @@ fn gc_collects_untagged_manifests_when_enabled() {
         get_blob_digest(&http, &base, "moving/app", &sha256_digest(&new_layer)),
         Some(sha256_digest(&new_layer))
     );
+}
+
+/// `berth <args> --root <root>` with extra environment.
+fn berth_cmd_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run berth")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A mistyped `--root` is refused, not made into an empty store that
+/// fsck then calls healthy; so is a directory that holds no store.
+#[test]
+fn maintenance_commands_refuse_a_root_without_a_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let typo = dir.path().join("typo");
+    for args in [&["fsck"][..], &["gc"], &["gc", "--dry-run"], &["du"]] {
+        let out = berth_cmd(&typo, args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} accepted {}", stdout(&out));
+        assert!(err.contains(&typo.display().to_string()), "{err}");
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(
+            err.contains("--root") && err.contains("storage.root"),
+            "{err}"
+        );
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    for (metadata, what) in [("sqlite", "metadata.db"), ("layout", "docker/registry/v2")] {
+        let out = berth_cmd_env(&empty, &["fsck"], &[("BERTH_METADATA_KIND", metadata)]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{metadata}: {}", stdout(&out));
+        assert!(err.contains("holds no") && err.contains(what), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&empty).expect("list").collect();
+        assert!(left.is_empty(), "{metadata}: fsck created {left:?}");
+    }
+}
+
+/// `serve` on registry:2's tree with SQLite metadata stops and names the
+/// setting, instead of showing an empty registry beside the real one; with
+/// layout metadata it serves the tree.
+#[test]
+fn serve_refuses_a_registry2_tree_with_sqlite_metadata() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("r2");
+    std::fs::create_dir_all(root.join("docker/registry/v2/repositories")).expect("tree");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["serve", "--addr"])
+        .arg(format!("127.0.0.1:{}", common::free_port()))
+        .arg("--root")
+        .arg(&root)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve kept running on a registry:2 tree with sqlite metadata");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().expect("output");
+    let err = stderr(&out);
+    assert!(!status.success());
+    assert!(err.contains("metadata.kind = \"layout\""), "{err}");
+    assert!(err.contains("BERTH_METADATA_KIND=layout"), "{err}");
+    assert!(
+        !root.join("metadata.db").exists(),
+        "created a store beside it"
+    );
+    assert!(!root.join("blobs").exists(), "created a store beside it");
+
+    let berth = Berth::builder().root(&root).metadata("layout").start();
+    let resp = Client::new()
+        .get(format!("{}/v2/_catalog", berth.url()))
+        .send()
+        .expect("catalog");
+    assert_eq!(resp.status(), 200);
+}
+
+/// Layout metadata on one host: `berth du` and `/berth/v1/usage` report
+/// what was pushed, the same way as with SQLite.
+#[test]
+fn du_and_usage_work_with_layout_metadata() {
+    let berth = Berth::builder().metadata("layout").start();
+    let (http, base) = (Client::new(), berth.url());
+    let shared = bytes(60, 30_000);
+    let own = bytes(61, 12_000);
+    push::image(
+        &http,
+        &base,
+        "lay/one",
+        "1",
+        b"{\"l\":1}",
+        &[shared.clone(), own.clone()],
+    )
+    .expect("one");
+    push::image(
+        &http,
+        &base,
+        "lay/two",
+        "v",
+        b"{\"l\":2}",
+        std::slice::from_ref(&shared),
+    )
+    .expect("two");
+    let resp = http
+        .get(format!("{base}/berth/v1/usage"))
+        .send()
+        .expect("usage");
+    assert_eq!(resp.status(), 200);
+    let usage: Value = resp.json().expect("usage JSON");
+    let one = &usage["repositories"][0];
+    assert_eq!(one["name"], "lay/one");
+    assert_eq!(one["tags"], serde_json::json!(["1"]));
+    assert_eq!(one["manifests"], 1);
+    let descs: Vec<_> = [&shared, &own]
+        .iter()
+        .map(|l| (sha256_digest(l), l.len()))
+        .collect();
+    let manifest = push::image_manifest((&sha256_digest(b"{\"l\":1}"), 7), &descs).len();
+    assert_eq!(
+        one["size"].as_u64(),
+        Some((shared.len() + own.len() + 7 + manifest) as u64)
+    );
+    assert_eq!(
+        one["exclusive_size"].as_u64(),
+        Some((own.len() + 7 + manifest) as u64)
+    );
+    assert_eq!(usage["repositories"][1]["name"], "lay/two");
+    let layout = [("BERTH_METADATA_KIND", "layout")];
+    let cli: Value = serde_json::from_str(&must_succeed(berth_cmd_env(
+        &berth.root,
+        &["du", "--json"],
+        &layout,
+    )))
+    .expect("du JSON");
+    assert_eq!(cli, usage);
+    let table = must_succeed(berth_cmd_env(&berth.root, &["du"], &layout));
+    assert!(
+        table.contains("lay/one") && table.contains("lay/two"),
+        "{table}"
+    );
+}
+
+/// With layout metadata `berth gc` purges abandoned uploads (and their
+/// owner records) and says why it leaves blobs alone.
+#[test]
+fn gc_purges_abandoned_layout_uploads() {
+    let berth = Berth::builder().metadata("layout").start();
+    let (http, base) = (Client::new(), berth.url());
+    let resp = http
+        .post(format!("{base}/v2/lay/purge/blobs/uploads/"))
+        .send()
+        .expect("POST");
+    assert_eq!(resp.status(), 202);
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let url = format!("{base}{location}");
+    let resp = http
+        .patch(&url)
+        .header("content-type", "application/octet-stream")
+        .body(bytes(78, 20_000))
+        .send()
+        .expect("PATCH");
+    assert_eq!(resp.status(), 202);
+    let count = |dir: &str| std::fs::read_dir(berth.root.join(dir)).map_or(0, |d| d.count());
+    assert_eq!(count("uploads"), 1);
+    assert_eq!(count("berth/upload-owners"), 1);
+
+    let layout = ("BERTH_METADATA_KIND", "layout");
+    let kept = must_succeed(berth_cmd_env(&berth.root, &["gc"], &[layout]));
+    assert!(kept.contains("removed 0 upload sessions"), "{kept}");
+    assert!(
+        kept.contains("layout metadata keeps no review queue"),
+        "{kept}"
+    );
+    assert_eq!(count("uploads"), 1, "a young session was purged");
+    let purged = must_succeed(berth_cmd_env(
+        &berth.root,
+        &["gc"],
+        &[layout, ("BERTH_GC_UPLOAD_MAX_AGE", "0s")],
+    ));
+    assert!(purged.contains("removed upload session"), "{purged}");
+    assert!(purged.contains("removed 1 upload sessions"), "{purged}");
+    assert_eq!(count("uploads"), 0, "session data left behind");
+    assert_eq!(count("berth/upload-owners"), 0, "owner record left behind");
+    let resp = http.get(&url).send().expect("status of a purged session");
+    assert_eq!(resp.status(), 404);
+}
+
+/// fsck on layout metadata checks references too: a deleted layer is
+/// reported against the manifest that names it, in words, and `--repair`
+/// drops that manifest and its tag.
+#[test]
+fn fsck_checks_layout_references_and_repairs_them() {
+    let berth = Berth::builder().metadata("layout").start();
+    let (http, base) = (Client::new(), berth.url());
+    let (keep, lose) = (bytes(70, 20_000), bytes(71, 10_000));
+    let manifest = push::image(
+        &http,
+        &base,
+        "lay/fsck",
+        "1",
+        b"{\"f\":2}",
+        &[keep.clone(), lose.clone()],
+    )
+    .expect("push");
+    push::image(
+        &http,
+        &base,
+        "lay/fine",
+        "ok",
+        b"{\"f\":3}",
+        std::slice::from_ref(&keep),
+    )
+    .expect("push");
+    let layout = [("BERTH_METADATA_KIND", "layout")];
+    let clean = must_succeed(berth_cmd_env(&berth.root, &["fsck"], &layout));
+    assert!(clean.contains("0 corrupt, 0 dangling"), "{clean}");
+    assert!(clean.contains("nothing is wrong"), "{clean}");
+
+    let lost = sha256_digest(&lose);
+    let hex = lost.trim_start_matches("sha256:");
+    std::fs::remove_file(
+        berth
+            .root
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data"),
+    )
+    .expect("delete a layer");
+    let found = berth_cmd_env(&berth.root, &["fsck"], &layout);
+    let text = stdout(&found);
+    assert!(!found.status.success(), "{text}");
+    let line = format!(
+        "repository lay/fsck: manifest {manifest} names blob {lost}, which is missing; \
+         --repair drops the manifest and its tag 1"
+    );
+    assert!(text.lines().any(|l| l == line), "{text}");
+    assert!(
+        text.contains(&format!(
+            "repository lay/fsck: links blob {lost}, which is missing from the blob store; \
+             --repair removes the link"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("0 corrupt, 2 dangling references"), "{text}");
+
+    let repaired = must_succeed(berth_cmd_env(&berth.root, &["fsck", "--repair"], &layout));
+    assert!(
+        repaired.contains(&format!(
+            "repository lay/fsck: manifest {manifest} names blob {lost}, which is missing; \
+             dropped the manifest and its tag 1"
+        )),
+        "{repaired}"
+    );
+    let after = must_succeed(berth_cmd_env(&berth.root, &["fsck"], &layout));
+    assert!(after.contains("0 corrupt, 0 dangling"), "{after}");
+    let gone = http
+        .get(format!("{base}/v2/lay/fsck/manifests/1"))
+        .header("accept", push::MANIFEST)
+        .send()
+        .expect("GET");
+    assert_eq!(gone.status(), 404);
+    let fine = http
+        .get(format!("{base}/v2/lay/fine/manifests/ok"))
+        .header("accept", push::MANIFEST)
+        .send()
+        .expect("GET");
+    assert_eq!(fine.status(), 200);
+}
+
+/// A dry run says what waits out the grace periods, and until when.
+#[test]
+fn gc_dry_run_reports_blobs_waiting_for_their_grace_period() {
+    let berth = Berth::start();
+    let (http, base) = (Client::new(), berth.url());
+    let layer = bytes(80, 4096);
+    let manifest = push::image(
+        &http,
+        &base,
+        "wait/app",
+        "1",
+        b"{\"w\":1}",
+        std::slice::from_ref(&layer),
+    )
+    .expect("push");
+    let idle = must_succeed(berth_gc(&berth.root, &["--dry-run"]));
+    assert!(
+        idle.contains("No unreferenced blob is waiting out gc.grace (1h)"),
+        "{idle}"
+    );
+    assert_eq!(
+        push::delete_manifest(&http, &base, "wait/app", &manifest),
+        202
+    );
+    let dry = must_succeed(berth_gc(&berth.root, &["--dry-run"]));
+    assert!(dry.contains("would remove 0 blobs"), "{dry}");
+    assert!(
+        dry.contains("3 unreferenced blobs (")
+            && dry.contains("are waiting out gc.grace (1h) or gc.upload_grace (1d)"),
+        "{dry}"
+    );
+    assert!(dry.contains("the first becomes collectable at 20"), "{dry}");
+    // A manifest named them, so the upload grace no longer applies: they
+    // go an hour after the delete.
+    assert!(
+        dry.contains(" UTC (in 1h).") || dry.contains(" UTC (in 59m"),
+        "{dry}"
+    );
+    // With the grace periods at zero nothing waits and everything goes.
+    let now = must_succeed(berth_gc(
+        &berth.root,
+        &["--dry-run", "--grace", "0s", "--upload-grace", "0s"],
+    ));
+    assert!(now.contains("would remove 3 blobs"), "{now}");
+    assert!(now.contains("No unreferenced blob is waiting"), "{now}");
 }

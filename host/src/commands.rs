@@ -1,26 +1,23 @@
 //! The maintenance commands: `berth gc`, `berth fsck`, `berth du`. Each opens
 //! the store the configuration names, like `serve`, and may run while a
-//! server uses it.
+//! server uses it; unlike `serve`, none creates a store (`store_root.rs`).
 
-use crate::backends;
 use crate::config::Config;
 use crate::maintenance::{fsck, gc, usage};
+use crate::store_root;
 use std::io::Write as _;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One garbage-collection pass, printing each removal as it happens.
 pub async fn gc(config: &Config, dry_run: bool) -> anyhow::Result<()> {
-    let store = backends::open(config)?;
+    let store = store_root::open_existing(config).await?;
     let started = Instant::now();
     let verb = if dry_run { "would remove" } else { "removed" };
-    let report = gc::run_pass(
-        &store,
-        gc::GcPass::from_config(&config.gc, dry_run),
-        |d, size| {
-            println!("{verb} blob {d} ({size} bytes)");
-            let _ = std::io::stdout().flush();
-        },
-    )
+    let pass = gc::GcPass::from_config(&config.gc, dry_run);
+    let report = gc::run_pass(&store, pass, |d, size| {
+        println!("{verb} blob {d} ({size} bytes)");
+        let _ = std::io::stdout().flush();
+    })
     .await?;
     for (repo, digest) in &report.manifests {
         println!("{verb} untagged manifest {repo}@{digest}");
@@ -28,55 +25,110 @@ pub async fn gc(config: &Config, dry_run: bool) -> anyhow::Result<()> {
     for id in &report.uploads {
         println!("{verb} upload session {id}");
     }
-    println!(
-        "{} {} blobs, {} bytes freed, {} untagged manifests, {} upload sessions; \
-         {} adopted, {} resumed; {:.2?}",
-        if dry_run { "would remove" } else { "removed" },
-        report.blobs.len(),
-        report.bytes_freed(),
-        report.manifests.len(),
-        report.uploads.len(),
-        report.adopted,
-        report.resumed,
-        started.elapsed()
-    );
+    print!("{}", gc_summary(&report, pass, started.elapsed()));
     Ok(())
+}
+
+/// What a pass did (or would do) and what it left for later, in words.
+fn gc_summary(report: &gc::GcReport, pass: gc::GcPass, took: Duration) -> String {
+    let dry = pass.dry_run;
+    let verb = if dry { "would remove" } else { "removed" };
+    let uploads = format!(
+        "{} upload sessions idle longer than gc.upload_max_age ({})",
+        report.uploads.len(),
+        span(pass.upload_max_age)
+    );
+    if !report.collects_blobs {
+        return format!(
+            "{verb} {uploads} in {took:.2?}.\nBlobs are not collected: layout metadata keeps no \
+             review queue (registry:2's offline garbage-collect can collect them; see docs/GC.md).\n"
+        );
+    }
+    let freed = report.bytes_freed();
+    let mut out = format!(
+        "{verb} {} blobs, freeing {freed} bytes ({}), {} untagged manifests and {uploads} \
+         in {took:.2?}.\n",
+        report.blobs.len(),
+        usage::human(freed),
+        report.manifests.len(),
+    );
+    let grace = format!(
+        "gc.grace ({}) or gc.upload_grace ({})",
+        span(pass.grace.unreferenced),
+        span(pass.grace.uploaded)
+    );
+    let waiting = &report.waiting;
+    match waiting.next_due {
+        None => out += &format!("No unreferenced blob is waiting out {grace}.\n"),
+        Some(due) => {
+            let now = gc::now();
+            out += &format!(
+                "{} unreferenced blobs ({}) are waiting out {grace}; the first becomes \
+                 collectable at {} (in {}).\n",
+                waiting.blobs,
+                usage::human(waiting.bytes),
+                utc(due),
+                span(due.saturating_sub(now))
+            );
+        }
+    }
+    if !dry {
+        out += &format!(
+            "Also resumed {} deletions an interrupted pass had left, and queued {} blobs the \
+             metadata did not know (their upload grace counts from when they were written).\n",
+            report.resumed, report.adopted
+        );
+    }
+    out
 }
 
 /// Checks (and with `repair`, fixes) the store; fails when problems remain.
 pub async fn fsck(config: &Config, repair: bool) -> anyhow::Result<()> {
-    let store = backends::open(config)?;
+    let store = store_root::open_existing(config).await?;
     let started = Instant::now();
     let report = fsck::run(&store, repair, true).await?;
-    let fixed = if repair { " (quarantined)" } else { "" };
     for (digest, actual) in &report.corrupt {
-        println!("corrupt blob {digest}: content hashes to {actual}{fixed}");
-    }
-    for reference in &report.dangling {
-        // A reference goes with the manifest holding it, as a delete would.
-        let fixed = match reference {
-            _ if !repair => "",
-            berth_storage::Reference::Ref { .. } => " (dropped, with its manifest and tags)",
-            _ => " (dropped)",
+        let what = if actual == "unreadable" {
+            format!("blob {digest} cannot be read back whole")
+        } else {
+            format!("blob {digest} is corrupt: its bytes hash to {actual}")
         };
-        println!("dangling {reference}{fixed}");
+        let done = if repair {
+            "moved it to quarantine/ (no longer served)"
+        } else {
+            "--repair moves it to quarantine/ (no longer served)"
+        };
+        println!("{what}; {done}");
     }
+    for problem in &report.problems {
+        println!("{}", problem.describe(repair));
+    }
+    let entries = match report.entries_checked {
+        Some(n) => format!("{n} metadata entries"),
+        None => "no metadata entries (this metadata store cannot list them)".to_owned(),
+    };
+    let outcome = match (report.is_clean(), repair) {
+        (true, _) => "nothing is wrong",
+        (false, true) => "repaired as listed above",
+        (false, false) => "`berth fsck --repair` fixes them as listed above",
+    };
     println!(
-        "checked {} blobs ({} bytes) in {:.2?}: {} corrupt, {} dangling references",
+        "checked {} blobs ({}) and {entries} in {:.2?}: {} corrupt, {} dangling references; \
+         {outcome}",
         report.blobs_checked,
-        report.bytes_checked,
+        usage::human(report.bytes_checked),
         started.elapsed(),
         report.corrupt.len(),
-        report.dangling.len()
+        report.problems.len(),
     );
     if !report.is_clean() && !repair {
-        anyhow::bail!("the store has problems; `berth fsck --repair` fixes them");
+        anyhow::bail!("the store has problems; `berth fsck --repair` fixes them as listed above");
     }
     Ok(())
 }
 
 pub async fn du(config: &Config, json: bool) -> anyhow::Result<()> {
-    let store = backends::open(config)?;
+    let store = store_root::open_existing(config).await?;
     let usage = usage::compute(&store).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&usage)?);
@@ -84,6 +136,51 @@ pub async fn du(config: &Config, json: bool) -> anyhow::Result<()> {
         print!("{}", usage::render(&usage));
     }
     Ok(())
+}
+
+/// A duration in seconds as people write it: `1h`, `1d 2h`, `59m 10s`.
+fn span(secs: u64) -> String {
+    if secs == 0 {
+        return "0s".to_owned();
+    }
+    if secs >= 100 * 365 * 86_400 {
+        return "ever".to_owned();
+    }
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs / 3600 % 24, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .take(2)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Unix seconds as a UTC date and time, `2026-12-05 04:10:00 UTC`.
+fn utc(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let rest = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 /// `berth guest export [--standalone] FILE`: the guest the binary embeds,
@@ -100,4 +197,21 @@ pub fn export_guest(file: &std::path::Path, standalone: bool) -> anyhow::Result<
     std::fs::rename(&tmp, file).with_context(|| format!("writing {}", file.display()))?;
     println!("{}: {} bytes", file.display(), bytes.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{span, utc};
+
+    #[test]
+    fn times_in_words() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_796_443_815), "2026-12-05 04:10:15 UTC");
+        assert_eq!(span(0), "0s");
+        assert_eq!(span(3600), "1h");
+        assert_eq!(span(86_400 + 7200 + 5), "1d 2h");
+        assert_eq!(span(3550), "59m 10s");
+        assert_eq!(span(u64::MAX), "ever");
+    }
 }

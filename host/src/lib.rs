@@ -11,6 +11,7 @@ pub mod logging;
 pub mod maintenance;
 pub mod preflight;
 pub mod sandbox;
+pub mod store_root;
 
 use front::{auth, client, limits, listener, server, tls};
 use maintenance::gc;
@@ -25,6 +26,7 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     let report = preflight::check(&config);
     report.log_warnings();
     report.into_result()?;
+    store_root::check(&config, true)?;
     let backends = backends::open(&config)?;
     let writes = !config.server.read_only;
     backends::health::check_at_start(&backends, writes).await?;
@@ -84,8 +86,7 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
 /// long as the server runs.
 fn spawn_gc(backends: backends::Backends, config: &config::GcConfig) {
     if backends.metadata.gc().is_none() {
-        tracing::info!("online garbage collection is off: the metadata backend keeps no queue");
-        return;
+        tracing::info!("blobs are not collected (layout metadata keeps no queue); uploads are");
     }
     let pass = gc::GcPass::from_config(config, false);
     let interval = config.interval.0;

@@ -74,7 +74,7 @@ async fn usage(State(guest): State<GuestRuntime>) -> Response {
         Err(usage::UsageError::Unsupported) => error_response(
             StatusCode::NOT_IMPLEMENTED,
             "UNSUPPORTED",
-            "usage needs metadata.kind = \"sqlite\"",
+            "usage needs a metadata store that can list what it holds",
         ),
         Err(e) => {
             let storage = match &e {

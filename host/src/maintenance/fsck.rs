@@ -1,12 +1,14 @@
 //! `berth fsck`: re-hashes every blob and checks that everything the
-//! metadata names exists; `--repair` quarantines corrupt blobs and drops
-//! dangling references.
+//! metadata names exists (links and manifests in the blob store, the blobs
+//! each manifest names, the manifest each tag points at); `--repair`
+//! quarantines corrupt blobs and drops dangling entries the way a client's
+//! delete would. Each problem is described in words (`Problem::describe`).
 
 use crate::backends::Backends;
 use berth_storage::{BlobEntry, Digest, Reference, StorageError};
 use futures::{StreamExt as _, TryStreamExt as _};
 use sha2::{Digest as _, Sha256};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -17,17 +19,153 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 pub struct FsckReport {
     pub blobs_checked: u64,
     pub bytes_checked: u64,
-    /// Blobs whose bytes do not hash to their name: (digest, actual).
+    /// Blobs whose bytes do not hash to their name: (digest, actual, or
+    /// "unreadable").
     pub corrupt: Vec<(String, String)>,
-    /// Metadata entries naming a blob the store does not hold.
-    pub dangling: Vec<Reference>,
+    /// Metadata entries checked against the blob store; `None` when the
+    /// metadata store cannot list itself (blobs only were checked).
+    pub entries_checked: Option<u64>,
+    /// What is wrong in the metadata, one entry per thing `--repair` fixes.
+    pub problems: Vec<Problem>,
     /// Whether the problems above were repaired.
     pub repaired: bool,
 }
 
 impl FsckReport {
     pub fn is_clean(&self) -> bool {
-        self.corrupt.is_empty() && self.dangling.is_empty()
+        self.corrupt.is_empty() && self.problems.is_empty()
+    }
+}
+
+/// Why a blob the metadata names cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absent {
+    /// Not in the blob store.
+    Missing,
+    /// Its bytes do not hash to its name (quarantined by `--repair`).
+    Corrupt,
+}
+
+impl Absent {
+    fn word(self) -> &'static str {
+        match self {
+            Absent::Missing => "missing",
+            Absent::Corrupt => "corrupt",
+        }
+    }
+}
+
+/// Something in the metadata that names what is not there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Repository `repo` links blob `digest`, which cannot be served.
+    Link {
+        repo: String,
+        digest: String,
+        why: Absent,
+    },
+    /// Manifest `digest` of `repo` cannot be pulled: its own bytes are
+    /// gone (`own`), or blobs it names are (`blobs`, in the manifest's
+    /// order). Repaired by deleting it, with `tags`, as a client's delete
+    /// would.
+    Manifest {
+        repo: String,
+        digest: String,
+        own: Option<Absent>,
+        blobs: Vec<(String, Absent)>,
+        tags: Vec<String>,
+    },
+    /// Tag `tag` of `repo` points at manifest `digest`, which the
+    /// repository does not hold.
+    Tag {
+        repo: String,
+        tag: String,
+        digest: String,
+    },
+}
+
+impl Problem {
+    /// The entry `--repair` drops.
+    fn repair(&self) -> Reference {
+        match self.clone() {
+            Problem::Link { repo, digest, .. } => Reference::Link { repo, digest },
+            Problem::Manifest { repo, digest, .. } => Reference::Manifest { repo, digest },
+            Problem::Tag { repo, tag, digest } => Reference::Tag { repo, tag, digest },
+        }
+    }
+
+    /// One line for a person: what is wrong, where, and what `--repair`
+    /// will do (or, `repaired`, did).
+    pub fn describe(&self, repaired: bool) -> String {
+        let (will, did) = if repaired {
+            ("", true)
+        } else {
+            ("--repair ", false)
+        };
+        let verb = |present: &str, past: &str| {
+            if did {
+                past.to_owned()
+            } else {
+                format!("{will}{present}")
+            }
+        };
+        match self {
+            Problem::Link { repo, digest, why } => format!(
+                "repository {repo}: links blob {digest}, which is {}; {} the link",
+                match why {
+                    Absent::Missing => "missing from the blob store",
+                    Absent::Corrupt => "corrupt",
+                },
+                verb("removes", "removed")
+            ),
+            Problem::Manifest {
+                repo,
+                digest,
+                own,
+                blobs,
+                tags,
+            } => {
+                let mut what: Vec<String> = Vec::new();
+                match own {
+                    Some(Absent::Missing) => {
+                        what.push("has no bytes in the blob store".to_owned());
+                    }
+                    Some(Absent::Corrupt) => what.push("has corrupt bytes".to_owned()),
+                    None => {}
+                }
+                for why in [Absent::Missing, Absent::Corrupt] {
+                    let named: Vec<&str> = blobs
+                        .iter()
+                        .filter(|(_, w)| *w == why)
+                        .map(|(d, _)| d.as_str())
+                        .collect();
+                    match named.as_slice() {
+                        [] => {}
+                        [one] => what.push(format!("names blob {one}, which is {}", why.word())),
+                        many => what.push(format!(
+                            "names blobs {}, which are {}",
+                            many.join(", "),
+                            why.word()
+                        )),
+                    }
+                }
+                let what = what.join(", and ");
+                let takes = match tags.as_slice() {
+                    [] => "the manifest (it has no tags)".to_owned(),
+                    [one] => format!("the manifest and its tag {one}"),
+                    many => format!("the manifest and its tags {}", many.join(", ")),
+                };
+                format!(
+                    "repository {repo}: manifest {digest} {what}; {} {takes}",
+                    verb("drops", "dropped")
+                )
+            }
+            Problem::Tag { repo, tag, digest } => format!(
+                "repository {repo}: tag {tag} points at manifest {digest}, which the \
+                 repository does not hold; {} the tag",
+                verb("removes", "removed")
+            ),
+        }
     }
 }
 
@@ -70,22 +208,115 @@ pub async fn run(
         draw(&report, entries.len(), total_bytes);
         eprintln!();
     }
-    if let Some(gc) = backends.metadata.inventory() {
-        for reference in gc.references().await? {
-            if present.contains(reference.digest())
-                || committed_since_listing(backends, reference.digest(), &report).await?
-            {
-                continue;
-            }
-            if repair {
-                gc.drop_reference(&reference).await?;
-            }
-            report.dangling.push(reference);
-        }
-    } else {
+    let Some(inventory) = backends.metadata.inventory() else {
         tracing::warn!("this metadata backend cannot list its references; checked blobs only");
+        return Ok(report);
+    };
+    let references = inventory.references().await?;
+    report.entries_checked = Some(references.len() as u64);
+    report.problems = problems(backends, &references, &present, &report).await?;
+    if repair {
+        for problem in &report.problems {
+            inventory.drop_reference(&problem.repair()).await?;
+        }
     }
     Ok(report)
+}
+
+/// The metadata's entries that name what is not there, grouped by what a
+/// repair drops: a manifest once, however many of its blobs are missing.
+async fn problems(
+    backends: &Backends,
+    references: &[Reference],
+    present: &HashSet<String>,
+    report: &FsckReport,
+) -> Result<Vec<Problem>, StorageError> {
+    let corrupt: HashSet<&str> = report.corrupt.iter().map(|(d, _)| d.as_str()).collect();
+    // Why `digest` cannot be served, if it cannot.
+    let absent = |digest: &str| {
+        let digest = digest.to_owned();
+        let is_corrupt = corrupt.contains(digest.as_str());
+        async move {
+            if is_corrupt {
+                return Ok::<_, StorageError>(Some(Absent::Corrupt));
+            }
+            let gone = !present.contains(&digest)
+                && !committed_since_listing(backends, &digest, report).await?;
+            Ok(gone.then_some(Absent::Missing))
+        }
+    };
+    let mut held: HashSet<(&str, &str)> = HashSet::new();
+    let mut tags: HashMap<(&str, &str), Vec<String>> = HashMap::new();
+    for reference in references {
+        match reference {
+            Reference::Manifest { repo, digest } => {
+                held.insert((repo, digest));
+            }
+            Reference::Tag { repo, tag, digest } => {
+                tags.entry((repo, digest)).or_default().push(tag.clone());
+            }
+            _ => {}
+        }
+    }
+    let mut links = Vec::new();
+    // (repo, manifest) → (its own bytes, the blobs it names), if gone.
+    type Gone = (Option<Absent>, Vec<(String, Absent)>);
+    let mut manifests: BTreeMap<(&str, &str), Gone> = BTreeMap::new();
+    let mut dangling_tags = Vec::new();
+    for reference in references {
+        match reference {
+            Reference::Link { repo, digest } => {
+                if let Some(why) = absent(digest).await? {
+                    links.push(Problem::Link {
+                        repo: repo.clone(),
+                        digest: digest.clone(),
+                        why,
+                    });
+                }
+            }
+            Reference::Manifest { repo, digest } => {
+                if let Some(why) = absent(digest).await? {
+                    manifests.entry((repo, digest)).or_default().0 = Some(why);
+                }
+            }
+            Reference::Ref {
+                repo,
+                manifest,
+                digest,
+            } => {
+                if let Some(why) = absent(digest).await? {
+                    let gone = manifests.entry((repo, manifest)).or_default();
+                    gone.1.push((digest.clone(), why));
+                }
+            }
+            Reference::Tag { repo, tag, digest }
+                if !held.contains(&(repo.as_str(), digest.as_str()))
+                    // Pushed since the walk listed the manifests?
+                    && backends.metadata.get_manifest(repo, digest).await?.is_none() =>
+            {
+                dangling_tags.push(Problem::Tag {
+                    repo: repo.clone(),
+                    tag: tag.clone(),
+                    digest: digest.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    let mut out = links;
+    for ((repo, digest), (own, blobs)) in manifests {
+        let mut tags = tags.get(&(repo, digest)).cloned().unwrap_or_default();
+        tags.sort();
+        out.push(Problem::Manifest {
+            repo: repo.to_owned(),
+            digest: digest.to_owned(),
+            own,
+            blobs,
+            tags,
+        });
+    }
+    out.extend(dangling_tags);
+    Ok(out)
 }
 
 /// A push may have committed a blob (and referenced it) after the listing;

@@ -9,6 +9,9 @@
 //! tombstones it writes through its lease; tombstones of a pass that died
 //! after condemning are finished at the start of the next one, never while
 //! their pass may still be deleting (docs/GC.md).
+//!
+//! Metadata without a review queue (registry:2's layout) gets the part of a
+//! pass that needs none: abandoned upload sessions are purged, blobs stay.
 
 use crate::backends::Backends;
 use crate::config::GcConfig;
@@ -26,11 +29,6 @@ const ADOPT_BATCH: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
-    #[error(
-        "garbage collection needs metadata.kind = \"sqlite\" (registry:2's layout keeps no \
-         review queue; use registry:2's offline garbage-collect on it)"
-    )]
-    Unsupported,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -48,6 +46,22 @@ pub struct GcReport {
     pub adopted: u64,
     /// Deletions an interrupted pass had left, finished now.
     pub resumed: usize,
+    /// Whether blobs were considered at all: `false` for metadata without a
+    /// review queue, where a pass only purges uploads.
+    pub collects_blobs: bool,
+    /// Unreferenced blobs still inside their grace periods after the pass.
+    pub waiting: Waiting,
+}
+
+/// Unreferenced blobs a later pass will take, once their grace periods
+/// (`gc.grace`, `gc.upload_grace`) are over.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    pub blobs: u64,
+    /// Their bytes, as far as the blob store still holds them.
+    pub bytes: u64,
+    /// When the first of them becomes collectable (unix seconds).
+    pub next_due: Option<u64>,
 }
 
 impl GcReport {
@@ -92,8 +106,15 @@ pub async fn run_pass(
     pass: GcPass,
     mut on_removed: impl FnMut(&str, u64),
 ) -> Result<GcReport, GcError> {
-    let gc = backends.metadata.gc().ok_or(GcError::Unsupported)?;
-    let mut report = GcReport::default();
+    let Some(gc) = backends.metadata.gc() else {
+        let mut report = GcReport::default();
+        purge_uploads(backends, pass, &mut report).await?;
+        return Ok(report);
+    };
+    let mut report = GcReport {
+        collects_blobs: true,
+        ..GcReport::default()
+    };
     // Held until the pass ends, however it ends. A dry run takes none: it
     // changes nothing, so it finishes nobody's deletions either.
     let lease = if pass.dry_run {
@@ -134,8 +155,25 @@ pub async fn run_pass(
             }
         }
     }
+    report.waiting = waiting(gc, pass, &sizes).await?;
     purge_uploads(backends, pass, &mut report).await?;
     Ok(report)
+}
+
+/// What stays queued for later passes, in number, bytes and the first end
+/// of a grace period.
+async fn waiting(
+    gc: &dyn GcMetadata,
+    pass: GcPass,
+    sizes: &HashMap<String, u64>,
+) -> Result<Waiting, GcError> {
+    let mut out = Waiting::default();
+    for (digest, due) in gc.gc_waiting(now(), pass.grace).await? {
+        out.blobs += 1;
+        out.bytes += sizes.get(&digest).copied().unwrap_or(0);
+        out.next_due = Some(out.next_due.map_or(due, |d| d.min(due)));
+    }
+    Ok(out)
 }
 
 async fn collect_untagged(

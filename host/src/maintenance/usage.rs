@@ -29,20 +29,23 @@ pub struct RepositoryReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
-    #[error("usage needs metadata.kind = \"sqlite\"")]
+    #[error("usage needs a metadata store that can list what it holds")]
     Unsupported,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
 pub async fn compute(backends: &Backends) -> Result<Usage, UsageError> {
-    let gc = backends.metadata.inventory().ok_or(UsageError::Unsupported)?;
+    let inventory = backends
+        .metadata
+        .inventory()
+        .ok_or(UsageError::Unsupported)?;
     let mut sizes = HashMap::new();
     let mut listing = backends.blobs.list_blobs().await?;
     while let Some(entry) = listing.try_next().await? {
         sizes.insert(entry.digest.to_string(), entry.size);
     }
-    let repos = gc.usage().await?;
+    let repos = inventory.usage().await?;
     // How many repositories need each digest.
     let mut holders: HashMap<&str, u32> = HashMap::new();
     for repo in &repos {
@@ -97,7 +100,8 @@ pub fn render(usage: &Usage) -> String {
     out
 }
 
-fn human(bytes: u64) -> String {
+/// Bytes in binary units, `1.5 MiB`.
+pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
