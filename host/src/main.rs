@@ -24,17 +24,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Gc(args) => {
             let config = args.resolve()?;
-            logging::init(&config.log);
+            init_logging(&config);
             berth::commands::gc(&config, args.dry_run).await?;
         }
         Command::Fsck(args) => {
             let config = args.resolve()?;
-            logging::init(&config.log);
+            init_logging(&config);
             berth::commands::fsck(&config, args.repair).await?;
         }
         Command::Du(args) => {
             let config = args.resolve()?;
-            logging::init(&config.log);
+            init_logging(&config);
             berth::commands::du(&config, args.json).await?;
         }
         Command::Guest(GuestCommand::Export { standalone, file }) => {
@@ -60,6 +60,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logging as configured, then the warnings reading the configuration
+/// gave (unknown `BERTH_*` variables), at WARN. `serve` logs them with the
+/// rest of its checks.
+fn init_logging(config: &Config) {
+    logging::init(&config.log);
+    for warning in &config.source.warnings {
+        tracing::warn!("{}", warning.to_string().trim_start_matches("warning: "));
+    }
 }
 
 /// Configuration problems one per line, as `config check` prints them;

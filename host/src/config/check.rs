@@ -97,6 +97,27 @@ fn storage(config: &Config, out: &mut Vec<Problem>) {
             "needs storage.kind = \"s3\"",
         ));
     }
+    if let Some(endpoint) = &config.storage.s3.endpoint
+        && config.storage.kind == StorageKind::S3
+    {
+        let lower = endpoint.to_ascii_lowercase();
+        if lower.starts_with("http://") && !config.storage.s3.allow_http {
+            out.push(Problem::error(
+                "storage.s3.endpoint",
+                format!(
+                    "{endpoint:?} is plain http: set storage.s3.allow_http = true \
+                     (or use https://)"
+                ),
+            ));
+        } else if !lower.starts_with("http://") && !lower.starts_with("https://") {
+            out.push(Problem::error(
+                "storage.s3.endpoint",
+                format!(
+                    "{endpoint:?} is not a URL like https://s3.example.com or http://127.0.0.1:9000"
+                ),
+            ));
+        }
+    }
     if config.storage.root.as_os_str().is_empty() {
         out.push(Problem::error("storage.root", "is empty"));
     }
@@ -368,6 +389,18 @@ mod tests {
         );
         assert!(found[1].message.contains("no group \"ops\""), "{found:?}");
         assert!(found[1].message.contains("there are dev"), "{found:?}");
+    }
+
+    #[test]
+    fn a_plain_http_endpoint_needs_allow_http() {
+        let s3 = "[storage]\nkind = \"s3\"\n[storage.s3]\nbucket = \"b\"\n";
+        let found = problems(&config(&format!("{s3}endpoint = \"http://minio:9000\"\n")));
+        assert_eq!(keys(&found), ["storage.s3.endpoint"]);
+        assert!(found[0].message.contains("allow_http"), "{found:?}");
+        let fine = format!("{s3}endpoint = \"http://minio:9000\"\nallow_http = true\n");
+        assert_eq!(problems(&config(&fine)), vec![]);
+        let found = problems(&config(&format!("{s3}endpoint = \"minio:9000\"\n")));
+        assert_eq!(keys(&found), ["storage.s3.endpoint"]);
     }
 
     #[test]

@@ -72,6 +72,7 @@ fn environment_beats_file_and_flags_beat_environment() {
     let env = vars(&[
         ("BERTH_STORAGE_S3_BUCKET", "other"),
         ("BERTH_STORAGE_S3_ALLOW_HTTP", "false"),
+        ("BERTH_STORAGE_S3_ENDPOINT", "https://s3.example.com"),
         ("BERTH_STORAGE_ROOT", "/from/env"),
         ("BERTH_SERVER_ADDR", "0.0.0.0:6000"),
         ("BERTH_BUILD_GUEST_WASM", "not a config key, ignored"),
