@@ -193,10 +193,10 @@ fn describe_bucket(builder: &AmazonS3Builder, endpoint: Option<&str>, prefix: &s
     let bucket = value(AmazonS3ConfigKey::Bucket);
     let mut what = match endpoint {
         Some(endpoint) => format!("S3 bucket `{bucket}` at {endpoint}"),
-        None => format!(
-            "S3 bucket `{bucket}` in AWS region {}",
-            value(AmazonS3ConfigKey::Region)
-        ),
+        None => match value(AmazonS3ConfigKey::Region) {
+            region if region.is_empty() => format!("S3 bucket `{bucket}` on AWS"),
+            region => format!("S3 bucket `{bucket}` on AWS in {region}"),
+        },
     };
     if !prefix.is_empty() {
         what.push_str(&format!(", prefix `{prefix}`"));

@@ -133,9 +133,26 @@ impl Health {
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("{step}: {cause}")]
-    Failed { step: &'static str, cause: String },
+    Failed {
+        step: &'static str,
+        /// Every `source()` of the backend's error, for the log.
+        cause: String,
+        /// Words anyone may read (no endpoint, bucket or key).
+        public: String,
+    },
     #[error("no answer within {} s", PROBE_TIMEOUT.as_secs())]
     TimedOut,
+}
+
+impl ProbeError {
+    /// What `/health` may tell anyone who asks: the step and the kind of
+    /// failure; the endpoint, bucket and whole cause stay in the log.
+    pub fn public(&self) -> String {
+        match self {
+            ProbeError::Failed { step, public, .. } => format!("{step}: {public}"),
+            ProbeError::TimedOut => self.to_string(),
+        }
+    }
 }
 
 /// One probe of `backends`, with writes unless `write` is false.
@@ -170,6 +187,9 @@ fn step<T>(step: &'static str, result: Result<T, StorageError>) -> Result<T, Pro
     result.map_err(|e| ProbeError::Failed {
         step,
         cause: e.cause(),
+        public: e
+            .temporary()
+            .unwrap_or_else(|| "the storage backend failed; the server log says why".to_owned()),
     })
 }
 
@@ -190,9 +210,13 @@ pub fn spawn_checker(backends: Backends, interval: Duration, write: bool) {
         let health = &backends.health;
         loop {
             tokio::time::sleep(interval).await;
-            let outcome = probe(&backends, write).await.map_err(|e| e.to_string());
-            let why = outcome.as_ref().err().cloned().unwrap_or_default();
-            match health.record(outcome) {
+            let result = probe(&backends, write).await;
+            let why = result
+                .as_ref()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            match health.record(result.map_err(|e| e.public())) {
                 Change::None => {}
                 Change::Failing => {
                     tracing::warn!(storage = health.what(), error = %why, "storage check failed");

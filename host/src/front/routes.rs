@@ -60,8 +60,7 @@ async fn health(State(guest): State<GuestRuntime>) -> Response {
     match health.status() {
         Status::Healthy => "ok".into_response(),
         Status::Unhealthy { failures, why } => unavailable(&format!(
-            "{failures} storage checks failed in a row; {}: {why}",
-            health.what()
+            "{failures} storage checks failed in a row; last: {why}"
         )),
     }
 }
