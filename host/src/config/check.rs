@@ -185,6 +185,21 @@ fn auth(auth: &AuthConfig, out: &mut Vec<Problem>) {
             ));
         }
     }
+    let issues = auth.htpasswd.is_some() && auth.mode == AuthMode::Token;
+    if auth.enabled() && !issues {
+        if auth.token.signing_key.is_some() {
+            out.push(Problem::warning(
+                "auth.token.signing_key",
+                "is not used: Berth signs tokens only for htpasswd users with auth.mode = \"token\"",
+            ));
+        }
+        if auth.token.lifetime != token_defaults.lifetime {
+            out.push(Problem::warning(
+                "auth.token.lifetime",
+                "is not used: Berth issues tokens only to htpasswd users with auth.mode = \"token\"",
+            ));
+        }
+    }
     if auth.enabled() && auth.mode == AuthMode::Basic && auth.htpasswd.is_none() {
         out.push(Problem::error(
             "auth.mode",
@@ -389,6 +404,18 @@ mod tests {
         );
         assert!(found[1].message.contains("no group \"ops\""), "{found:?}");
         assert!(found[1].message.contains("there are dev"), "{found:?}");
+    }
+
+    #[test]
+    fn token_settings_berth_does_not_use_are_warnings() {
+        let found = problems(&config(
+            "[auth.token]\npublic_key = \"/k.pem\"\nsigning_key = \"/s.pem\"\nlifetime = \"1h\"\n",
+        ));
+        assert_eq!(
+            keys(&found),
+            ["auth.token.signing_key", "auth.token.lifetime"]
+        );
+        assert!(found.iter().all(|p| !p.is_error()), "{found:?}");
     }
 
     #[test]
