@@ -246,9 +246,9 @@ fn a_config_that_would_open_the_registry_is_refused() {
     assert!(!check.status.success(), "config check passed: {check:?}");
     let stderr = problem_lines(&check).join("\n");
     for expected in [
-        "berth.toml:2: auth.anonymous_pull: has no effect without users",
-        "berth.toml:5: auth.token.realm: has no effect without users",
-        "berth.toml:7: auth.rules: has no effect without users",
+        "berth.toml:2: auth.anonymous_pull: needs a user source",
+        "berth.toml:5: auth.token.realm: needs a user source",
+        "berth.toml:7: auth.rules: needs a user source",
     ] {
         assert!(
             stderr.contains(expected),

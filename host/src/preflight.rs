@@ -40,9 +40,9 @@ impl Report {
     /// Each warning as a log line at WARN.
     pub fn log_warnings(&self) {
         for warning in self.warnings() {
-            let mut shown = warning.clone();
-            shown.severity = crate::config::Severity::Error;
-            tracing::warn!("{shown}");
+            // The level says it is a warning.
+            let line = warning.to_string();
+            tracing::warn!("{}", line.trim_start_matches("warning: "));
         }
     }
 

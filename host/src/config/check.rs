@@ -173,15 +173,15 @@ fn auth(auth: &AuthConfig, out: &mut Vec<Problem>) {
         for (key, _) in set.iter().filter(|(_, set)| *set) {
             out.push(Problem::error(
                 *key,
-                "has no effect without users: with no auth.htpasswd, auth.token.public_key \
-                 or auth.token.jwks, logins are off and anyone may pull, push and delete; \
-                 configure a user source (or remove this setting for an open registry)",
+                "needs a user source (auth.htpasswd, auth.token.public_key or \
+                 auth.token.jwks): without one, logins are off and anyone may pull, push \
+                 and delete",
             ));
         }
         if auth.token.lifetime != token_defaults.lifetime {
             out.push(Problem::error(
                 "auth.token.lifetime",
-                "has no effect without users (auth.htpasswd): Berth issues no tokens",
+                "needs a user source (auth.htpasswd): without one, Berth issues no tokens",
             ));
         }
     }

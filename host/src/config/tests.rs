@@ -285,12 +285,12 @@ fn problems_carry_the_line_or_the_variable_that_set_the_key() {
         lines,
         [
             "berth.toml:1: storage.s3.bucket: required when storage.kind = \"s3\"",
-            "berth.toml:7: auth.rules: has no effect without users: with no auth.htpasswd, \
-             auth.token.public_key or auth.token.jwks, logins are off and anyone may pull, \
-             push and delete; configure a user source (or remove this setting for an open registry)",
-            "berth.toml:5: auth.anonymous_pull: has no effect without users: with no auth.htpasswd, \
-             auth.token.public_key or auth.token.jwks, logins are off and anyone may pull, \
-             push and delete; configure a user source (or remove this setting for an open registry)",
+            "berth.toml:7: auth.rules: needs a user source (auth.htpasswd, \
+             auth.token.public_key or auth.token.jwks): without one, logins are off and \
+             anyone may pull, push and delete",
+            "berth.toml:5: auth.anonymous_pull: needs a user source (auth.htpasswd, \
+             auth.token.public_key or auth.token.jwks): without one, logins are off and \
+             anyone may pull, push and delete",
             "berth.toml:8: auth.rules[0].repositories: \"team/**x\": `**` must be a whole path \
              component (as in `team/**`), not part of \"**x\"",
             "BERTH_LIMITS_MAX_HEADER_BYTES: limits.max_header_bytes: 10 is too small: at least 8192",
