@@ -1061,6 +1061,19 @@ fn maintenance_commands_refuse_a_root_without_a_store() {
         let left: Vec<_> = std::fs::read_dir(&empty).expect("list").collect();
         assert!(left.is_empty(), "{metadata}: fsck created {left:?}");
     }
+    // Layout metadata outside the filesystem: the bucket is the store, and
+    // one holding nothing is refused (in memory, always).
+    let out = berth_cmd_env(
+        &empty,
+        &["du"],
+        &[
+            ("BERTH_METADATA_KIND", "layout"),
+            ("BERTH_STORAGE_KIND", "memory"),
+        ],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(err.contains("no store in in-memory storage"), "{err}");
 }
 
 /// `serve` on registry:2's tree with SQLite metadata stops and names the
@@ -1205,9 +1218,25 @@ fn gc_purges_abandoned_layout_uploads() {
     assert_eq!(count("uploads"), 1);
     assert_eq!(count("berth/upload-owners"), 1);
 
+    // An owner record whose session is gone (its commit failed to end it).
+    let stale = berth
+        .root
+        .join("berth/upload-owners/0b6c2e2a-0000-4000-8000-000000000000");
+    std::fs::write(&stale, "lay/purge").expect("stale owner");
+
     let layout = ("BERTH_METADATA_KIND", "layout");
     let kept = must_succeed(berth_cmd_env(&berth.root, &["gc"], &[layout]));
     assert!(kept.contains("removed 0 upload sessions"), "{kept}");
+    assert!(
+        kept.contains("Forgot 1 upload owner records whose sessions were already gone"),
+        "{kept}"
+    );
+    assert!(!stale.exists(), "stale owner record kept");
+    assert_eq!(
+        count("berth/upload-owners"),
+        1,
+        "the live session's owner went"
+    );
     assert!(
         kept.contains("layout metadata keeps no review queue"),
         "{kept}"
@@ -1354,4 +1383,88 @@ fn gc_dry_run_reports_blobs_waiting_for_their_grace_period() {
     ));
     assert!(now.contains("would remove 3 blobs"), "{now}");
     assert!(now.contains("No unreferenced blob is waiting"), "{now}");
+}
+
+/// The server's background pass purges abandoned layout uploads too.
+#[test]
+fn the_server_purges_abandoned_layout_uploads() {
+    let berth = Berth::builder()
+        .metadata("layout")
+        .env("BERTH_GC_INTERVAL", "1s")
+        .env("BERTH_GC_UPLOAD_MAX_AGE", "0s")
+        .start();
+    let (http, base) = (Client::new(), berth.url());
+    let resp = http
+        .post(format!("{base}/v2/lay/bg/blobs/uploads/"))
+        .send()
+        .expect("POST");
+    assert_eq!(resp.status(), 202);
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = http
+            .get(format!("{base}{location}"))
+            .send()
+            .expect("status")
+            .status();
+        if status == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "session still there after 20 s: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let sessions = std::fs::read_dir(berth.root.join("uploads")).map_or(0, |d| d.count());
+    assert_eq!(sessions, 0, "session data left behind");
+}
+
+/// A layout tag whose manifest is gone from its repository (its revision
+/// link deleted by hand) is reported and, with --repair, removed.
+#[test]
+fn fsck_finds_a_layout_tag_without_its_manifest() {
+    let berth = Berth::builder().metadata("layout").start();
+    let (http, base) = (Client::new(), berth.url());
+    let manifest = push::image(
+        &http,
+        &base,
+        "lay/tagged",
+        "stale",
+        b"{\"t\":1}",
+        &[bytes(90, 5000)],
+    )
+    .expect("push");
+    let hex = manifest.trim_start_matches("sha256:");
+    std::fs::remove_file(
+        berth
+            .root
+            .join("docker/registry/v2/repositories/lay/tagged/_manifests/revisions/sha256")
+            .join(hex)
+            .join("link"),
+    )
+    .expect("delete the revision link");
+    let layout = [("BERTH_METADATA_KIND", "layout")];
+    let found = berth_cmd_env(&berth.root, &["fsck"], &layout);
+    let text = stdout(&found);
+    assert!(!found.status.success(), "{text}");
+    let line = format!(
+        "repository lay/tagged: tag stale points at manifest {manifest}, which the repository \
+         does not hold; --repair removes the tag"
+    );
+    assert!(text.lines().any(|l| l == line), "{text}");
+    let repaired = must_succeed(berth_cmd_env(&berth.root, &["fsck", "--repair"], &layout));
+    assert!(repaired.contains("; removed the tag"), "{repaired}");
+    let after = must_succeed(berth_cmd_env(&berth.root, &["fsck"], &layout));
+    assert!(after.contains("0 corrupt, 0 dangling"), "{after}");
+    let tags = http
+        .get(format!("{base}/v2/lay/tagged/tags/list"))
+        .send()
+        .expect("tags")
+        .text()
+        .unwrap_or_default();
+    assert!(!tags.contains("stale"), "{tags}");
 }

@@ -38,10 +38,18 @@ fn gc_summary(report: &gc::GcReport, pass: gc::GcPass, took: Duration) -> String
         report.uploads.len(),
         span(pass.upload_max_age)
     );
+    let stale = match report.stale_owners {
+        0 => String::new(),
+        n => format!(
+            "{} {n} upload owner records whose sessions were already gone.\n",
+            if dry { "Would forget" } else { "Forgot" }
+        ),
+    };
     if !report.collects_blobs {
         return format!(
-            "{verb} {uploads} in {took:.2?}.\nBlobs are not collected: layout metadata keeps no \
-             review queue (registry:2's offline garbage-collect can collect them; see docs/GC.md).\n"
+            "{verb} {uploads} in {took:.2?}.\n{stale}Blobs are not collected: layout metadata \
+             keeps no review queue (registry:2's offline garbage-collect can collect them; see \
+             docs/GC.md).\n"
         );
     }
     let freed = report.bytes_freed();
@@ -57,6 +65,7 @@ fn gc_summary(report: &gc::GcReport, pass: gc::GcPass, took: Duration) -> String
         span(pass.grace.unreferenced),
         span(pass.grace.uploaded)
     );
+    out += &stale;
     let waiting = &report.waiting;
     match waiting.next_due {
         None => out += &format!("No unreferenced blob is waiting out {grace}.\n"),

@@ -226,6 +226,10 @@ impl Inventory for LayoutMetadata {
     async fn usage(&self) -> Result<Vec<RepositoryUsage>> {
         Ok(inventory::walk(self.store()).await?.usage())
     }
+
+    async fn upload_ids(&self) -> Result<Vec<String>> {
+        uploads::ids(self.store()).await
+    }
 }
 
 #[cfg(test)]

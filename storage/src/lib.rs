@@ -238,6 +238,9 @@ pub trait Inventory: Send + Sync {
     async fn drop_reference(&self, reference: &Reference) -> Result<()>;
     /// Per repository: tags, manifest count and the digests it needs.
     async fn usage(&self) -> Result<Vec<RepositoryUsage>>;
+    /// Every upload session the store records an owner for (`begin_upload`
+    /// without `end_upload`): purging finds those whose session is gone.
+    async fn upload_ids(&self) -> Result<Vec<String>>;
 }
 
 /// How long blobs wait in the review queue before they may be collected.

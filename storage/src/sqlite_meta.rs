@@ -454,6 +454,10 @@ impl Inventory for SqliteMetadata {
     async fn usage(&self) -> Result<Vec<RepositoryUsage>> {
         self.read(|tx| gc::usage(tx)).await
     }
+
+    async fn upload_ids(&self) -> Result<Vec<String>> {
+        self.read(|tx| gc::upload_ids(tx)).await
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::backends::Backends;
 use crate::config::GcConfig;
 use berth_storage::{Digest, GcLease, GcMetadata, GracePeriods, StorageError};
 use futures::TryStreamExt as _;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Queue entries examined per batch.
@@ -42,6 +42,8 @@ pub struct GcReport {
     pub manifests: Vec<(String, String)>,
     /// Abandoned upload sessions removed.
     pub uploads: Vec<String>,
+    /// Upload owner records whose session was already gone, forgotten.
+    pub stale_owners: u64,
     /// Blobs found in the store that the metadata did not know, now queued.
     pub adopted: u64,
     /// Deletions an interrupted pass had left, finished now.
@@ -254,14 +256,30 @@ async fn delete_bytes(backends: &Backends, digest: &str) -> Result<(), GcError> 
     Ok(())
 }
 
-/// Removes upload sessions idle past the maximum age, with their data.
+/// Removes upload sessions idle past the maximum age, with their data,
+/// and owner records whose session is gone (a commit whose `end_upload`
+/// failed, a session purged by hand).
 async fn purge_uploads(
     backends: &Backends,
     pass: GcPass,
     report: &mut GcReport,
 ) -> Result<(), GcError> {
+    // Owners first: a session exists before its owner is recorded, so an
+    // owner listed now whose session the later listing lacks has ended.
+    let owners = match backends.metadata.inventory() {
+        Some(inventory) => inventory.upload_ids().await?,
+        None => Vec::new(),
+    };
+    let sessions = backends.blobs.list_uploads().await?;
+    let live: HashSet<&str> = sessions.iter().map(|u| u.id.as_str()).collect();
+    for id in owners.iter().filter(|id| !live.contains(id.as_str())) {
+        if !pass.dry_run {
+            backends.metadata.end_upload(id).await?;
+        }
+        report.stale_owners += 1;
+    }
     let cutoff = now().saturating_sub(pass.upload_max_age);
-    for upload in backends.blobs.list_uploads().await? {
+    for upload in sessions {
         if upload.started_at > cutoff {
             continue;
         }

@@ -98,6 +98,11 @@ pub async fn inventory_lists_everything(meta: &dyn MetadataStore) {
     ];
     want.sort();
     assert_eq!(references(meta).await, want);
+    let uploads = inventory(meta).upload_ids().await.expect("upload ids");
+    assert_eq!(uploads, ["u-inventory"]);
+    meta.end_upload("u-inventory").await.expect("end");
+    let uploads = inventory(meta).upload_ids().await.expect("upload ids");
+    assert!(uploads.is_empty(), "{uploads:?}");
 
     let mut digests: Vec<String> = [CONFIG, LAYER, EXTRA, &m.digest, &index.digest]
         .map(String::from)

@@ -193,6 +193,21 @@ pub(super) fn upload_owner(id: &str) -> Path {
     path(["berth", "upload-owners", id])
 }
 
+/// `berth/upload-owners`, where every owner record is.
+pub(super) fn upload_owners_dir() -> Path {
+    path(["berth", "upload-owners"])
+}
+
+/// The session whose owner record `key` is (a key under
+/// [`upload_owners_dir`]).
+pub(super) fn upload_of_owner(dir: &Path, key: &Path) -> Option<String> {
+    let parts: Vec<_> = key.prefix_match(dir)?.collect();
+    match parts.as_slice() {
+        [id] => Some(id.as_ref().to_owned()),
+        _ => None,
+    }
+}
+
 /// Marks a repository created before it held anything registry:2 records.
 pub(super) fn repo_marker(repo: Repo<'_>) -> Path {
     path(
@@ -287,5 +302,11 @@ mod tests {
         assert_eq!(entry(&bad), None);
         assert_eq!(marked_repo(&repo_marker(repo)).as_deref(), Some("demo/app"));
         assert_eq!(marked_repo(&upload_owner("u1")), None);
+        let owners = upload_owners_dir();
+        assert_eq!(
+            upload_of_owner(&owners, &upload_owner("u1")).as_deref(),
+            Some("u1")
+        );
+        assert_eq!(upload_of_owner(&owners, &repo_marker(repo)), None);
     }
 }

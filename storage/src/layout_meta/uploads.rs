@@ -49,6 +49,19 @@ pub(super) async fn owner(store: &dyn ObjectStore, id: &str) -> Result<Option<St
         .map_err(|_| StorageError::Backend(format!("owner of upload {id} is not text")))
 }
 
+/// Every session with an owner record, in id order.
+pub(super) async fn ids(store: &dyn ObjectStore) -> Result<Vec<String>> {
+    let dir = paths::upload_owners_dir();
+    let mut ids: Vec<String> = objects::keys_under(store, &dir)
+        .await?
+        .iter()
+        .filter_map(|key| paths::upload_of_owner(&dir, key))
+        .filter(|id| names::is_upload_id(id))
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// Forgets session `id`; idempotent.
 pub(super) async fn end(store: &dyn ObjectStore, id: &str) -> Result<()> {
     if !names::is_upload_id(id) {

@@ -378,6 +378,12 @@ pub(super) fn drop_reference(conn: &Connection, reference: &Reference) -> Result
     Ok(())
 }
 
+pub(super) fn upload_ids(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM uploads ORDER BY id")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub(super) fn usage(conn: &Connection) -> Result<Vec<RepositoryUsage>> {
     let mut repos = conn.prepare_cached("SELECT id, name FROM repositories ORDER BY name")?;
     let repos = repos
