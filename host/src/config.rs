@@ -13,6 +13,7 @@ mod duration;
 mod env;
 mod errors;
 mod plugins;
+mod proxies;
 
 pub use auth::{AccessRule, Action, AuthConfig, AuthMode, LimitsConfig, TlsConfig, TokenConfig};
 pub use check::{Problem, Severity};
@@ -114,7 +115,10 @@ pub struct ServerConfig {
     /// Load balancers and reverse proxies (addresses or CIDR ranges) whose
     /// `X-Forwarded-For`, `-Proto` and `-Host` are believed. Empty: the
     /// headers are ignored and the peer address is the client.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "proxies::deserialize"
+    )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often the storage is probed for `/health` (503 after 3 failed
     /// checks in a row, 200 again after one success).

@@ -6,8 +6,10 @@ use crate::config::{LogConfig, LogFormat};
 use std::io::IsTerminal as _;
 use tracing_subscriber::EnvFilter;
 
-/// Noisy dependencies stay quiet unless asked for by name.
-const QUIET: &str = "wasmtime=warn,cranelift=warn";
+/// Noisy dependencies stay quiet unless asked for by name. object_store
+/// logs each retry at INFO; the error that matters is logged by Berth, with
+/// its cause, where it becomes a response.
+const QUIET: &str = "wasmtime=warn,cranelift=warn,object_store=warn";
 
 /// Installs the global subscriber. Call once, after the configuration is
 /// known (a configuration error is printed without it).

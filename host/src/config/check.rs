@@ -272,6 +272,12 @@ fn auth(auth: &AuthConfig, out: &mut Vec<Problem>) {
 }
 
 fn limits(config: &Config, out: &mut Vec<Problem>) {
+    if config.server.health_interval.0.is_zero() {
+        out.push(Problem::error(
+            "server.health_interval",
+            "0 would probe the storage without a pause: use e.g. 10s",
+        ));
+    }
     if config.limits.max_header_bytes < 8192 {
         out.push(Problem::error(
             "limits.max_header_bytes",
