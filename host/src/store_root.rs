@@ -37,8 +37,8 @@ const ROOT_SETTING: &str = "--root, storage.root or BERTH_STORAGE_ROOT";
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
     #[error(
-        "no store at {}: the directory does not exist (set by {ROOT_SETTING}); \
-         this command works on an existing store and creates none",
+        "no store at {}: the directory does not exist (the data root is set by \
+         {ROOT_SETTING}); this command works on an existing store and creates none",
         .0.display()
     )]
     Missing(PathBuf),
@@ -58,11 +58,15 @@ pub enum RootError {
     )]
     SqliteWithLayout(PathBuf),
     #[error(
-        "no store at {}: the directory holds no {what} (set by {ROOT_SETTING}); this \
-         command works on an existing store and creates none",
+        "no store at {}: it has no {marker}, so it holds no {what} (the data root is set by \
+         {ROOT_SETTING}); this command works on an existing store and creates none",
         .root.display()
     )]
-    Empty { root: PathBuf, what: &'static str },
+    Empty {
+        root: PathBuf,
+        what: &'static str,
+        marker: &'static str,
+    },
     #[error(
         "no store in {where_}: it holds no blob, repository or upload session under \
          {REGISTRY2_TREE}/ (storage.s3.bucket, storage.s3.prefix); this command works \
@@ -116,7 +120,8 @@ pub fn check(config: &Config, may_create: bool) -> Result<(), RootError> {
             } else {
                 Err(RootError::Empty {
                     root: root.clone(),
-                    what: "registry:2 tree (docker/registry/v2/)",
+                    what: "registry:2 tree for layout metadata",
+                    marker: "docker/registry/v2/",
                 })
             }
         }
@@ -126,7 +131,8 @@ pub fn check(config: &Config, may_create: bool) -> Result<(), RootError> {
             } else {
                 Err(RootError::Empty {
                     root: root.clone(),
-                    what: "Berth store (metadata.db)",
+                    what: "Berth store with SQLite metadata",
+                    marker: METADATA_DB,
                 })
             }
         }
