@@ -31,9 +31,8 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     let writes = !config.server.read_only;
     backends::health::check_at_start(&backends, writes).await?;
     let wasm = match &config.server.guest {
-        Some(path) => {
-            std::fs::read(path).with_context(|| format!("server.guest: cannot read {}", path.display()))?
-        }
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("server.guest: cannot read {}", path.display()))?,
         None => runtime::EMBEDDED_GUEST.to_vec(),
     };
     let root = &config.storage.root;
