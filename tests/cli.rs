@@ -2,7 +2,8 @@
 //! given, the compiled guest is cached under the root, `berth config check`
 //! runs every check `serve` runs (and `serve` refuses what it finds, all
 //! problems at once, one line each with `file:line`), readable addresses
-//! and durations, warnings for unknown `BERTH_*` variables, and
+//! and durations, warnings for unknown `BERTH_*` variables, logs (plain
+//! text off a terminal, JSON when asked), and
 //! `storage.kind = "memory"`.
 
 mod common;
@@ -494,5 +495,47 @@ fn unknown_berth_variables_warn_and_build_and_test_knobs_do_not() {
     assert!(
         warned[0].contains("WARN") && warned[0].contains("BERTH_FOO"),
         "{text}"
+    );
+}
+
+#[test]
+fn logs_are_plain_text_off_a_terminal_and_json_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text_log = dir.path().join("text.log");
+    let json_log = dir.path().join("json.log");
+    let mut text = common::Berth::builder().log(&text_log).start();
+    let mut json = common::Berth::builder()
+        .log(&json_log)
+        .env("BERTH_LOG_FORMAT", "json")
+        .start();
+    for berth in [&text, &json] {
+        let resp = reqwest::blocking::get(format!("{}/v2/", berth.url())).expect("GET /v2/");
+        assert_eq!(resp.status(), 200);
+    }
+    text.stop();
+    json.stop();
+
+    let text = std::fs::read_to_string(&text_log).expect("text log");
+    assert!(text.contains("berth is serving"), "{text}");
+    // A log file is not a terminal: no colour escapes in it.
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file:\n{text}"
+    );
+
+    let json = std::fs::read_to_string(&json_log).expect("json log");
+    let lines: Vec<&str> = json.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "empty json log");
+    let mut serving = false;
+    for line in lines {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(event["level"].is_string(), "{line}");
+        assert!(event["timestamp"].is_string(), "{line}");
+        serving |= event["fields"]["message"] == "berth is serving";
+    }
+    assert!(
+        serving,
+        "no `berth is serving` event in the json log:\n{json}"
     );
 }
