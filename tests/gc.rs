@@ -911,12 +911,11 @@ fn gc_races_concurrent_pushes_without_losing_blobs() {
     assert!(fsck.contains("0 corrupt, 0 dangling"), "{fsck}");
 }
 
-#[test]
-fn gc_purges_abandoned_upload_sessions() {
-    let berth = Berth::start();
-    let (http, base) = (Client::new(), berth.url());
+/// Starts an upload session in `repo`, sends `data` into it and leaves it
+/// open, as a client that went away would; returns the session's URL.
+fn abandoned_upload(http: &Client, base: &str, repo: &str, data: Vec<u8>) -> String {
     let resp = http
-        .post(format!("{base}/v2/purge/blobs/uploads/"))
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
         .send()
         .expect("POST");
     assert_eq!(resp.status(), 202);
@@ -932,10 +931,18 @@ fn gc_purges_abandoned_upload_sessions() {
     let resp = http
         .patch(&url)
         .header("content-type", "application/octet-stream")
-        .body(bytes(77, 50_000))
+        .body(data)
         .send()
         .expect("PATCH");
     assert_eq!(resp.status(), 202);
+    url
+}
+
+#[test]
+fn gc_purges_abandoned_upload_sessions() {
+    let berth = Berth::start();
+    let http = Client::new();
+    let url = abandoned_upload(&http, &berth.url(), "purge", bytes(77, 50_000));
     let sessions = || std::fs::read_dir(berth.root.join("uploads")).map_or(0, |d| d.count());
     assert_eq!(sessions(), 1);
 
@@ -1196,24 +1203,8 @@ fn du_and_usage_work_with_layout_metadata() {
 #[test]
 fn gc_purges_abandoned_layout_uploads() {
     let berth = Berth::builder().metadata("layout").start();
-    let (http, base) = (Client::new(), berth.url());
-    let resp = http
-        .post(format!("{base}/v2/lay/purge/blobs/uploads/"))
-        .send()
-        .expect("POST");
-    assert_eq!(resp.status(), 202);
-    let location = resp.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
-    let url = format!("{base}{location}");
-    let resp = http
-        .patch(&url)
-        .header("content-type", "application/octet-stream")
-        .body(bytes(78, 20_000))
-        .send()
-        .expect("PATCH");
-    assert_eq!(resp.status(), 202);
+    let http = Client::new();
+    let url = abandoned_upload(&http, &berth.url(), "lay/purge", bytes(78, 20_000));
     let count = |dir: &str| std::fs::read_dir(berth.root.join(dir)).map_or(0, |d| d.count());
     assert_eq!(count("uploads"), 1);
     assert_eq!(count("berth/upload-owners"), 1);
