@@ -61,7 +61,8 @@ pub struct StoreArgs {
     /// Configuration file (TOML); see docs/CONFIGURATION.md.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Directory for local state (created if missing) [default: ./registry-data].
+    /// Directory of the store [default: ./registry-data]; `serve` creates
+    /// it when missing, gc, fsck and du refuse a missing one.
     #[arg(long)]
     pub root: Option<PathBuf>,
 }

@@ -73,7 +73,7 @@ fn init_logging(config: &Config) {
 }
 
 /// Configuration problems one per line, as `config check` prints them;
-/// anything else with its causes.
+/// anything else with its causes, as `berth: what: why: because`.
 fn report(error: &anyhow::Error) {
     if let Some(refused) = error.downcast_ref::<preflight::Refused>() {
         for problem in &refused.0 {
@@ -91,6 +91,8 @@ fn report(error: &anyhow::Error) {
     } else if let Some(error) = error.downcast_ref::<ConfigError>() {
         eprintln!("{error}");
     } else {
-        eprintln!("Error: {error:?}");
+        // The causes on one line, never a backtrace: this is for the
+        // person who ran the command, and RUST_BACKTRACE is often set.
+        eprintln!("berth: {error:#}");
     }
 }
