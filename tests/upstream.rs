@@ -284,24 +284,137 @@ fn https_with_ca_file_without_and_insecure() {
     assert!(matches!(err, UpstreamError::Config { .. }), "{err:?}");
 }
 
+/// A closed port (refused at once) and an address nothing answers
+/// (TEST-NET-1: dropped, or unroutable here) both fail within the connect
+/// timeout, naming the URL.
 #[test]
-fn closed_port_fails_fast() {
-    let url = format!("http://127.0.0.1:{}", free_port());
-    let mut settings = UpstreamSettings::new(&url);
-    settings.connect_timeout = Duration::from_secs(2);
+fn unreachable_fails_within_the_connect_timeout() {
+    let rt = runtime();
+    for url in [
+        format!("http://127.0.0.1:{}", free_port()),
+        "http://192.0.2.1:5000".to_owned(),
+    ] {
+        let mut settings = UpstreamSettings::new(&url);
+        settings.connect_timeout = Duration::from_secs(2);
+        let upstream = Upstream::new(&settings).expect("client");
+        let started = Instant::now();
+        let err = rt
+            .block_on(upstream.manifest_head(REPO, &tag("v1"), MANIFEST_ACCEPT))
+            .expect_err("nothing answers");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "{url}: took {took:?}");
+        assert!(matches!(err, UpstreamError::Unreachable { .. }), "{err:?}");
+        assert!(err.to_string().contains(&url), "{err}");
+        assert!(err.is_temporary());
+    }
+}
+
+/// Serves `router` on a free loopback port from `rt`; returns the port.
+fn serve_stub(rt: &tokio::runtime::Runtime, router: axum::Router) -> u16 {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind a stub");
+    let port = listener.local_addr().expect("stub address").port();
+    rt.spawn(async move { axum::serve(listener, router).await });
+    port
+}
+
+/// An upstream that breaks the rules: a manifest streamed without a
+/// length past the limit, bytes that do not match the digest asked for or
+/// the one declared, and a blob that stalls half-way.
+#[test]
+fn misbehaving_upstream() {
+    use axum::body::Body;
+    use axum::extract::Path as UrlPath;
+    use axum::response::{IntoResponse, Response};
+
+    const GOOD: &[u8] =
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+    const OTHER: &[u8] = br#"{"schemaVersion":2}"#;
+    let good = Digest::of(GOOD);
+    let wanted = good.clone();
+    let rt = runtime();
+    let router = axum::Router::new().route(
+        "/v2/{*rest}",
+        axum::routing::get(move |UrlPath(rest): UrlPath<String>| {
+            let wanted = wanted.clone();
+            async move {
+                let Some((_, last)) = rest.rsplit_once('/') else {
+                    return axum::http::StatusCode::NOT_FOUND.into_response();
+                };
+                match last {
+                    // 64 KiB in chunks with no Content-Length.
+                    "chunked" => {
+                        let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024]));
+                        Body::from_stream(futures::stream::iter(chunks)).into_response()
+                    }
+                    // Declares the good digest, sends other bytes.
+                    "lying" => Response::builder()
+                        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                        .header("docker-content-digest", wanted.as_str())
+                        .body(Body::from(OTHER))
+                        .expect("response"),
+                    // Asked by digest, answers other bytes.
+                    d if d.starts_with("sha256:") && rest.contains("/manifests/") => {
+                        Response::builder()
+                            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                            .body(Body::from(OTHER))
+                            .expect("response")
+                    }
+                    // A blob: some bytes, then nothing, forever.
+                    _ => {
+                        let first =
+                            futures::stream::iter([Ok::<_, std::io::Error>(vec![1u8; 100])]);
+                        let stall = futures::stream::pending();
+                        Response::builder()
+                            .header("content-length", "1000")
+                            .body(Body::from_stream(first.chain(stall)))
+                            .expect("response")
+                    }
+                }
+            }
+        }),
+    );
+    let port = serve_stub(&rt, router);
+    let mut settings = UpstreamSettings::new(&format!("http://127.0.0.1:{port}"));
+    settings.read_timeout = Duration::from_secs(1);
     let upstream = Upstream::new(&settings).expect("client");
-    let started = Instant::now();
-    let err = runtime()
-        .block_on(upstream.manifest_head(REPO, &tag("v1"), MANIFEST_ACCEPT))
-        .expect_err("nothing listens");
+
+    let err = rt
+        .block_on(upstream.manifest_get(REPO, &tag("chunked"), MANIFEST_ACCEPT, 4096))
+        .expect_err("streamed past the limit");
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
+        matches!(err, UpstreamError::TooLarge { limit: 4096, .. }),
+        "{err:?}"
+    );
+
+    let err = rt
+        .block_on(upstream.manifest_get(REPO, &tag("lying"), MANIFEST_ACCEPT, MAX))
+        .expect_err("declared digest differs");
+    assert!(matches!(err, UpstreamError::Protocol { .. }), "{err:?}");
+
+    let err = rt
+        .block_on(upstream.manifest_get(REPO, &Reference::Digest(good), MANIFEST_ACCEPT, MAX))
+        .expect_err("bytes differ from the digest asked for");
+    assert!(matches!(err, UpstreamError::Protocol { .. }), "{err:?}");
+
+    let started = Instant::now();
+    let result: Result<usize, UpstreamError> = rt.block_on(async {
+        let mut blob = upstream.blob_get(REPO, &Digest::of(b"stalls")).await?;
+        assert_eq!(blob.length, Some(1000));
+        let mut got = 0;
+        while let Some(chunk) = blob.body.next().await {
+            got += chunk?.len();
+        }
+        Ok(got)
+    });
+    let err = result.expect_err("a stalled blob ends in an error");
+    assert!(matches!(err, UpstreamError::Unreachable { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
         started.elapsed()
     );
-    assert!(matches!(err, UpstreamError::Unreachable { .. }), "{err:?}");
-    assert!(err.to_string().contains(&url), "{err}");
-    assert!(err.is_temporary());
 }
 
 /// A registry stub that wants basic credentials and redirects every blob
@@ -334,11 +447,7 @@ fn blob_redirect_drops_authorization() {
             }
         }),
     );
-    let cdn_listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind cdn");
-    let cdn_port = cdn_listener.local_addr().expect("addr").port();
-    rt.spawn(async move { axum::serve(cdn_listener, cdn).await });
+    let cdn_port = serve_stub(&rt, cdn);
 
     let registry = Router::new().route(
         "/v2/{*rest}",
@@ -367,11 +476,7 @@ fn blob_redirect_drops_authorization() {
                 .into_response()
         }),
     );
-    let registry_listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind registry");
-    let registry_port = registry_listener.local_addr().expect("addr").port();
-    rt.spawn(async move { axum::serve(registry_listener, registry).await });
+    let registry_port = serve_stub(&rt, registry);
 
     let mut settings = UpstreamSettings::new(&format!("http://127.0.0.1:{registry_port}"));
     settings.username = Some("u".into());

@@ -14,7 +14,7 @@ pub enum UpstreamError {
     /// refused before anything is sent.
     #[error("upstream {upstream}: {reason}")]
     Invalid { upstream: String, reason: String },
-    /// No connection, a timeout, or the connection broke off.
+    /// No connection, a connect or read timeout, or a body that broke off.
     #[error("upstream {upstream} unreachable: {reason}")]
     Unreachable { upstream: String, reason: String },
     /// The TLS handshake failed (most often: a certificate nobody trusts).
@@ -79,12 +79,13 @@ impl UpstreamError {
                 reason,
             };
         }
-        if err.is_decode() {
-            return UpstreamError::Protocol {
-                upstream: upstream.to_owned(),
-                reason,
-            };
-        }
+        // Nothing here asks reqwest to decode (no `.json()`), so its
+        // "decode" errors are a body that broke off or stalled.
+        let reason = if err.is_body() || err.is_decode() {
+            format!("the body broke off: {reason}")
+        } else {
+            reason
+        };
         UpstreamError::Unreachable {
             upstream: upstream.to_owned(),
             reason,
