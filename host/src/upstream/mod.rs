@@ -453,8 +453,17 @@ impl Upstream {
             .ok_or_else(|| self.protocol(format!("{what}: Bearer challenge without a realm")))?;
         let mut realm_url = Url::parse(realm)
             .map_err(|e| self.protocol(format!("{what}: token realm {realm:?}: {e}")))?;
-        if !matches!(realm_url.scheme(), "http" | "https") {
-            return Err(self.protocol(format!("{what}: token realm {realm:?} is not HTTP")));
+        // Credentials go wherever the realm says (Docker Hub's is another
+        // host), as docker's client does; but never down from HTTPS to
+        // plain HTTP.
+        let allowed = match self.base.scheme() {
+            "https" => realm_url.scheme() == "https",
+            _ => matches!(realm_url.scheme(), "http" | "https"),
+        };
+        if !allowed {
+            return Err(self.protocol(format!(
+                "{what}: token realm {realm:?} is not HTTPS like the upstream"
+            )));
         }
         {
             let mut query = realm_url.query_pairs_mut();
@@ -649,4 +658,78 @@ fn media_type_field(bytes: &[u8]) -> Option<String> {
         media_type: Option<String>,
     }
     serde_json::from_slice::<Typed>(bytes).ok()?.media_type
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(url: &str) -> Result<Upstream, UpstreamError> {
+        Upstream::new(&UpstreamSettings::new(url))
+    }
+
+    #[test]
+    fn urls_are_checked_and_joined_under_the_base() {
+        for bad in [
+            "ftp://host",
+            "not a url",
+            "https://h/?q=1",
+            "https://u:p@h",
+            "unix:/x",
+        ] {
+            assert!(
+                matches!(upstream(bad), Err(UpstreamError::Config { .. })),
+                "{bad}"
+            );
+        }
+        let up = upstream("https://mirror.example/prefix/").expect("client");
+        assert_eq!(up.url(), "https://mirror.example/prefix");
+        let digest = Digest::of(b"x");
+        let url = up
+            .manifest_url("library/nginx", &Reference::Digest(digest.clone()))
+            .expect("url");
+        assert_eq!(
+            url.as_str(),
+            format!("https://mirror.example/prefix/v2/library/nginx/manifests/{digest}")
+        );
+        for (repo, tag) in [("a/../b", "v1"), ("/etc", "v1"), ("a", "../x"), ("a", "")] {
+            assert!(
+                matches!(
+                    up.manifest_url(repo, &Reference::Tag(tag.into())),
+                    Err(UpstreamError::Invalid { .. })
+                ),
+                "{repo}:{tag}"
+            );
+        }
+    }
+
+    #[test]
+    fn operations_can_run_on_any_thread() {
+        fn is_send<T: Send>(_: &T) {}
+        fn is_shared<T: Send + Sync>() {}
+        is_shared::<Upstream>();
+        let up = upstream("http://127.0.0.1:1").expect("client");
+        let tag = Reference::Tag("v1".into());
+        is_send(&up.manifest_head("a", &tag, MANIFEST_ACCEPT));
+        is_send(&up.manifest_get("a", &tag, MANIFEST_ACCEPT, 1));
+        is_send(&up.blob_get("a", &Digest::of(b"")));
+    }
+
+    #[test]
+    fn media_type_from_header_or_body() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/vnd.oci.image.index.v1+json; charset=utf-8"
+                .parse()
+                .expect("header"),
+        );
+        assert_eq!(content_type(&headers).as_deref(), Some(OCI_INDEX));
+        assert_eq!(
+            media_type_field(br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#)
+                .as_deref(),
+            Some(OCI_MANIFEST)
+        );
+        assert_eq!(media_type_field(b"not json"), None);
+    }
 }
