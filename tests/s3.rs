@@ -10,6 +10,7 @@ use common::images;
 use common::seaweed::{self, Seaweed};
 use reqwest::blocking::Client;
 use serde_json::json;
+use std::sync::mpsc;
 
 /// A Berth over its own prefix of the shared bucket.
 fn berth_on_s3(name: &str, metadata: &str) -> (Berth, String) {
@@ -269,6 +270,30 @@ fn blob_get_redirects_to_presigned_url() {
     skopeo_pull_and_compare(&berth, &image, "redir/app");
 }
 
+/// An upload body that, after `halfway_at` bytes, says so and waits until
+/// the test has stopped the store before sending the rest.
+struct StopsHalfway {
+    left: usize,
+    halfway_at: usize,
+    halfway: Option<mpsc::Sender<()>>,
+    stopped: mpsc::Receiver<()>,
+}
+
+impl std::io::Read for StopsHalfway {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left <= self.halfway_at
+            && let Some(halfway) = self.halfway.take()
+        {
+            let _ = halfway.send(());
+            let _ = self.stopped.recv();
+        }
+        let n = buf.len().min(self.left).min(64 << 10);
+        buf[..n].fill(0x5a);
+        self.left -= n;
+        Ok(n)
+    }
+}
+
 fn header(resp: &reqwest::blocking::Response, name: &str) -> String {
     resp.headers()
         .get(name)
@@ -452,8 +477,39 @@ fn health_follows_the_storage() {
         }
     };
     assert_eq!(health(), (200, "ok".to_owned()));
-
+    // The store goes away in the middle of an upload's body: the client
+    // gets a 503 it may retry, not a 500, although the guest only sees its
+    // stream to the store fail.
+    let session = http
+        .post(format!("{}/v2/kept/blobs/uploads/", berth.url()))
+        .send()
+        .expect("POST upload");
+    assert_eq!(session.status(), 202);
+    let url = format!("{}{}", berth.url(), header(&session, "location"));
+    let (halfway, stopped) = (mpsc::channel(), mpsc::channel());
+    let body = StopsHalfway {
+        // A short rest, so the client has sent it all by the time the
+        // server answers (an early answer would reset the connection).
+        left: 26 << 20,
+        halfway_at: 2 << 20,
+        halfway: Some(halfway.0),
+        stopped: stopped.1,
+    };
+    let patch = std::thread::spawn(move || {
+        no_redirects()
+            .patch(url)
+            .header("content-type", "application/octet-stream")
+            .body(reqwest::blocking::Body::new(body))
+            .send()
+    });
+    halfway.1.recv().expect("the body reached halfway");
     s3.stop();
+    stopped.0.send(()).expect("tell the body");
+    let resp = patch.join().expect("PATCH thread").expect("PATCH");
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().expect("error body");
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+
     let resp = http
         .get(format!("{}/v2/kept/blobs/{digest}", berth.url()))
         .send()

@@ -207,14 +207,25 @@ fn append_body(req: &Request, upload: &Upload) -> Result<u64, ApiError> {
         if sink.check_write().is_ok() {
             ApiError::SizeInvalid("the request body ended before its declared length".into())
         } else {
-            error::internal("upload append", e)
+            store_refused(upload, "upload append", e)
         }
     })?;
     sink.blocking_flush()
-        .map_err(|e| error::internal("upload flush", format!("{e:?}")))?;
+        .map_err(|e| store_refused(upload, "upload flush", format!("{e:?}")))?;
     drop(sink);
     drop(body);
     Ok(moved)
+}
+
+/// The store stopped taking the session's bytes; a stream error says only
+/// that. Asking the session how it stands tells a store that is down for
+/// now (`unavailable`: a 503 the client may retry, the host logged why)
+/// from one that failed for good (a 500).
+fn store_refused(upload: &Upload, context: &str, why: String) -> ApiError {
+    match upload.size() {
+        Err(err @ StorageError::Unavailable(_)) => error::unexpected(context, err),
+        _ => error::internal(context, why),
+    }
 }
 
 /// Commits the session as `digest`.

@@ -112,6 +112,10 @@ pub struct UploadSink {
     queued: Option<Bytes>,
     flush_requested: bool,
     failed: Option<std::io::Error>,
+    /// The failure was reported: the stream stays closed after it, as
+    /// wasi:io says, so the guest can tell a store that stopped taking
+    /// bytes from a request body that ended early.
+    broken: bool,
 }
 
 impl UploadSink {
@@ -121,12 +125,19 @@ impl UploadSink {
             queued: None,
             flush_requested: false,
             failed: None,
+            broken: false,
         }
     }
 
     fn check_failed(&mut self) -> StreamResult<()> {
+        if self.broken {
+            return Err(StreamError::Closed);
+        }
         match self.failed.take() {
-            Some(e) => Err(StreamError::LastOperationFailed(e.into())),
+            Some(e) => {
+                self.broken = true;
+                Err(StreamError::LastOperationFailed(e.into()))
+            }
             None => Ok(()),
         }
     }
@@ -164,7 +175,7 @@ impl OutputStream for UploadSink {
 #[async_trait::async_trait]
 impl Pollable for UploadSink {
     async fn ready(&mut self) {
-        if self.failed.is_some() {
+        if self.failed.is_some() || self.broken {
             return;
         }
         if let Some(mut bytes) = self.queued.take()
