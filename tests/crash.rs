@@ -34,22 +34,18 @@ const THROTTLE_STEP: usize = 64 * 1024;
 const OLD_IMAGES_REREAD: usize = 3;
 
 // ---------------------------------------------------------------------------
-// A seeded PRNG (splitmix64): no new dependency, and a seed replays a plan.
+// A seeded PRNG (the SplitMix64 of common::content): a seed replays a plan.
 // ---------------------------------------------------------------------------
 
-struct Rng(u64);
+struct Rng(common::content::Filler);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(common::content::Filler::from_state(seed))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next()
     }
 
     /// Uniform in `lo..=hi`.

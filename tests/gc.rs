@@ -911,9 +911,8 @@ fn gc_races_concurrent_pushes_without_losing_blobs() {
     assert!(fsck.contains("0 corrupt, 0 dangling"), "{fsck}");
 }
 
-/// Starts an upload session in `repo`, sends `data` into it and leaves it
-/// open, as a client that went away would; returns the session's URL.
-fn abandoned_upload(http: &Client, base: &str, repo: &str, data: Vec<u8>) -> String {
+/// Starts an upload session in `repo`; returns its URL.
+fn start_upload(http: &Client, base: &str, repo: &str) -> String {
     let resp = http
         .post(format!("{base}/v2/{repo}/blobs/uploads/"))
         .send()
@@ -923,11 +922,17 @@ fn abandoned_upload(http: &Client, base: &str, repo: &str, data: Vec<u8>) -> Str
         .to_str()
         .expect("location")
         .to_string();
-    let url = if location.starts_with('/') {
+    if location.starts_with('/') {
         format!("{base}{location}")
     } else {
         location
-    };
+    }
+}
+
+/// Starts an upload session in `repo`, sends `data` into it and leaves it
+/// open, as a client that went away would; returns the session's URL.
+fn abandoned_upload(http: &Client, base: &str, repo: &str, data: Vec<u8>) -> String {
+    let url = start_upload(http, base, repo);
     let resp = http
         .patch(&url)
         .header("content-type", "application/octet-stream")
@@ -1384,23 +1389,11 @@ fn the_server_purges_abandoned_layout_uploads() {
         .env("BERTH_GC_INTERVAL", "1s")
         .env("BERTH_GC_UPLOAD_MAX_AGE", "0s")
         .start();
-    let (http, base) = (Client::new(), berth.url());
-    let resp = http
-        .post(format!("{base}/v2/lay/bg/blobs/uploads/"))
-        .send()
-        .expect("POST");
-    assert_eq!(resp.status(), 202);
-    let location = resp.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
+    let http = Client::new();
+    let url = start_upload(&http, &berth.url(), "lay/bg");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status = http
-            .get(format!("{base}{location}"))
-            .send()
-            .expect("status")
-            .status();
+        let status = http.get(&url).send().expect("status").status();
         if status == 404 {
             break;
         }

@@ -24,7 +24,13 @@ impl Filler {
         Self(h)
     }
 
-    fn next(&mut self) -> u64 {
+    /// The generator started at `state` itself: a seeded random number
+    /// source whose printed seed replays a run (tests/crash.rs).
+    pub fn from_state(state: u64) -> Self {
+        Self(state)
+    }
+
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
