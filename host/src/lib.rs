@@ -24,9 +24,11 @@ use anyhow::Context as _;
 pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     // What `berth config check` finds stops the server before anything is
     // opened, bound or created.
-    let report = preflight::check(&config);
+    let report = preflight::check(&config, plugins::Components::Read);
     report.log_warnings();
     report.into_result()?;
+    let plugins =
+        plugins::Plugins::load(&config.plugins).map_err(|e| preflight::refuse(&config, e))?;
     store_root::check(&config, true)?;
     let backends = backends::open(&config)?;
     let writes = !config.server.read_only;
@@ -37,7 +39,6 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
         None => runtime::EMBEDDED_GUEST.to_vec(),
     };
     let root = &config.storage.root;
-    let plugins = plugins::Plugins::load(&config.plugins)?;
     let guest = runtime::GuestRuntime::new(&wasm, &root.join(".cache"), backends, &config.limits)?
         .with_plugins(plugins);
     let addr = config.server.addr;

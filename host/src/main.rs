@@ -1,5 +1,6 @@
 use berth::cli::{Cli, Command, ConfigCommand, GuestCommand};
 use berth::config::{Config, ConfigError, LogConfig, Overrides};
+use berth::sandbox::plugins::Components;
 use berth::{logging, preflight};
 use clap::Parser;
 use std::process::ExitCode;
@@ -43,7 +44,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::resolve(Some(&file), std::env::vars(), &Overrides::default())?;
-            let report = preflight::check(&config);
+            let report = preflight::check(&config, Components::Compile);
             for problem in &report.problems {
                 eprintln!("{problem}");
             }

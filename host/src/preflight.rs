@@ -62,7 +62,9 @@ impl Report {
 }
 
 /// Checks `config` as `serve` would use it. Reads files; creates nothing.
-pub fn check(config: &Config) -> Report {
+/// `components` says whether plugin components are compiled here
+/// (`config check`) or left to `serve`, which compiles them next.
+pub fn check(config: &Config, components: plugins::Components) -> Report {
     let mut problems = config.source.warnings.clone();
     problems.extend(config.problems());
     let mut found = Vec::new();
@@ -74,7 +76,7 @@ pub fn check(config: &Config) -> Report {
     }
     auth(config, &mut found);
     found.extend(
-        plugins::check(&config.plugins)
+        plugins::check(&config.plugins, components)
             .into_iter()
             .map(Problem::from_keyed),
     );
@@ -83,6 +85,14 @@ pub fn check(config: &Config) -> Report {
     }
     problems.extend(found);
     Report { problems }
+}
+
+/// An error `serve` met after the checks, in their form: `file:line: key:
+/// message` (plugin components, compiled only once, by `serve`).
+pub fn refuse(config: &Config, error: impl std::fmt::Display) -> Refused {
+    let mut problem = Problem::from_keyed(error);
+    config.source.locate(&mut problem);
+    Refused(vec![problem])
 }
 
 /// The root is made on first start: it must be a directory if it exists,

@@ -91,13 +91,24 @@ fn builtin_names() -> String {
     names.join(", ")
 }
 
+/// How far [`check`] goes with plugin component files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Components {
+    /// Compile each one: `config check`, where nothing else will.
+    Compile,
+    /// Only see that each can be read: `serve` compiles them once, right
+    /// after, in [`Plugins::load`], with the same error.
+    Read,
+}
+
 /// Everything wrong with `configs` that can be told without running a
 /// plugin: unknown built-in names, settings a built-in plugin does not
 /// read or needs, budgets no sandbox can have, component files that
 /// cannot be read or compiled. Creates nothing.
-pub fn check(configs: &[PluginConfig]) -> Vec<PluginError> {
+pub fn check(configs: &[PluginConfig], files: Components) -> Vec<PluginError> {
     let mut problems = Vec::new();
-    let engine = if configs.iter().any(|c| !c.path.starts_with("builtin:")) {
+    let compiles = files == Components::Compile;
+    let engine = if compiles && configs.iter().any(|c| !c.path.starts_with("builtin:")) {
         match Engine::new(&budget::fueled_config()) {
             Ok(engine) => Some(engine),
             Err(e) => {
@@ -130,11 +141,20 @@ pub fn check(configs: &[PluginConfig]) -> Vec<PluginError> {
                     builtin_settings(config, required, optional, &setting, &mut problems)
                 }
             },
-            None => {
+            None if compiles => {
                 if let Some(engine) = &engine
                     && let Err(e) = compile(engine, index, config)
                 {
                     problems.push(e);
+                }
+            }
+            None => {
+                if let Err(source) = std::fs::File::open(&config.path) {
+                    problems.push(PluginError::Read {
+                        index,
+                        path: config.path.clone(),
+                        source,
+                    });
                 }
             }
         }
@@ -464,14 +484,17 @@ mod tests {
                 }))
                 .collect();
             let full = builtin(name, &values);
-            assert!(check(std::slice::from_ref(&full)).is_empty(), "{name}");
+            assert!(
+                check(std::slice::from_ref(&full), Components::Compile).is_empty(),
+                "{name}"
+            );
             let plugins = Plugins::load(&[full]).expect("load").expect("some");
             assert_eq!(plugins.check(put()).await, None, "{name} with all settings");
 
             let mut typo = values.clone();
             typo.push(("patern", "v*"));
             let typo = builtin(name, &typo);
-            let found = check(std::slice::from_ref(&typo));
+            let found = check(std::slice::from_ref(&typo), Components::Compile);
             assert_eq!(found.len(), 1, "{name}: {found:?}");
             assert!(
                 found[0]
@@ -499,7 +522,10 @@ mod tests {
             zero,
             builtin("required-annotations", &[]),
         ];
-        let found: Vec<String> = check(&configs).iter().map(ToString::to_string).collect();
+        let found: Vec<String> = check(&configs, Components::Compile)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let starts = [
             "plugins[0].path: no built-in plugin \"builtin:immutable-tag\"",
             "plugins[1].path: cannot read /nonexistent/policy.wasm",
