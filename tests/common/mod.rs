@@ -288,10 +288,18 @@ impl Registry for Berth {
 
 /// A TCP port on loopback that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    free_ports(1)[0]
+}
+
+/// `n` distinct free ports on 127.0.0.1. All are held until every one is
+/// chosen: picking them one at a time can hand out the same port twice.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("bound address").port())
+        .collect()
 }
 
 /// `sha256:<hex>` of some bytes.

@@ -81,6 +81,9 @@ fn weed_binary() -> PathBuf {
 }
 
 /// The server's directory and process, for the clean-up at exit.
+/// How many ports `weed server` listens on (see `command`).
+const PORTS: usize = 8;
+
 static RUNNING: OnceLock<(PathBuf, u32)> = OnceLock::new();
 
 /// Runs when the test process exits (the test harness exits through
@@ -109,7 +112,10 @@ impl Private {
     pub fn start() -> Private {
         let dir = std::env::temp_dir().join(format!("berth-s3-{}", unique_prefix("private")));
         prepare(&dir);
-        let ports: Vec<String> = (0..8).map(|_| super::free_port().to_string()).collect();
+        let ports: Vec<String> = super::free_ports(PORTS)
+            .iter()
+            .map(u16::to_string)
+            .collect();
         let endpoint = format!("http://127.0.0.1:{}", ports[6]);
         let mut private = Private {
             server: Seaweed { endpoint },
@@ -188,7 +194,10 @@ fn start() -> Seaweed {
     let weed = weed_binary();
     let dir = std::env::temp_dir().join(format!("berth-s3-{}", std::process::id()));
     prepare(&dir);
-    let mut cmd = command(&weed, &dir, || super::free_port().to_string());
+    let mut ports = super::free_ports(PORTS).into_iter();
+    let mut cmd = command(&weed, &dir, || {
+        ports.next().map(|p| p.to_string()).unwrap_or_default()
+    });
     let s3_port = cmd
         .get_args()
         .filter_map(|a| a.to_str()?.strip_prefix("-s3.port=").map(str::to_owned))
