@@ -9,10 +9,12 @@
 mod blobs;
 mod inventory;
 mod metadata;
+mod origins;
 
 pub use blobs::*;
 pub use inventory::*;
 pub use metadata::*;
+pub use origins::*;
 
 use crate::{BlobStore, Digest, StorageError};
 use futures::StreamExt as _;
@@ -50,6 +52,19 @@ macro_rules! inventory_conformance_tests {
     (|$case:ident| $setup:expr) => {
         $crate::metadata_conformance_tests!(@each |$case| $setup;
             inventory_lists_everything, inventory_drops_like_a_delete);
+    };
+}
+
+/// One `#[tokio::test]` per case of the upstream a repository caches
+/// ([`crate::MetadataStore::origin`]); the same `|case| setup` as
+/// [`metadata_conformance_tests!`]. Apart from that list so that test
+/// adapters of stores without pull-through caching can leave them out.
+#[macro_export]
+macro_rules! origin_conformance_tests {
+    (|$case:ident| $setup:expr) => {
+        $crate::metadata_conformance_tests!(@each |$case| $setup;
+            origin_none_by_default, origin_set_and_replace, origin_and_catalog,
+            origins_stay_apart);
     };
 }
 

@@ -19,6 +19,7 @@ mod inventory;
 mod manifests;
 mod names;
 mod objects;
+mod origins;
 mod paths;
 mod tags;
 mod uploads;
@@ -188,6 +189,17 @@ impl MetadataStore for LayoutMetadata {
 
     async fn end_upload(&self, id: &str) -> Result<()> {
         uploads::end(self.store(), id).await
+    }
+
+    async fn set_origin(&self, repo: &str, origin: &str) -> Result<()> {
+        origins::set(self.store(), names::repo(repo)?, origin).await
+    }
+
+    async fn origin(&self, repo: &str) -> Result<Option<String>> {
+        let Some(repo) = Repo::parse(repo) else {
+            return Ok(None);
+        };
+        origins::get(self.store(), repo).await
     }
 
     fn inventory(&self) -> Option<&dyn Inventory> {

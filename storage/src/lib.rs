@@ -152,6 +152,17 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn upload_repository(&self, id: &str) -> Result<Option<String>>;
     async fn end_upload(&self, id: &str) -> Result<()>;
 
+    /// Records that `repo` holds content cached from the upstream registry
+    /// `origin` (its URL), creating the repository if needed (as a blob
+    /// link does: it exists, but is in the catalog only once it holds a
+    /// manifest). Idempotent; a later call with another origin replaces it.
+    /// `Invalid` for an empty origin or a name that cannot be stored.
+    async fn set_origin(&self, repo: &str, origin: &str) -> Result<()>;
+
+    /// The upstream `repo` is a cache of, or None for a repository of its
+    /// own (and for an unknown one).
+    async fn origin(&self, repo: &str) -> Result<Option<String>>;
+
     /// The tags of `repo` pointing at manifest `digest`, in lexical order:
     /// what deleting that manifest would take with it. The default walks
     /// every tag; stores with an index answer directly.

@@ -307,6 +307,19 @@ impl MetadataStore for SqliteMetadata {
         self.write(move |tx| queries::end_upload(tx, &id)).await
     }
 
+    async fn set_origin(&self, repo: &str, origin: &str) -> Result<()> {
+        require("repository", repo)?;
+        require("origin", origin)?;
+        let (repo, origin) = (repo.to_owned(), origin.to_owned());
+        self.write(move |tx| queries::set_origin(tx, &repo, &origin))
+            .await
+    }
+
+    async fn origin(&self, repo: &str) -> Result<Option<String>> {
+        let repo = repo.to_owned();
+        self.read(move |tx| queries::origin(tx, &repo)).await
+    }
+
     async fn pin_blob(&self, digest: &str, request: u64) -> Result<()> {
         require("digest", digest)?;
         let digest = digest.to_owned();

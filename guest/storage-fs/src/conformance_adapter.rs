@@ -155,6 +155,16 @@ impl berth_storage::MetadataStore for MetadataAdapter {
     async fn end_upload(&self, id: &str) -> Result<()> {
         Ok(self.0.end_upload(id)?)
     }
+
+    /// This store keeps no upstreams (the WIT `metadata` interface has none).
+    async fn set_origin(&self, _repo: &str, _origin: &str) -> Result<()> {
+        unsupported()
+    }
+
+    /// Every repository here is its own: none can have been cached.
+    async fn origin(&self, _repo: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// [`Blobs`] as a [`berth_storage::BlobStore`].

@@ -773,6 +773,14 @@ impl MetadataStore for WithManifestBytes {
         self.inner.end_upload(id).await
     }
 
+    async fn set_origin(&self, repo: &str, origin: &str) -> crate::Result<()> {
+        self.inner.set_origin(repo, origin).await
+    }
+
+    async fn origin(&self, repo: &str) -> crate::Result<Option<String>> {
+        self.inner.origin(repo).await
+    }
+
     fn gc(&self) -> Option<&dyn crate::GcMetadata> {
         self.inner.gc()
     }

@@ -57,6 +57,12 @@ pub(super) async fn write_link(store: &dyn ObjectStore, path: &Path, digest: &st
     Ok(())
 }
 
+/// Writes `bytes` at `path`, replacing whatever was there.
+pub(super) async fn write(store: &dyn ObjectStore, path: &Path, bytes: Vec<u8>) -> Result<()> {
+    store.put(path, PutPayload::from(bytes)).await?;
+    Ok(())
+}
+
 /// Creates `path` holding `bytes` unless something is there already;
 /// `false` when it was. Atomic across hosts on stores with conditional puts.
 pub(super) async fn create(store: &dyn ObjectStore, path: &Path, bytes: Vec<u8>) -> Result<bool> {

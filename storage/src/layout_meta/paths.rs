@@ -14,7 +14,9 @@
 //!   but its garbage collector);
 //! - `repositories/<name>/_referrers/<alg>/<subject>/<alg>/<encoded>/link`:
 //!   Berth's own referrers index (registry:2 has none and skips `_`
-//!   directories).
+//!   directories);
+//! - `repositories/<name>/_berth/origin`: the upstream registry (its URL)
+//!   the repository is a pull-through cache of; Berth's own too.
 //!
 //! A link holds the digest it names as plain text, without a newline.
 //!
@@ -92,6 +94,11 @@ pub(super) fn tag_of_current(dir: &Path, key: &Path) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The upstream registry `repo` caches, when it is a pull-through cache.
+pub(super) fn origin(repo: Repo<'_>) -> Path {
+    join(&repo_dir(repo), ["_berth", "origin"])
 }
 
 /// Where the referrers of `subject` are indexed.
@@ -263,6 +270,7 @@ mod tests {
             referrer_of(&referrers_dir(repo, &subject), &link).as_deref(),
             Some("sha256:f733")
         );
+        assert_eq!(origin(repo).as_ref(), format!("{v2}/_berth/origin"));
         let marker = repo_marker(repo);
         assert_eq!(marker.as_ref(), "berth/repositories/demo/app/_created");
         assert_eq!(upload_owner("u1").as_ref(), "berth/upload-owners/u1");
@@ -295,6 +303,7 @@ mod tests {
         );
         assert_eq!(entry(&tag_index_link(repo, tag, &d)), None);
         assert_eq!(entry(&referrer_link(repo, &d, &d)), None);
+        assert_eq!(entry(&origin(repo)), None);
         let upload = Path::from("docker/registry/v2/repositories/demo/app/_uploads/x/data");
         assert_eq!(entry(&upload), None);
         assert_eq!(entry(&blob_data(&d)), None);

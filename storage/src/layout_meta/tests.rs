@@ -66,6 +66,23 @@ macro_rules! conformance {
                 });
             }
 
+            mod origins {
+                crate::origin_conformance_tests!(|_case| {
+                    let (dir, store) = super::super::$backend();
+                    let meta = super::super::suite_store(&store);
+                    (dir, meta)
+                });
+            }
+
+            #[tokio::test]
+            async fn origin_persists() {
+                let (_dir, store) = super::$backend();
+                let open = || {
+                    Box::new(LayoutMetadata::new(store.clone())) as Box<dyn MetadataStore>
+                };
+                c::origin_persists(&open).await;
+            }
+
             #[tokio::test]
             async fn metadata_persists() {
                 let (_dir, store) = super::$backend();
@@ -704,4 +721,52 @@ async fn revision_link_is_followed() {
         .expect("get")
         .expect("found");
     assert_eq!((got.digest.as_str(), got.size), (alias, json.len() as u64));
+}
+
+/// The origin is one object under the repository's `_berth` directory,
+/// which nothing else walks into: the catalog, fsck's and du's inventory
+/// and the upload purge see the repository exactly as before.
+#[tokio::test]
+async fn origin_object_is_left_alone_by_the_walks() {
+    let (_dir, store) = local_plain();
+    let meta = suite_store(&store);
+    let hub = "https://registry-1.docker.io";
+    meta.put_manifest("demo/app", &c::manifest(1, None, None), &[], Some("v1"))
+        .await
+        .expect("put");
+    meta.link_blob("demo/app", "sha256:0a").await.expect("link");
+    let inventory = meta.inventory().expect("inventory");
+    let references = inventory.references().await.expect("references");
+    let usage = inventory.usage().await.expect("usage");
+    meta.set_origin("demo/app", hub).await.expect("set");
+    meta.set_origin("demo/app/nested", hub).await.expect("set");
+    let key = Path::from("docker/registry/v2/repositories/demo/app/_berth/origin");
+    let stored = store.get(&key).await.expect("origin object");
+    assert_eq!(
+        stored.bytes().await.expect("bytes").as_ref(),
+        hub.as_bytes()
+    );
+    assert_eq!(
+        inventory.references().await.expect("references"),
+        references
+    );
+    let mut after = inventory.usage().await.expect("usage");
+    // The nested repository exists (created empty, as by an upload), and
+    // holds nothing.
+    let nested = after.pop().expect("nested");
+    assert_eq!(
+        nested,
+        crate::RepositoryUsage {
+            name: "demo/app/nested".into(),
+            ..Default::default()
+        }
+    );
+    assert_eq!(after, usage);
+    assert!(inventory.upload_ids().await.expect("uploads").is_empty());
+    assert_eq!(
+        meta.list_repositories(&Page::default())
+            .await
+            .expect("catalog"),
+        ["demo/app"]
+    );
 }

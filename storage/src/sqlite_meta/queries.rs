@@ -40,6 +40,21 @@ pub(super) fn link_blob(conn: &Connection, repo: &str, digest: &str) -> Result<(
     Ok(())
 }
 
+/// Records `repo`'s upstream, creating the repository as a blob link would.
+pub(super) fn set_origin(conn: &Connection, repo: &str, origin: &str) -> Result<()> {
+    let id = ensure_repo(conn, repo)?;
+    conn.prepare_cached("UPDATE repositories SET origin = ?2 WHERE id = ?1")?
+        .execute(params![id, origin])?;
+    Ok(())
+}
+
+/// `repo`'s upstream; `None` for a repository of its own or an unknown one.
+pub(super) fn origin(conn: &Connection, repo: &str) -> Result<Option<String>> {
+    let mut stmt = conn.prepare_cached("SELECT origin FROM repositories WHERE name = ?1")?;
+    let found: Option<Option<String>> = stmt.query_row([repo], |r| r.get(0)).optional()?;
+    Ok(found.flatten())
+}
+
 pub(super) fn blob_linked(conn: &Connection, repo: &str, digest: &str) -> Result<bool> {
     let mut stmt = conn.prepare_cached(
         "SELECT 1 FROM blob_links l JOIN repositories r ON r.id = l.repo_id

@@ -5,6 +5,7 @@
 //! manifest or upload session and is never removed by these operations (a
 //! later garbage collector may drop empty repositories); that row is what
 //! makes a repository "exist" for `list_tags` and `list_repositories`.
+//! A repository filled from an upstream registry records it in `origin`.
 //!
 //! Text columns use SQLite's default BINARY collation, i.e. byte order, which
 //! is the lexical order the distribution spec asks listings to use.
@@ -120,6 +121,13 @@ CREATE TABLE gc_pins (
     PRIMARY KEY (digest, holder, request)
 ) WITHOUT ROWID;
 CREATE INDEX gc_pins_by_holder ON gc_pins(holder, request);
+"#,
+    // Pull-through cache: the upstream registry (its URL) a repository
+    // caches, so pushes into it can be refused after a restart too. NULL
+    // for a repository of its own, which every repository before this
+    // version is.
+    r#"
+ALTER TABLE repositories ADD COLUMN origin TEXT;
 "#,
 ];
 

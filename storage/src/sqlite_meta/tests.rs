@@ -24,6 +24,124 @@ mod inventory {
     });
 }
 
+mod origins {
+    crate::origin_conformance_tests!(|_case| {
+        let (dir, meta) = super::store();
+        (dir, Box::new(meta))
+    });
+}
+
+#[tokio::test]
+async fn origin_persists() {
+    let dir = TempDir::new().expect("tempdir");
+    let path = dir.path().join("metadata.db");
+    let open = || Box::new(SqliteMetadata::open(&path).expect("reopen")) as Box<dyn MetadataStore>;
+    c::origin_persists(&open).await;
+}
+
+/// A database of the version before origins were recorded upgrades in
+/// place: everything in it is kept, its repositories are their own, and
+/// origins can be recorded for them.
+#[tokio::test]
+async fn migrates_a_version_3_database() {
+    let dir = TempDir::new().expect("tempdir");
+    let path = dir.path().join("metadata.db");
+    let m = manifest(1, Some("sha256:subj"), Some("a/b"));
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create");
+        for sql in &super::schema::MIGRATIONS[..3] {
+            conn.execute_batch(sql).expect("schema up to v3");
+        }
+        conn.pragma_update(None, "user_version", 3)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name) VALUES (1, 'old'), (2, 'old/nested');
+             INSERT INTO blob_links (repo_id, digest) VALUES (1, 'sha256:layer'), (2, 'sha256:spare');
+             INSERT INTO uploads (id, repo_id, started_at) VALUES ('u1', 2, 7);",
+        )
+        .expect("rows");
+        conn.execute(
+            "INSERT INTO manifests (repo_id, digest, media_type, size, artifact_type, subject, annotations, created_at)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, 5)",
+            rusqlite::params![m.digest, m.media_type, m.size, m.artifact_type, m.subject, m.annotations],
+        )
+        .expect("manifest");
+        conn.execute(
+            "INSERT INTO manifest_refs (repo_id, manifest, digest) VALUES (1, ?1, 'sha256:layer')",
+            [&m.digest],
+        )
+        .expect("ref");
+        conn.execute(
+            "INSERT INTO tags (repo_id, name, digest) VALUES (1, 'latest', ?1)",
+            [&m.digest],
+        )
+        .expect("tag");
+    }
+    let meta = SqliteMetadata::open(&path).expect("open migrates");
+    let version: usize = super::lock(&meta.inner.writer)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, super::schema::MIGRATIONS.len());
+    assert_eq!(
+        meta.get_manifest("old", &m.digest).await.expect("get"),
+        Some(m.clone())
+    );
+    assert_eq!(
+        meta.resolve_tag("old", "latest").await.expect("resolve"),
+        Some(m.digest.clone())
+    );
+    assert_eq!(
+        meta.list_referrers("old", "sha256:subj", None)
+            .await
+            .expect("referrers"),
+        vec![m.clone()]
+    );
+    assert!(
+        meta.blob_linked("old", "sha256:layer")
+            .await
+            .expect("linked")
+    );
+    assert!(
+        meta.blob_linked("old/nested", "sha256:spare")
+            .await
+            .expect("linked")
+    );
+    assert_eq!(
+        meta.upload_repository("u1")
+            .await
+            .expect("upload")
+            .as_deref(),
+        Some("old/nested")
+    );
+    assert_eq!(
+        meta.list_repositories(&Default::default())
+            .await
+            .expect("catalog"),
+        ["old"]
+    );
+    assert_eq!(meta.origin("old").await.expect("origin"), None);
+    assert_eq!(meta.origin("old/nested").await.expect("origin"), None);
+    meta.set_origin("old/nested", "https://quay.io")
+        .await
+        .expect("set");
+    assert_eq!(
+        meta.origin("old/nested").await.expect("origin").as_deref(),
+        Some("https://quay.io")
+    );
+    assert_eq!(meta.origin("old").await.expect("origin"), None);
+    // Opening again migrates nothing twice and keeps the origin.
+    drop(meta);
+    let meta = SqliteMetadata::open(&path).expect("reopen");
+    assert_eq!(
+        meta.origin("old/nested").await.expect("origin").as_deref(),
+        Some("https://quay.io")
+    );
+    assert_eq!(
+        meta.resolve_tag("old", "latest").await.expect("resolve"),
+        Some(m.digest)
+    );
+}
+
 #[tokio::test]
 async fn metadata_persists() {
     let dir = TempDir::new().expect("tempdir");
