@@ -1,6 +1,6 @@
 //! Command-line interface.
 
-use crate::config::{Config, ConfigError, Overrides, Span};
+use crate::config::{Config, ConfigError, Overrides, ProxyConfig, Span};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -113,6 +113,13 @@ pub struct ServeArgs {
     /// self-signed certificate (repeatable).
     #[arg(long = "hostname", value_name = "NAME")]
     pub hostnames: Vec<String>,
+    /// Pull through and cache an upstream registry (repeatable):
+    /// PREFIX=URL serves `PREFIX/<name>` from `<name>` at URL; a bare URL
+    /// answers unprefixed names from it when they are not stored locally
+    /// (a Docker Hub mirror). Added after the file's [[proxy]] entries and
+    /// those of BERTH_PROXY (SPECs separated by commas or spaces).
+    #[arg(long = "proxy", value_name = "SPEC", value_parser = ProxyConfig::from_spec)]
+    pub proxies: Vec<ProxyConfig>,
 }
 
 impl ServeArgs {
@@ -131,6 +138,7 @@ impl ServeArgs {
             tls_key: self.tls_key.clone(),
             tls_self_signed: self.tls_self_signed,
             hostnames: self.hostnames.clone(),
+            proxies: self.proxies.clone(),
         };
         Config::resolve(self.store.config.as_deref(), std::env::vars(), &overrides)
     }

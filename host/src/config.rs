@@ -14,12 +14,14 @@ mod env;
 mod errors;
 mod plugins;
 mod proxies;
+mod proxy;
 
 pub use auth::{AccessRule, Action, AuthConfig, AuthMode, LimitsConfig, TlsConfig, TokenConfig};
 pub use check::{Problem, Severity};
 pub use duration::Span;
 pub use errors::ConfigError;
 pub use plugins::{OnFailure, PluginConfig, SettingValue};
+pub use proxy::ProxyConfig;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -41,6 +43,10 @@ pub struct Config {
     /// Admission policy plugins, called in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginConfig>,
+    /// Upstream registries pulled through and cached (`[[proxy]]`), then
+    /// those of `BERTH_PROXY`, then those of `--proxy`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proxy: Vec<ProxyConfig>,
     /// Where the values came from, for messages.
     #[serde(skip)]
     pub source: Source,
@@ -308,6 +314,9 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: bool,
     pub hostnames: Vec<String>,
+    /// `--proxy SPEC` entries, appended after the file's and the
+    /// environment's `[[proxy]]` entries.
+    pub proxies: Vec<ProxyConfig>,
 }
 
 impl Config {
@@ -409,6 +418,12 @@ impl Config {
             .tls
             .hostnames
             .extend(overrides.hostnames.iter().cloned());
+        for proxy in &overrides.proxies {
+            self.source
+                .set_by
+                .insert(format!("proxy[{}]", self.proxy.len()), "--proxy".into());
+            self.proxy.push(proxy.clone());
+        }
     }
 
     /// Parses the file strictly (so errors carry its line and column) and

@@ -75,6 +75,7 @@ pub fn check(config: &Config, components: plugins::Components) -> Report {
         found.push(Problem::from_keyed(e));
     }
     auth(config, &mut found);
+    proxies(config, &mut found);
     found.extend(
         plugins::check(&config.plugins, components)
             .into_iter()
@@ -171,6 +172,53 @@ fn guest(config: &Config, out: &mut Vec<Problem>) {
     }
 }
 
+/// Each `[[proxy]]`'s files: the password file must be readable, the CA
+/// file a readable PEM file with at least one certificate.
+fn proxies(config: &Config, out: &mut Vec<Problem>) {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    for (index, proxy) in config.proxy.iter().enumerate() {
+        let key = |field: &str| format!("proxy[{index}].{field}");
+        if let Some(path) = &proxy.password_file {
+            match std::fs::read_to_string(path) {
+                Err(e) => out.push(Problem::error(
+                    key("password_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )),
+                Ok(text) if text.lines().next().is_none_or(str::is_empty) => {
+                    out.push(Problem::warning(
+                        key("password_file"),
+                        format!(
+                            "{} starts with an empty line: the password is empty",
+                            path.display()
+                        ),
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
+        if let Some(path) = &proxy.ca_file {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>());
+            match certs {
+                Err(rustls_pki_types::pem::Error::Io(e)) => out.push(Problem::error(
+                    key("ca_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )),
+                Err(e) => out.push(Problem::error(
+                    key("ca_file"),
+                    format!("{} is not a PEM file of certificates: {e}", path.display()),
+                )),
+                Ok(certs) if certs.is_empty() => out.push(Problem::error(
+                    key("ca_file"),
+                    format!("{} holds no PEM certificate", path.display()),
+                )),
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
 /// The user source's files, parsed; rule users that are not in it.
 fn auth(config: &Config, out: &mut Vec<Problem>) {
     let auth = &config.auth;
@@ -215,5 +263,56 @@ fn auth(config: &Config, out: &mut Vec<Problem>) {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProxyConfig;
+
+    #[test]
+    fn proxy_password_and_ca_files_must_be_readable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let password = dir.path().join("password");
+        std::fs::write(&password, "s3cret\n").expect("write");
+        let ca = dir.path().join("ca.pem");
+        // Any DER inside the PEM armour is taken as a certificate here;
+        // the upstream client parses it.
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let not_pem = dir.path().join("not.pem");
+        std::fs::write(&not_pem, "hello\n").expect("write");
+        let missing = dir.path().join("missing");
+        let proxy = |password_file: &Path, ca_file: &Path| ProxyConfig {
+            url: "https://x".into(),
+            username: Some("u".into()),
+            password_file: Some(password_file.to_path_buf()),
+            ca_file: Some(ca_file.to_path_buf()),
+            ..ProxyConfig::default()
+        };
+        let mut config = Config {
+            proxy: vec![proxy(&password, &ca), proxy(&missing, &not_pem)],
+            ..Config::default()
+        };
+        let mut found = Vec::new();
+        proxies(&config, &mut found);
+        let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["proxy[1].password_file", "proxy[1].ca_file"]);
+        assert!(found.iter().all(Problem::is_error), "{found:?}");
+        assert!(found[0].message.starts_with("cannot read "), "{found:?}");
+        assert!(
+            found[1].message.contains("holds no PEM certificate"),
+            "{found:?}"
+        );
+        config.proxy = vec![proxy(&password, &missing)];
+        let mut found = Vec::new();
+        proxies(&config, &mut found);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].key, "proxy[0].ca_file");
+        assert!(found[0].message.starts_with("cannot read "), "{found:?}");
     }
 }

@@ -3,7 +3,8 @@
 //! name nothing, and settings that would leave the registry open. Files,
 //! budgets and plugins are checked by `crate::preflight`, which adds these.
 
-use super::{AuthConfig, AuthMode, Config, StorageKind, TokenConfig};
+use super::{AuthConfig, AuthMode, Config, ProxyConfig, StorageKind, TokenConfig};
+use reqwest_upstream::Url;
 use std::fmt;
 
 /// How bad a problem is: errors stop `serve` and fail `config check`.
@@ -81,6 +82,7 @@ pub fn problems(config: &Config) -> Vec<Problem> {
     auth(&config.auth, &mut out);
     limits(config, &mut out);
     log(config, &mut out);
+    proxies(&config.proxy, &mut out);
     out
 }
 
@@ -301,6 +303,227 @@ fn log(config: &Config, out: &mut Vec<Problem>) {
     }
 }
 
+/// `[[proxy]]`: each entry on its own, then what the entries must not
+/// share (prefixes, the unprefixed mirror, `registry` names). A clash is
+/// reported on the later entry, naming the earlier one.
+fn proxies(proxies: &[ProxyConfig], out: &mut Vec<Problem>) {
+    for (index, proxy) in proxies.iter().enumerate() {
+        proxy_entry(index, proxy, out);
+    }
+    let mut mirror: Option<usize> = None;
+    for (index, proxy) in proxies.iter().enumerate() {
+        let Some(prefix) = &proxy.prefix else {
+            if let Some(first) = mirror {
+                out.push(Problem::error(
+                    format!("proxy[{index}]"),
+                    format!(
+                        "a second entry without prefix: proxy[{first}] already answers \
+                         unprefixed names (give this one a prefix)"
+                    ),
+                ));
+            } else {
+                mirror = Some(index);
+            }
+            continue;
+        };
+        let earlier = proxies[..index].iter().enumerate().find_map(|(other, p)| {
+            let theirs = p.prefix.as_deref()?;
+            let clash = theirs == prefix || nested(theirs, prefix) || nested(prefix, theirs);
+            clash.then_some((other, theirs))
+        });
+        if let Some((other, theirs)) = earlier {
+            let message = if theirs == prefix {
+                format!("{prefix:?} is also the prefix of proxy[{other}]")
+            } else {
+                format!(
+                    "{prefix:?} and the prefix {theirs:?} of proxy[{other}] overlap: a name \
+                     under both could come from either upstream"
+                )
+            };
+            out.push(Problem::error(format!("proxy[{index}].prefix"), message));
+        }
+    }
+    for (index, proxy) in proxies.iter().enumerate() {
+        let Some(registry) = &proxy.registry else {
+            continue;
+        };
+        let earlier = proxies[..index].iter().position(|p| {
+            p.registry
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case(registry))
+        });
+        if let Some(other) = earlier {
+            out.push(Problem::error(
+                format!("proxy[{index}].registry"),
+                format!("{registry:?} is also the registry of proxy[{other}]"),
+            ));
+        }
+    }
+}
+
+/// Whether repository path `inner` is under `outer` (`hub/library` under
+/// `hub`).
+fn nested(outer: &str, inner: &str) -> bool {
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn proxy_entry(index: usize, proxy: &ProxyConfig, out: &mut Vec<Problem>) {
+    let key = |field: &str| format!("proxy[{index}].{field}");
+    let url = proxy_url(&proxy.url);
+    let shown = url.as_ref().map_or_else(|_| proxy.url.clone(), shown_url);
+    if let Err(why) = &url {
+        out.push(Problem::error(key("url"), why.clone()));
+    }
+    let plain = url.as_ref().is_ok_and(|u| u.scheme() == "http");
+    if let Some(prefix) = &proxy.prefix
+        && let Err(why) = proxy_prefix(prefix)
+    {
+        out.push(Problem::error(key("prefix"), format!("{prefix:?} {why}")));
+    }
+    if let Some(registry) = &proxy.registry
+        && !is_host_and_port(registry)
+    {
+        out.push(Problem::error(
+            key("registry"),
+            format!(
+                "{registry:?} is not a host name like docker.io or registry.example.com:5000 \
+                 (the name clients pull from, without scheme or path)"
+            ),
+        ));
+    }
+    let has_password = proxy.password.is_some() || proxy.password_file.is_some();
+    if proxy.password.is_some() && proxy.password_file.is_some() {
+        out.push(Problem::error(
+            key("password_file"),
+            "excludes password: use one or the other",
+        ));
+    }
+    if proxy.username.is_some() && !has_password {
+        out.push(Problem::error(
+            key("username"),
+            "needs password or password_file (they go together)",
+        ));
+    }
+    if proxy.username.is_none() {
+        for (field, set) in [
+            ("password", proxy.password.is_some()),
+            ("password_file", proxy.password_file.is_some()),
+        ] {
+            if set {
+                out.push(Problem::error(
+                    key(field),
+                    "needs username (they go together)",
+                ));
+            }
+        }
+    }
+    if plain && (proxy.username.is_some() || has_password) {
+        out.push(Problem::warning(
+            key("username"),
+            format!("credentials for {shown} are sent in clear: it is plain http://"),
+        ));
+    }
+    if plain && proxy.ca_file.is_some() {
+        out.push(Problem::warning(
+            key("ca_file"),
+            format!("is not used: {shown} is plain http://"),
+        ));
+    }
+    if proxy.insecure {
+        out.push(Problem::warning(
+            key("insecure"),
+            if plain {
+                format!("is not used: {shown} is plain http://")
+            } else {
+                format!("certificates of {shown} are not verified")
+            },
+        ));
+    }
+}
+
+/// The upstream's base URL: http or https, a host, optional port and path,
+/// no query, fragment or credentials (they go in username and password).
+fn proxy_url(text: &str) -> Result<Url, String> {
+    const FORM: &str = "a URL like https://registry-1.docker.io or http://10.0.0.5:5000";
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not {FORM}: {e}"))?;
+    let shown = shown_url(&url);
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "{shown:?}: the scheme must be http or https, not {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{shown:?} has no host: expected {FORM}"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{shown:?} carries credentials: set username and password (or password_file) instead"
+        ));
+    }
+    if url.query().is_some() {
+        return Err(format!("{shown:?} has a query (`?...`): expected {FORM}"));
+    }
+    if url.fragment().is_some() {
+        return Err(format!(
+            "{shown:?} has a fragment (`#...`): expected {FORM}"
+        ));
+    }
+    Ok(url)
+}
+
+/// `url` for messages, with a password in it masked.
+fn shown_url(url: &Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("****"));
+    }
+    url.to_string().trim_end_matches('/').to_string()
+}
+
+/// A prefix is a repository name (so `<prefix>/<name>` is one too).
+fn proxy_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() {
+        return Err("is empty: leave prefix out for the mirror of unprefixed names".into());
+    }
+    if prefix.ends_with('/') || prefix.starts_with('/') {
+        return Err("must not start or end with `/` (write `hub`, not `hub/`)".into());
+    }
+    if !berth_oci::grammar::is_valid_name(prefix) {
+        return Err(
+            "is not a repository path: lowercase letters and digits, separated by `.`, `_`, \
+             `__` or `-` within a component and `/` between components"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// `docker.io`, `registry.example.com:5000`, `10.0.0.5:5000`, `[::1]:5000`.
+fn is_host_and_port(text: &str) -> bool {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (text, None),
+    };
+    if port.is_some_and(|port| port.parse::<u16>().map_or(true, |p| p == 0)) {
+        return false;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
 /// Checks a repository glob against berth-glob's grammar (guest/glob):
 /// components of a repository name (lowercase letters, digits, `.`, `_`,
 /// `-`) with `*` and `?` inside a component, and `**` only as a whole
@@ -446,6 +669,167 @@ mod tests {
         }
         assert!(tag_pattern("v*").is_ok());
         assert!(tag_pattern("v/1").is_err());
+    }
+
+    fn proxy_problems(toml: &str) -> Vec<Problem> {
+        problems(&config(toml))
+    }
+
+    fn entry(lines: &str) -> String {
+        format!("[[proxy]]\n{lines}\n")
+    }
+
+    #[test]
+    fn a_valid_proxy_configuration_has_no_problem() {
+        let text = [
+            entry(
+                "prefix = \"hub\"\nurl = \"https://registry-1.docker.io\"\nregistry = \"docker.io\"\n\
+                 username = \"bob\"\npassword_file = \"/run/secrets/hub\"\ntag_ttl = \"0\"",
+            ),
+            entry(
+                "prefix = \"ghcr/team\"\nurl = \"https://ghcr.io:443/\"\nregistry = \"ghcr.io\"\n\
+                 ca_file = \"/etc/ca.pem\"",
+            ),
+            entry("prefix = \"hubx\"\nurl = \"http://10.0.0.5:5000/mirror\""),
+            entry("url = \"https://mirror.internal\"\nregistry = \"[::1]:5000\""),
+        ]
+        .concat();
+        assert_eq!(proxy_problems(&text), vec![]);
+    }
+
+    #[test]
+    fn proxy_urls_must_be_http_or_https_base_urls() {
+        for (url, says) in [
+            ("registry-1.docker.io", "is not a URL like"),
+            ("ftp://x", "the scheme must be http or https"),
+            ("https://x/?a=b", "has a query"),
+            ("https://x/#top", "has a fragment"),
+            ("https://bob:hunter2@x", "carries credentials"),
+            ("", "is not a URL like"),
+        ] {
+            let found = proxy_problems(&entry(&format!("url = {url:?}")));
+            assert_eq!(keys(&found), ["proxy[0].url"], "{url}");
+            assert!(found[0].message.contains(says), "{url}: {found:?}");
+            assert!(!found[0].message.contains("hunter2"), "{found:?}");
+        }
+    }
+
+    #[test]
+    fn proxy_prefixes_are_repository_paths() {
+        for prefix in ["hub/", "/hub", "Hub", "hub//x", "", "hub_-x", "a b"] {
+            let found =
+                proxy_problems(&entry(&format!("prefix = {prefix:?}\nurl = \"https://x\"")));
+            assert_eq!(keys(&found), ["proxy[0].prefix"], "{prefix:?}");
+        }
+        let found = proxy_problems(&entry("prefix = \"hub/\"\nurl = \"https://x\""));
+        assert!(found[0].message.contains("`/`"), "{found:?}");
+    }
+
+    #[test]
+    fn proxy_prefixes_are_unique_and_do_not_nest() {
+        let found = proxy_problems(
+            &[
+                entry("prefix = \"hub\"\nurl = \"https://a\""),
+                entry("prefix = \"hub/library\"\nurl = \"https://b\""),
+                entry("prefix = \"hub\"\nurl = \"https://c\""),
+                entry("prefix = \"hubx\"\nurl = \"https://d\""),
+                entry("prefix = \"q/r\"\nurl = \"https://e\""),
+                entry("prefix = \"q\"\nurl = \"https://f\""),
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            keys(&found),
+            ["proxy[1].prefix", "proxy[2].prefix", "proxy[5].prefix"]
+        );
+        assert!(found[0].message.contains("overlap"), "{found:?}");
+        assert_eq!(found[1].message, "\"hub\" is also the prefix of proxy[0]");
+        assert!(found[2].message.contains("proxy[4]"), "{found:?}");
+    }
+
+    #[test]
+    fn at_most_one_proxy_without_prefix() {
+        let found = proxy_problems(
+            &[
+                entry("url = \"https://a\""),
+                entry("prefix = \"p\"\nurl = \"https://b\""),
+                entry("url = \"https://c\""),
+            ]
+            .concat(),
+        );
+        assert_eq!(keys(&found), ["proxy[2]"]);
+        assert!(found[0].message.contains("proxy[0]"), "{found:?}");
+    }
+
+    #[test]
+    fn proxy_registries_are_unique_host_names() {
+        let found = proxy_problems(
+            &[
+                entry("prefix = \"a\"\nurl = \"https://a\"\nregistry = \"docker.io\""),
+                entry("prefix = \"b\"\nurl = \"https://b\"\nregistry = \"Docker.IO\""),
+            ]
+            .concat(),
+        );
+        assert_eq!(keys(&found), ["proxy[1].registry"]);
+        assert!(found[0].message.contains("proxy[0]"), "{found:?}");
+        for bad in [
+            "https://docker.io",
+            "docker.io/library",
+            "x:0",
+            "x:http",
+            "-x.io",
+            "",
+        ] {
+            let found = proxy_problems(&entry(&format!("url = \"https://x\"\nregistry = {bad:?}")));
+            assert_eq!(keys(&found), ["proxy[0].registry"], "{bad:?}");
+        }
+        for good in [
+            "docker.io",
+            "localhost:5000",
+            "10.0.0.5:5000",
+            "[fd00::1]",
+            "a-b.c",
+        ] {
+            assert!(is_host_and_port(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn proxy_credentials_go_together() {
+        let https = "url = \"https://x\"\n";
+        for (lines, key) in [
+            (
+                "username = \"u\"\npassword = \"p\"\npassword_file = \"/p\"",
+                "proxy[0].password_file",
+            ),
+            ("username = \"u\"", "proxy[0].username"),
+            ("password = \"p\"", "proxy[0].password"),
+            ("password_file = \"/p\"", "proxy[0].password_file"),
+        ] {
+            let found = proxy_problems(&entry(&format!("{https}{lines}")));
+            assert_eq!(keys(&found), [key], "{lines}");
+            assert!(found[0].is_error(), "{found:?}");
+        }
+    }
+
+    #[test]
+    fn insecure_plain_http_credentials_and_an_unused_ca_are_warnings() {
+        let found = proxy_problems(&entry("url = \"https://x:5000\"\ninsecure = true"));
+        assert_eq!(keys(&found), ["proxy[0].insecure"]);
+        assert!(!found[0].is_error());
+        assert_eq!(
+            found[0].message,
+            "certificates of https://x:5000 are not verified"
+        );
+        let found = proxy_problems(&entry(
+            "url = \"http://x\"\nusername = \"u\"\npassword = \"hunter2\"\n\
+             ca_file = \"/ca.pem\"",
+        ));
+        assert_eq!(keys(&found), ["proxy[0].username", "proxy[0].ca_file"]);
+        assert!(found.iter().all(|p| !p.is_error()), "{found:?}");
+        assert!(found[0].message.contains("sent in clear"), "{found:?}");
+        assert!(found[1].message.contains("not used"), "{found:?}");
+        assert!(!format!("{found:?}").contains("hunter2"));
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! unknown `BERTH_*` variable is a warning. `BERTH_BUILD_*` (build-time
 //! knobs) and `BERTH_TEST_*` (test knobs) are never configuration and pass
 //! without a word.
+//!
+//! `BERTH_PROXY` is the one variable that is not a key: one or more
+//! `--proxy` SPECs (`PREFIX=URL` or `URL`), separated by commas or
+//! whitespace, each appended to `[[proxy]]` after the file's entries.
 
 use super::ConfigError;
 use super::check::Problem;
@@ -85,7 +89,11 @@ const SECTIONS: &[&str] = &[
     "BERTH_AUTH_",
     "BERTH_LIMITS_",
     "BERTH_LOG_",
+    "BERTH_PROXY_",
 ];
+
+/// The variable of `--proxy` SPECs.
+pub const PROXY_VAR: &str = "BERTH_PROXY";
 
 /// Prefixes of variables that are not configuration: build-time inputs and
 /// test knobs.
@@ -127,6 +135,13 @@ pub fn apply(
     let mut problems = Vec::new();
     let mut set = Vec::new();
     for (name, value) in vars {
+        if name == PROXY_VAR {
+            match proxies(table, &value) {
+                Ok(keys) => set.extend(keys.into_iter().map(|key| (key, name.clone()))),
+                Err(why) => problems.extend(why.into_iter().map(|w| Problem::error(&name, w))),
+            }
+            continue;
+        }
         let Some((key, kind)) = KEYS.iter().find(|(key, _)| var_name(key) == name) else {
             if SECTIONS.iter().any(|s| name.starts_with(s)) {
                 problems.push(Problem::error(
@@ -167,11 +182,57 @@ pub fn apply(
     })
 }
 
+/// Appends the `BERTH_PROXY` SPECs in `value` to the table's `proxy`
+/// array; returns the keys (`proxy[3]`) of the entries it added, or why
+/// each SPEC that is not one is wrong.
+fn proxies(table: &mut toml::Table, value: &str) -> Result<Vec<String>, Vec<String>> {
+    let mut entries = Vec::new();
+    let mut wrong = Vec::new();
+    for spec in value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|spec| !spec.is_empty())
+    {
+        match super::ProxyConfig::from_spec(spec) {
+            Ok(proxy) => {
+                let mut entry = toml::Table::new();
+                if let Some(prefix) = proxy.prefix {
+                    entry.insert("prefix".into(), toml::Value::String(prefix));
+                }
+                entry.insert("url".into(), toml::Value::String(proxy.url));
+                entries.push(toml::Value::Table(entry));
+            }
+            Err(why) => wrong.push(why),
+        }
+    }
+    if entries.is_empty() && wrong.is_empty() {
+        wrong
+            .push("names no upstream: write PREFIX=URL or URL, several separated by commas".into());
+    }
+    if !wrong.is_empty() {
+        return Err(wrong);
+    }
+    let list = table
+        .entry("proxy")
+        .or_insert_with(|| toml::Value::Array(Vec::new()));
+    let toml::Value::Array(list) = list else {
+        return Err(vec![
+            "`proxy` in the file is not a list of [[proxy]] tables".into(),
+        ]);
+    };
+    let first = list.len();
+    let keys = (first..first + entries.len())
+        .map(|index| format!("proxy[{index}]"))
+        .collect();
+    list.extend(entries);
+    Ok(keys)
+}
+
 /// `; did you mean BERTH_X?` for a variable one edit or a swapped word
 /// away from a known one.
 fn suggestion(name: &str) -> String {
     KEYS.iter()
         .map(|(key, _)| var_name(key))
+        .chain([PROXY_VAR.to_string()])
         .find(|known| close(known, name))
         .map(|known| format!("; did you mean {known}?"))
         .unwrap_or_default()

@@ -298,3 +298,191 @@ fn problems_carry_the_line_or_the_variable_that_set_the_key() {
         "{err}"
     );
 }
+
+const PROXY_FILE: &str = r#"
+[[proxy]]
+prefix = "hub"
+url = "https://registry-1.docker.io"
+username = "bob"
+password = "hunter2"
+tag_ttl = "1h30m"
+registry = "docker.io"
+ca_file = "/etc/berth/hub-ca.pem"
+insecure = false
+
+[[proxy]]
+url = "https://mirror.example.com:5000/v2-prefix"
+"#;
+
+#[test]
+fn every_key_of_a_proxy_table_is_read_with_defaults_for_the_rest() {
+    let config = load(PROXY_FILE, &[]).expect("load");
+    assert_eq!(config.proxy.len(), 2);
+    let hub = &config.proxy[0];
+    assert_eq!(hub.prefix.as_deref(), Some("hub"));
+    assert_eq!(hub.url, "https://registry-1.docker.io");
+    assert_eq!(hub.username.as_deref(), Some("bob"));
+    assert_eq!(hub.password.as_deref(), Some("hunter2"));
+    assert_eq!(hub.password_file, None);
+    assert_eq!(hub.tag_ttl, Span::secs(5400));
+    assert_eq!(hub.registry.as_deref(), Some("docker.io"));
+    assert_eq!(hub.ca_file, Some(PathBuf::from("/etc/berth/hub-ca.pem")));
+    assert!(!hub.insecure);
+    let mirror = &config.proxy[1];
+    assert_eq!(
+        *mirror,
+        ProxyConfig {
+            url: "https://mirror.example.com:5000/v2-prefix".into(),
+            ..ProxyConfig::default()
+        }
+    );
+    assert_eq!(mirror.tag_ttl, Span::secs(300));
+    assert_eq!(mirror.prefix, None);
+    assert!(!mirror.insecure);
+    // No proxies: none, and nothing rendered.
+    assert!(Config::default().proxy.is_empty());
+    assert!(!Config::default().render().contains("proxy"));
+}
+
+#[test]
+fn a_proxy_needs_a_url_and_knows_its_keys() {
+    let err = load("[[proxy]]\nprefix = \"hub\"\n", &[])
+        .expect_err("no url")
+        .to_string();
+    assert!(err.contains("missing field `url`"), "{err}");
+    let err = load("[[proxy]]\nurl = \"https://x\"\nttl = \"5m\"\n", &[])
+        .expect_err("unknown key")
+        .to_string();
+    assert!(err.contains("berth.toml:3:1: "), "{err}");
+    assert!(err.contains("ttl"), "{err}");
+    assert!(err.contains("unknown field"), "{err}");
+}
+
+#[test]
+fn proxy_flags_add_entries_after_the_files() {
+    let (_dir, path) = write("[[proxy]]\nprefix = \"ghcr\"\nurl = \"https://ghcr.io\"\n");
+    let flags = Overrides {
+        proxies: vec![
+            ProxyConfig::from_spec("hub=https://x").expect("spec"),
+            ProxyConfig::from_spec("https://y").expect("spec"),
+        ],
+        ..Overrides::default()
+    };
+    let config = Config::load(Some(&path), vars(&[]), &flags).expect("load");
+    let got: Vec<(Option<&str>, &str)> = config
+        .proxy
+        .iter()
+        .map(|p| (p.prefix.as_deref(), p.url.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some("ghcr"), "https://ghcr.io"),
+            (Some("hub"), "https://x"),
+            (None, "https://y"),
+        ]
+    );
+    assert_eq!(config.proxy[1].tag_ttl, Span::secs(300));
+    // A flag's prefix equal to the file's is a duplicate, located at the flag.
+    let flags = Overrides {
+        proxies: vec![ProxyConfig::from_spec("ghcr=https://z").expect("spec")],
+        ..Overrides::default()
+    };
+    let err = Config::load(Some(&path), vars(&[]), &flags)
+        .expect_err("duplicate prefix")
+        .to_string();
+    assert_eq!(
+        err,
+        "--proxy: proxy[1].prefix: \"ghcr\" is also the prefix of proxy[0]"
+    );
+}
+
+#[test]
+fn berth_proxy_adds_entries_after_the_file_and_before_the_flags() {
+    let (_dir, path) = write("[[proxy]]\nprefix = \"ghcr\"\nurl = \"https://ghcr.io\"\n");
+    let env = vars(&[(
+        "BERTH_PROXY",
+        "hub=https://registry-1.docker.io, quay=https://quay.io\nhttps://mirror:5000",
+    )]);
+    let flags = Overrides {
+        proxies: vec![ProxyConfig::from_spec("gcr=https://gcr.io").expect("spec")],
+        ..Overrides::default()
+    };
+    let config = Config::load(Some(&path), env, &flags).expect("load");
+    let got: Vec<(Option<&str>, &str)> = config
+        .proxy
+        .iter()
+        .map(|p| (p.prefix.as_deref(), p.url.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Some("ghcr"), "https://ghcr.io"),
+            (Some("hub"), "https://registry-1.docker.io"),
+            (Some("quay"), "https://quay.io"),
+            (None, "https://mirror:5000"),
+            (Some("gcr"), "https://gcr.io"),
+        ]
+    );
+    assert!(
+        config.proxy[1..]
+            .iter()
+            .all(|p| p.tag_ttl == Span::secs(300))
+    );
+    // Problems name the variable that added the entry.
+    let env = vars(&[("BERTH_PROXY", "hub=ftp://x")]);
+    let err = Config::load(None, env, &Overrides::default())
+        .expect_err("bad scheme")
+        .to_string();
+    assert!(err.starts_with("BERTH_PROXY: proxy[0].url: "), "{err}");
+    // A SPEC that is not one is an error of the variable.
+    for bad in ["", " , ", "=https://x", "hub="] {
+        let err = Config::load(None, vars(&[("BERTH_PROXY", bad)]), &Overrides::default())
+            .expect_err(bad)
+            .to_string();
+        assert!(err.starts_with("BERTH_PROXY: "), "{bad:?}: {err}");
+    }
+    let err = Config::load(
+        None,
+        vars(&[("BERTH_PROXY_URL", "https://x")]),
+        &Overrides::default(),
+    )
+    .expect_err("not a variable")
+    .to_string();
+    assert!(
+        err.contains("BERTH_PROXY_URL: unknown configuration variable"),
+        "{err}"
+    );
+}
+
+#[test]
+fn proxy_problems_carry_the_line_of_their_entry() {
+    let text = "[[proxy]]\nprefix = \"hub\"\nurl = \"https://x\"\n\n\
+                [[proxy]]\nprefix = \"hub/library\"\nurl = \"https://y\"\n";
+    let (dir, path) = write(text);
+    let err = Config::load(Some(&path), vars(&[]), &Overrides::default())
+        .expect_err("nested prefixes")
+        .to_string();
+    let err = err.replace(&format!("{}/", dir.path().display()), "");
+    assert!(
+        err.starts_with("berth.toml:6: proxy[1].prefix: \"hub/library\" and the prefix \"hub\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn render_masks_proxy_passwords() {
+    let config = load(PROXY_FILE, &[]).expect("load");
+    let text = config.render();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("password = \"****\""), "{text}");
+    assert!(text.contains("[[proxy]]"), "{text}");
+    assert!(text.contains("tag_ttl = \"5m\""), "{text}");
+    assert!(!format!("{config:?}").contains("hunter2"));
+    // What config check prints reads back as the same entries.
+    let (_dir, path) = write(&text);
+    let again = Config::load(Some(&path), vars(&[]), &Overrides::default()).expect("reload");
+    assert_eq!(again.proxy.len(), 2);
+    assert_eq!(again.proxy[0].registry.as_deref(), Some("docker.io"));
+    assert_eq!(again.proxy[1], config.proxy[1]);
+}
