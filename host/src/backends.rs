@@ -9,7 +9,7 @@ use crate::config::{Config, MetadataKind, S3Config, StorageKind};
 use anyhow::{Context as _, bail};
 use berth_storage::{
     BlobStore, FsBlobStore, LayoutMetadata, MetadataStore, ObjectBlobStore, SmallBlobCache,
-    SqliteMetadata,
+    SqliteMetadata, StorageError,
 };
 use health::Health;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
@@ -19,7 +19,7 @@ use object_store::signer::Signer;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The blob and metadata stores, shared by every request.
 #[derive(Clone)]
@@ -202,4 +202,31 @@ fn describe_bucket(builder: &AmazonS3Builder, endpoint: Option<&str>, prefix: &s
         what.push_str(&format!(", prefix `{prefix}`"));
     }
     what
+}
+
+/// How long a commit or a mount waits for garbage collection to decide
+/// about a digest it condemned. A collector deletes the bytes and drops the
+/// tombstone within milliseconds; only one that died mid-pass leaves it
+/// until the next pass.
+pub const TOMBSTONE_WAIT: Duration = Duration::from_secs(2);
+const TOMBSTONE_POLL: Duration = Duration::from_millis(10);
+
+/// Runs `attempt` until it does not meet a tombstone (`Conflict`), for up to
+/// [`TOMBSTONE_WAIT`]: rather than fail a client that merely pushed or
+/// mounted a blob a collector was removing, wait for the collector to be
+/// done with it. Past the wait the conflict stands (409, the client retries).
+pub async fn past_tombstones<T, F, Fut>(mut attempt: F) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+{
+    let started = Instant::now();
+    loop {
+        match attempt().await {
+            Err(StorageError::Conflict(_)) if started.elapsed() < TOMBSTONE_WAIT => {
+                tokio::time::sleep(TOMBSTONE_POLL).await;
+            }
+            result => return result,
+        }
+    }
 }

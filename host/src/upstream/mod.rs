@@ -20,6 +20,7 @@
 mod auth;
 mod challenge;
 mod error;
+pub mod flight;
 mod tokens;
 
 pub use error::UpstreamError;
@@ -331,6 +332,19 @@ impl Upstream {
         Ok(BlobStream { length, body })
     }
 
+    /// `HEAD` a blob, following redirects: its size, from `Content-Length`
+    /// (`NotFound` when the upstream does not have it).
+    pub async fn blob_head(&self, repo: &str, digest: &Digest) -> Result<u64, UpstreamError> {
+        let what = format!("blob {repo}@{digest}");
+        self.check_name(repo)?;
+        let url = self.join(&format!("v2/{repo}/blobs/{digest}"))?;
+        let resp = self.send(Method::HEAD, url, None, repo, &what).await?;
+        let resp = self.expect_ok(resp, &what).await?;
+        // The header itself, as for manifests: a HEAD's body is empty.
+        header_u64(resp.headers(), header::CONTENT_LENGTH)
+            .ok_or_else(|| self.protocol(format!("{what}: HEAD without Content-Length")))
+    }
+
     fn check_name(&self, repo: &str) -> Result<(), UpstreamError> {
         if grammar::is_valid_name(repo) {
             Ok(())
@@ -558,6 +572,7 @@ mod tests {
         is_send(&up.manifest_head("a", &tag, MANIFEST_ACCEPT));
         is_send(&up.manifest_get("a", &tag, MANIFEST_ACCEPT, 1));
         is_send(&up.blob_get("a", &Digest::of(b"")));
+        is_send(&up.blob_head("a", &Digest::of(b"")));
     }
 
     #[test]

@@ -1,38 +1,11 @@
 //! `berth:registry/blobs` on a `BlobStore`.
 
 use super::{BlobSource, StorageCtx, UploadSession, UploadSink, WitResult, to_wit, wit};
+use crate::backends::past_tombstones;
 use crate::sandbox::bindings::berth::registry::blobs::{Host, HostUpload};
 use berth_storage::{Digest, MetadataStore, StorageError};
-use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
-
-/// How long a commit or a mount waits for garbage collection to decide
-/// about a digest it condemned. A collector deletes the bytes and drops the
-/// tombstone within milliseconds; only one that died mid-pass leaves it
-/// until the next pass.
-const TOMBSTONE_WAIT: Duration = Duration::from_secs(2);
-const TOMBSTONE_POLL: Duration = Duration::from_millis(10);
-
-/// Runs `attempt` until it does not meet a tombstone (`Conflict`), for up to
-/// [`TOMBSTONE_WAIT`]: rather than fail a client that merely pushed or
-/// mounted a blob a collector was removing, wait for the collector to be
-/// done with it. Past the wait the conflict stands (409, the client retries).
-pub(super) async fn past_tombstones<T, F, Fut>(mut attempt: F) -> Result<T, StorageError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, StorageError>>,
-{
-    let started = Instant::now();
-    loop {
-        match attempt().await {
-            Err(StorageError::Conflict(_)) if started.elapsed() < TOMBSTONE_WAIT => {
-                tokio::time::sleep(TOMBSTONE_POLL).await;
-            }
-            result => return result,
-        }
-    }
-}
 
 /// Pins the digest before its bytes (re)appear, so no collector can
 /// condemn it between commit and link, at any grace period.
@@ -155,8 +128,10 @@ impl HostUpload for StorageCtx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backends::TOMBSTONE_WAIT;
     use berth_storage::{GcLease, GcMetadata, GracePeriods, SqliteMetadata};
     use std::sync::Arc;
+    use std::time::{Duration, Instant};
 
     const DIGEST: &str = "sha256:0123";
 

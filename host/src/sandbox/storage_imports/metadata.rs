@@ -1,8 +1,8 @@
 //! `berth:registry/metadata` on a `MetadataStore`. Annotations cross the
 //! WIT as sorted pairs; stores record them as JSON text.
 
-use super::blobs::past_tombstones;
 use super::{StorageCtx, WitResult, wit};
+use crate::backends::past_tombstones;
 use crate::sandbox::bindings::berth::registry::metadata::{Host, ManifestInfo, Page};
 use berth_oci::manifest::{annotations_from_json, annotations_to_json};
 use berth_storage::StorageError;
