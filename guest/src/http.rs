@@ -124,6 +124,10 @@ pub enum Body {
     Stream { stream: InputStream, len: u64 },
     /// A HEAD response: `content-length: len`, no body.
     Head { len: u64 },
+    /// Bytes spliced from a host stream whose length is not known up front
+    /// (a blob on its way from an upstream that did not declare it): no
+    /// `content-length`, so the response is chunked. None for a HEAD.
+    Unsized(Option<InputStream>),
 }
 
 /// A response under construction.
@@ -177,13 +181,16 @@ pub fn send(resp: Response, out: ResponseOutparam, head: bool) {
         body,
     } = resp;
     let content_length = match &body {
-        Body::Empty => 0,
-        Body::Bytes(b) => b.len() as u64,
-        Body::Stream { len, .. } | Body::Head { len } => *len,
+        Body::Empty => Some(0),
+        Body::Bytes(b) => Some(b.len() as u64),
+        Body::Stream { len, .. } | Body::Head { len } => Some(*len),
+        Body::Unsized(_) => None,
     };
     // RFC 9110 §8.6: no Content-Length on 204.
-    if status != 204 {
-        headers.push(("content-length", content_length.to_string()));
+    if status != 204
+        && let Some(len) = content_length
+    {
+        headers.push(("content-length", len.to_string()));
     }
     headers.push((API_VERSION.0, API_VERSION.1.to_owned()));
 
@@ -213,7 +220,9 @@ pub fn send(resp: Response, out: ResponseOutparam, head: bool) {
         return;
     }
 
-    let has_bytes = !head && content_length > 0 && !matches!(body, Body::Head { .. } | Body::Empty);
+    let has_bytes = !head
+        && content_length != Some(0)
+        && !matches!(body, Body::Head { .. } | Body::Empty | Body::Unsized(None));
     if !has_bytes {
         ResponseOutparam::set(out, Ok(response));
         return;
@@ -229,8 +238,10 @@ pub fn send(resp: Response, out: ResponseOutparam, head: bool) {
         Ok(stream) => {
             let result = match &body {
                 Body::Bytes(bytes) => write_all(&stream, bytes).map(|()| bytes.len() as u64),
-                Body::Stream { stream: src, .. } => splice_all(&stream, src),
-                Body::Empty | Body::Head { .. } => Ok(0),
+                Body::Stream { stream: src, .. } | Body::Unsized(Some(src)) => {
+                    splice_all(&stream, src)
+                }
+                Body::Empty | Body::Head { .. } | Body::Unsized(None) => Ok(0),
             };
             drop(stream);
             result
@@ -240,13 +251,16 @@ pub fn send(resp: Response, out: ResponseOutparam, head: bool) {
     // The source stream (if any) must go before anything else is finished.
     drop(body);
     match written {
-        Ok(n) if n == content_length => {
+        Ok(n) if content_length.is_none_or(|len| n == len) => {
             if let Err(e) = OutgoingBody::finish(outgoing, None) {
                 eprintln!("berth-guest: finishing response body: {e:?}");
             }
         }
         // Dropping an unfinished body tells the host the response is broken.
-        Ok(n) => eprintln!("berth-guest: response body short: {n} of {content_length} bytes"),
+        Ok(n) => eprintln!(
+            "berth-guest: response body short: {n} of {} bytes",
+            content_length.unwrap_or_default()
+        ),
         Err(e) => eprintln!("berth-guest: writing response body: {e}"),
     }
 }

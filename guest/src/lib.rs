@@ -35,7 +35,9 @@ mod bindings {
 /// The imports, under one name so handler modules (`handlers::blobs`)
 /// and storage interfaces (`storage::blobs`) never collide.
 pub(crate) mod storage {
-    pub use crate::bindings::berth::registry::{admission, blobs, catalog, metadata, types};
+    pub use crate::bindings::berth::registry::{
+        admission, blobs, catalog, metadata, types, upstream,
+    };
 }
 
 use berth_oci::route::Method;

@@ -39,8 +39,24 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
         None => runtime::EMBEDDED_GUEST.to_vec(),
     };
     let root = &config.storage.root;
+    let mirrors = upstream::mirrors::Mirrors::from_config(
+        &config.proxy,
+        root.join(".cache").join("upstream"),
+        backends.blobs.clone(),
+        backends.metadata.clone(),
+    )?;
+    for mirror in mirrors.entries() {
+        tracing::info!(
+            upstream = mirror.client.url(),
+            prefix = mirror.prefix.as_deref().unwrap_or("(unprefixed names)"),
+            registry = mirror.registry.as_deref().unwrap_or("-"),
+            tag_ttl = ?mirror.tag_ttl,
+            "caching upstream"
+        );
+    }
     let guest = runtime::GuestRuntime::new(&wasm, &root.join(".cache"), backends, &config.limits)?
-        .with_plugins(plugins);
+        .with_plugins(plugins)
+        .with_mirrors(std::sync::Arc::new(mirrors));
     let addr = config.server.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -77,6 +93,13 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
         read_only: config.server.read_only,
         auth,
         uploads: limits::UploadLimiter::new(config.limits.uploads_per_client),
+        namespaces: front::namespaces::Namespaces::new(
+            config
+                .proxy
+                .iter()
+                .filter_map(|p| Some((p.registry.clone()?, p.prefix.clone()?)))
+                .collect(),
+        ),
     };
     let limits = listener::ConnectionLimits::from_config(&config.limits);
     server::serve(listener, guest, front, tls, limits).await;

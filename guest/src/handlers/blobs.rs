@@ -1,11 +1,12 @@
 //! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>` (end-2, end-10).
 
-use super::Call;
+use super::{Call, cache};
 use crate::error;
 use crate::http::{Body, Response};
+use crate::storage::upstream::FetchedBlob;
 use crate::storage::{blobs, metadata};
-use berth_oci::ApiError;
 use berth_oci::range;
+use berth_oci::{ApiError, Digest};
 
 /// Serves a blob, or the part a `Range` header selects. The bytes are
 /// spliced from the store's reader into the response by `http::send`.
@@ -15,7 +16,10 @@ pub fn get(call: &Call) -> Result<Response, ApiError> {
     // A blob is served only through a repository that links it: the store is
     // shared, but repositories are the unit of visibility.
     if !metadata::blob_linked(name, digest.as_str())? {
-        return Err(unknown());
+        return match cache::mirror_of(name)? {
+            Some(mirror) => fetched(digest, head, cache::blob(name, digest, &mirror)?),
+            None => Err(unknown()),
+        };
     }
     // With redirects configured the client fetches the bytes straight from
     // the object store; HEAD is still answered here, it moves no bytes.
@@ -59,10 +63,29 @@ pub fn get(call: &Call) -> Result<Response, ApiError> {
     Ok(resp.body(body))
 }
 
+/// A blob on its way from an upstream, whole (a `Range` is ignored, as
+/// HTTP allows: the bytes are not stored yet).
+fn fetched(digest: &Digest, head: bool, blob: FetchedBlob) -> Result<Response, ApiError> {
+    let resp = Response::new(200)
+        .header("content-type", "application/octet-stream")
+        .header("docker-content-digest", digest.as_str());
+    let body = match (blob.size, head) {
+        (Some(len), true) => Body::Head { len },
+        (Some(len), false) => Body::Stream {
+            stream: blob.body,
+            len,
+        },
+        (None, true) => Body::Unsized(None),
+        (None, false) => Body::Unsized(Some(blob.body)),
+    };
+    Ok(resp.body(body))
+}
+
 /// Unlinks the blob from the repository. The bytes stay in the shared store
 /// (other repositories may link them); reclaiming them is the store's job.
 pub fn delete(call: &Call) -> Result<Response, ApiError> {
     let (name, digest) = (call.name()?, call.digest()?);
+    cache::refuse_writes(name)?;
     if metadata::unlink_blob(name, digest.as_str())? {
         Ok(Response::new(202).header("docker-content-digest", digest.as_str()))
     } else {

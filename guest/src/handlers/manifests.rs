@@ -11,13 +11,11 @@
 //! serves only uploaded or mounted blobs and deleting a "blob" can never
 //! break a manifest.
 
-use super::{Call, admission};
-use crate::error::{self, describe};
+use super::{Call, admission, cache, manifest_store};
+use crate::error;
 use crate::http::{self, Body, ReadError, Request, Response};
 use crate::storage::blobs;
-use crate::storage::blobs::Upload;
 use crate::storage::metadata::{self, ManifestInfo, Page};
-use crate::storage::types::StorageError;
 use berth_oci::ApiError;
 use berth_oci::Digest;
 use berth_oci::grammar;
@@ -27,7 +25,10 @@ use berth_oci::route::Reference;
 /// `GET`/`HEAD`: by tag or digest, byte-for-byte as pushed.
 pub fn get(call: &Call) -> Result<Response, ApiError> {
     let (req, name, reference) = (call.req, call.name()?, call.reference()?);
-    let info = lookup(name, reference)?;
+    let (info, fetched) = match cache::mirror_of(name)? {
+        Some(mirror) => cache::manifest(name, reference, &mirror)?,
+        None => (lookup(name, reference)?, None),
+    };
     // A client that lists only types other than the stored one gets a 404,
     // as from registry:2 (no conversion between manifest formats here).
     if !manifest::accepts(req.headers("accept"), &info.media_type) {
@@ -36,6 +37,8 @@ pub fn get(call: &Call) -> Result<Response, ApiError> {
     let len = info.size;
     let body = if call.head || len == 0 {
         Body::Head { len }
+    } else if let Some(bytes) = fetched {
+        Body::Bytes(bytes)
     } else {
         let stream = blobs::read(&info.digest, 0, len)
             .map_err(|e| error::from_storage("manifest read", e, ApiError::ManifestUnknown))?;
@@ -50,6 +53,7 @@ pub fn get(call: &Call) -> Result<Response, ApiError> {
 /// `PUT`: validate, store bytes, record metadata, tag.
 pub fn put(call: &Call) -> Result<Response, ApiError> {
     let (req, name, reference) = (call.req, call.name()?, call.reference()?);
+    cache::refuse_writes(name)?;
     // Tags to point at the manifest: the path's tag, or (end-7b, by digest
     // only) any `?tag=` parameters. All are checked before reading the body.
     let query_tags: Vec<&str> = match reference {
@@ -99,24 +103,8 @@ pub fn put(call: &Call) -> Result<Response, ApiError> {
         &tags,
     )?;
 
-    store_bytes(&digest, &bytes)?;
-    let info = ManifestInfo {
-        digest: digest.to_string(),
-        media_type: parsed.media_type.to_owned(),
-        size: bytes.len() as u64,
-        artifact_type: parsed.artifact_type.clone(),
-        subject: parsed.subject.clone(),
-        annotations: parsed.annotations.clone(),
-    };
     let references: Vec<String> = parsed.required.iter().map(|d| d.to_string()).collect();
-    if tags.is_empty() {
-        metadata::put_manifest(name, &info, &references, None).map_err(not_stored)?;
-    }
-    // Storing a manifest that is already there only moves the tag, so one
-    // call per tag is cheap and keeps each tag update atomic.
-    for tag in &tags {
-        metadata::put_manifest(name, &info, &references, Some(tag)).map_err(not_stored)?;
-    }
+    manifest_store::record(name, &digest, &bytes, &parsed, &references, &tags)?;
 
     let mut resp = Response::new(201)
         .header("location", format!("/v2/{name}/manifests/{digest}"))
@@ -135,6 +123,7 @@ pub fn put(call: &Call) -> Result<Response, ApiError> {
 /// `DELETE`: by digest removes the manifest and its tags; by tag only the tag.
 pub fn delete(call: &Call) -> Result<Response, ApiError> {
     let (name, reference) = (call.name()?, call.reference()?);
+    cache::refuse_writes(name)?;
     admission::check_delete(name, reference)?;
     let deleted = match reference {
         Reference::Digest(d) => metadata::delete_manifest(name, d.as_str())?,
@@ -190,36 +179,4 @@ fn read_manifest(req: &Request) -> Result<Vec<u8>, ApiError> {
             ApiError::ManifestInvalid("could not read request body".into())
         }
     })
-}
-
-/// Writes the manifest bytes to the blob store under `digest` (committing
-/// bytes the store already holds is a no-op there).
-fn store_bytes(digest: &Digest, bytes: &[u8]) -> Result<(), ApiError> {
-    let upload = Upload::create()?;
-    write_and_commit(&upload, digest, bytes).inspect_err(|_| {
-        if let Err(e) = upload.abort() {
-            eprintln!("berth-guest: aborting manifest upload: {}", describe(&e));
-        }
-    })
-}
-
-fn write_and_commit(upload: &Upload, digest: &Digest, bytes: &[u8]) -> Result<(), ApiError> {
-    let failed = |e| error::unexpected("storing manifest", e);
-    let sink = upload.sink().map_err(failed)?;
-    http::write_all(&sink, bytes).map_err(|why| error::internal("storing manifest", why))?;
-    // The store requires the sink gone before `commit`.
-    drop(sink);
-    upload.commit(digest.as_str()).map(|_| ()).map_err(failed)
-}
-
-/// Why the store refused a manifest: the checks above passed, but a
-/// reference left the repository before the manifest was stored (garbage
-/// collection took it), or collection condemned the manifest's own bytes.
-/// Either way nothing was stored and the client may push again.
-fn not_stored(err: StorageError) -> ApiError {
-    match err {
-        StorageError::Invalid(why) => ApiError::ManifestBlobUnknown(why),
-        StorageError::Conflict(_) => ApiError::UploadBusy,
-        other => other.into(),
-    }
 }

@@ -9,7 +9,9 @@
 
 mod admission;
 mod blobs;
+mod cache;
 mod listing;
+mod manifest_store;
 mod manifests;
 mod referrers;
 mod uploads;

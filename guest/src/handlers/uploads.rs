@@ -6,7 +6,7 @@
 //! store records which repository each session belongs to, so that one
 //! repository cannot touch another's uploads.
 
-use super::Call;
+use super::{Call, cache};
 use crate::error::{self, describe};
 use crate::http::{self, Request, Response};
 use crate::storage::blobs::Upload;
@@ -41,6 +41,7 @@ fn created(name: &str, digest: &Digest) -> Response {
 /// session.
 pub fn start(call: &Call) -> Result<Response, ApiError> {
     let (req, name, query) = (call.req, call.name()?, &call.query);
+    cache::refuse_writes(name)?;
     // end-4c: only sha256 content can be stored here; say so up front rather
     // than after the client has sent the bytes.
     if let Some(algorithm) = query.get("digest-algorithm")

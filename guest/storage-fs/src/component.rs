@@ -32,7 +32,7 @@ mod bindings {
     });
 }
 
-use bindings::exports::berth::registry::{admission, blobs, catalog, metadata, types};
+use bindings::exports::berth::registry::{admission, blobs, catalog, metadata, types, upstream};
 use types::StorageError;
 
 struct Provider;
@@ -285,6 +285,53 @@ impl metadata::Guest for Provider {
     fn end_upload(id: String) -> Result<(), StorageError> {
         Ok(store_metadata()?.end_upload(&id)?)
     }
+}
+
+/// A standalone deployment has no upstreams: it caches nothing, and a
+/// guest that asks anyway is told so.
+impl upstream::Guest for Provider {
+    fn proxies() -> Vec<upstream::Proxy> {
+        Vec::new()
+    }
+
+    fn origin(_repository: String) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
+
+    fn tag_checked(_repository: String, _tag: String) -> Option<u64> {
+        None
+    }
+
+    fn head_manifest(
+        _proxy: u32,
+        _repository: String,
+        _remote: String,
+        _reference: String,
+    ) -> Result<String, upstream::UpstreamError> {
+        Err(no_upstream())
+    }
+
+    fn fetch_manifest(
+        _proxy: u32,
+        _repository: String,
+        _remote: String,
+        _reference: String,
+    ) -> Result<upstream::FetchedManifest, upstream::UpstreamError> {
+        Err(no_upstream())
+    }
+
+    fn fetch_blob(
+        _proxy: u32,
+        _repository: String,
+        _remote: String,
+        _digest: String,
+    ) -> Result<upstream::FetchedBlob, upstream::UpstreamError> {
+        Err(no_upstream())
+    }
+}
+
+fn no_upstream() -> upstream::UpstreamError {
+    upstream::UpstreamError::Unavailable("no upstream registry in a standalone deployment".into())
 }
 
 /// A standalone deployment has no policy plugins: everything is allowed.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod client;
 pub mod limits;
 pub mod listener;
+pub mod namespaces;
 pub mod routes;
 pub mod server;
 pub mod tls;

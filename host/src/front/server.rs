@@ -17,6 +17,7 @@ use crate::front::auth::Auth;
 use crate::front::client::{self, ClientInfo, Clients};
 use crate::front::limits::UploadLimiter;
 use crate::front::listener::ConnectionLimits;
+use crate::front::namespaces::{self, Namespaces};
 use crate::front::routes::{Access, NATIVE};
 
 /// What wraps the guest: who may call it, and what it may cost.
@@ -27,6 +28,8 @@ pub struct Front {
     pub read_only: bool,
     pub auth: Option<Arc<Auth>>,
     pub uploads: UploadLimiter,
+    /// containerd's `?ns=` registries that name a prefixed upstream.
+    pub namespaces: Namespaces,
 }
 
 /// Builds the router: the guest's routes behind the front's checks, the
@@ -54,6 +57,14 @@ pub fn router(guest: GuestRuntime, front: Front) -> Router {
         to_guest_routes = to_guest_routes.layer(middleware::from_fn_with_state(
             auth.clone(),
             crate::front::auth::authorize,
+        ));
+    }
+    // Outermost of all: a containerd mirror request's `ns` may change the
+    // name the rules are checked against.
+    if !front.namespaces.is_empty() {
+        to_guest_routes = to_guest_routes.layer(middleware::from_fn_with_state(
+            front.namespaces.clone(),
+            namespaces::map,
         ));
     }
     let mut app = to_guest_routes;

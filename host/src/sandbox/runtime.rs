@@ -8,12 +8,15 @@
 
 use crate::backends::Backends;
 use crate::config::LimitsConfig;
-use crate::sandbox::bindings::berth::registry::{admission, blobs, catalog, metadata, types};
+use crate::sandbox::bindings::berth::registry::{
+    admission, blobs, catalog, metadata, types, upstream,
+};
 use crate::sandbox::budget;
 use crate::sandbox::context::RequestContext;
 use crate::sandbox::plugins::Plugins;
 use crate::sandbox::state::RequestState;
 use crate::sandbox::storage_imports::{Admission, StorageImports};
+use crate::upstream::mirrors::Mirrors;
 use anyhow::Context as _;
 use http_body_util::BodyExt as _;
 use sha2::{Digest as _, Sha256};
@@ -140,6 +143,7 @@ pub struct GuestRuntime {
     backends: Backends,
     limits: GuestLimits,
     plugins: Option<Arc<Plugins>>,
+    mirrors: Arc<Mirrors>,
 }
 
 impl GuestRuntime {
@@ -162,6 +166,7 @@ impl GuestRuntime {
         metadata::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
         admission::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
         catalog::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
+        upstream::add_to_linker::<_, StorageImports>(&mut linker, RequestState::storage)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Self {
             engine,
@@ -169,7 +174,14 @@ impl GuestRuntime {
             backends,
             limits,
             plugins: None,
+            mirrors: Arc::new(Mirrors::none()),
         })
+    }
+
+    /// Caches these upstream registries (`[[proxy]]`).
+    pub fn with_mirrors(mut self, mirrors: Arc<Mirrors>) -> Self {
+        self.mirrors = mirrors;
+        self
     }
 
     /// Asks these admission plugins before manifests and tags change.
@@ -197,7 +209,8 @@ impl GuestRuntime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let limits = self.limits;
-        let mut state = RequestState::new(self.backends.clone(), limits.memory);
+        let mut state =
+            RequestState::new(self.backends.clone(), self.mirrors.clone(), limits.memory);
         state.admission = Admission {
             plugins: self.plugins.clone(),
             context: req

@@ -5,6 +5,8 @@
 use crate::backends::Backends;
 use crate::sandbox::budget::MemoryLimiter;
 use crate::sandbox::storage_imports::{Admission, Pins, StorageCtx};
+use crate::upstream::mirrors::Mirrors;
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
@@ -25,6 +27,8 @@ pub struct RequestState {
     /// Who is asking and which plugins decide, for the admission and
     /// catalog imports.
     pub admission: Admission,
+    /// The upstreams the server caches, for the upstream import.
+    mirrors: Arc<Mirrors>,
 }
 
 /// wasi-http policy for the guest: it serves requests and never makes any.
@@ -58,7 +62,7 @@ type OutgoingResult = Result<
 impl RequestState {
     /// State for one request whose guest may use at most `memory_cap` bytes
     /// of linear memory.
-    pub fn new(backends: Backends, memory_cap: usize) -> Self {
+    pub fn new(backends: Backends, mirrors: Arc<Mirrors>, memory_cap: usize) -> Self {
         // No preopens, no environment, no network: the guest reaches the world
         // only through wasi:http and our storage imports. stderr is kept for
         // the guest's diagnostics.
@@ -72,6 +76,7 @@ impl RequestState {
             backends,
             limiter: MemoryLimiter::new(memory_cap),
             admission: Admission::default(),
+            mirrors,
         }
     }
 
@@ -113,6 +118,7 @@ impl RequestState {
             table: &mut self.table,
             admission: &self.admission,
             pins: &mut self.pins,
+            mirrors: &self.mirrors,
         }
     }
 }

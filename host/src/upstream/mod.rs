@@ -1,6 +1,6 @@
 //! The client for upstream registries: what the pull-through cache (and a
-//! later `berth sync`) fetch manifests and blobs with. Not wired into
-//! `serve` yet.
+//! later `berth sync`) fetch manifests and blobs with; [`mirrors`] is the
+//! set `serve` caches, [`flight`] the blob fetches in progress.
 //!
 //! One [`Upstream`] per configured registry. It authenticates as registry
 //! clients do (anonymous, HTTP basic, or the Docker token flow: a 401 with
@@ -21,6 +21,7 @@ mod auth;
 mod challenge;
 mod error;
 pub mod flight;
+pub mod mirrors;
 mod tokens;
 
 pub use error::UpstreamError;

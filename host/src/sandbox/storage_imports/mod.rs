@@ -1,7 +1,8 @@
 //! The host side of the guest's imports (world `storage-imports`):
 //! `berth:registry/blobs` and `metadata`, backed by `berth_storage` traits,
 //! `admission`, answered by the policy plugins, and `catalog`, answered by
-//! the front's access rules.
+//! the front's access rules, and `upstream`, the pull-through cache's
+//! fetches.
 
 mod admission;
 mod blobs;
@@ -9,6 +10,7 @@ mod catalog;
 mod metadata;
 mod pins;
 mod streams;
+mod upstream;
 
 pub use admission::Admission;
 pub use pins::Pins;
@@ -16,6 +18,7 @@ pub use streams::{BlobSource, UploadSink};
 
 use crate::backends::Backends;
 use crate::sandbox::bindings::WitStorageError;
+use crate::upstream::mirrors::Mirrors;
 use berth_storage::StorageError;
 use wasmtime::component::ResourceTable;
 
@@ -31,6 +34,7 @@ pub struct StorageCtx<'a> {
     pub table: &'a mut ResourceTable,
     pub admission: &'a Admission,
     pub pins: &'a mut Pins,
+    pub mirrors: &'a Mirrors,
 }
 
 /// Marker for `add_to_linker`: the imports' data is a `StorageCtx`.
