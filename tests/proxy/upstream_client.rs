@@ -3,12 +3,10 @@
 //! basic mode, over HTTP and HTTPS, plus small stub servers for what a
 //! Berth never does (redirecting a blob to another host). No internet.
 
-mod common;
-
+use crate::common::{Berth, free_port, push};
 use berth::upstream::{MANIFEST_ACCEPT, Upstream, UpstreamError, UpstreamSettings};
 use berth_oci::Digest;
 use berth_oci::route::Reference;
-use common::{Berth, free_port, push};
 use futures::StreamExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
