@@ -108,7 +108,8 @@ fn blob_file(root: &Path, digest: &str) -> PathBuf {
 fn cold_then_warm_pulls_serve_the_upstreams_bytes_also_when_it_is_gone() {
     let mut upstream = Upstream::start();
     let (config, layer) = image_parts("cold-warm", 3 << 20);
-    let (digest, manifest_bytes) = upstream.push("library/app", "v1", &config, &[layer.clone()]);
+    let (digest, manifest_bytes) =
+        upstream.push("library/app", "v1", &config, std::slice::from_ref(&layer));
     let cache = cache(
         &["--proxy", &format!("hub=http://{}", upstream.berth.addr)],
         None,
@@ -360,7 +361,7 @@ fn a_transfer_that_breaks_off_or_is_corrupt_stores_nothing_and_the_next_pull_is_
 fn writes_into_a_cache_are_denied_and_local_repositories_work_beside_it() {
     let upstream = Upstream::start();
     let (config, layer) = image_parts("writes", 4096);
-    let (digest, _) = upstream.push("library/app", "v1", &config, &[layer.clone()]);
+    let (digest, _) = upstream.push("library/app", "v1", &config, std::slice::from_ref(&layer));
     let url = format!("http://{}", upstream.berth.addr);
     let cache = cache(&["--proxy", &format!("hub={url}"), "--proxy", &url], None);
     let (http, base) = (cache.client(), cache.url());
