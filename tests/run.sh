@@ -25,6 +25,7 @@ declare -A pkg_for=(
   [curl]=curl
   [cc]=build-essential
   [docker-registry]=docker-registry
+  [ctr]=containerd
   [python3]=python3
 )
 missing=()

@@ -416,6 +416,17 @@ pub struct Dockerd {
 
 impl Dockerd {
     pub fn start() -> Self {
+        Self::start_config(None)
+    }
+
+    /// A private dockerd with `daemon_json` as its `--config-file` (e.g.
+    /// `{"registry-mirrors": [...], "insecure-registries": [...]}`); it
+    /// must not repeat an option [`Dockerd::start`] passes as a flag.
+    pub fn start_with(daemon_json: &Value) -> Self {
+        Self::start_config(Some(daemon_json))
+    }
+
+    fn start_config(daemon_json: Option<&Value>) -> Self {
         require("dockerd");
         require("docker");
         let dir = short_tempdir("bd");
@@ -426,7 +437,13 @@ impl Dockerd {
             fs::create_dir_all(d.join(sub)).unwrap();
         }
         let log = fs::File::create(d.join("dockerd.log")).unwrap();
-        let child = Command::new(require("dockerd"))
+        let mut dockerd_cmd = Command::new(require("dockerd"));
+        if let Some(config) = daemon_json {
+            let path = d.join("daemon.json");
+            fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+            dockerd_cmd.arg("--config-file").arg(path);
+        }
+        let child = dockerd_cmd
             .arg("-H")
             .arg(&host)
             .arg("--data-root")

@@ -310,6 +310,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 
 pub mod clients;
 pub mod components;
+pub mod containerd;
 pub mod content;
 pub mod distribution;
 pub mod images;

@@ -330,7 +330,8 @@ fn skopeo_and_podman_through_a_prefix_cold_and_warm() {
     let log = tmp.path().join("berth.log");
     let mut berth = Berth::builder()
         .config(&format!(
-            "[[proxy]]\nprefix = \"hub\"\nurl = {:?}\nca_file = {:?}\nusername = {:?}\npassword_file = {:?}\n",
+            "[[proxy]]\nprefix = \"hub\"\nurl = {:?}\nca_file = {:?}\nusername = {:?}\n\
+             password_file = {:?}\ntag_ttl = \"0\"\n",
             upstream.url(),
             upstream.ca().display().to_string(),
             USER.0,
@@ -340,7 +341,8 @@ fn skopeo_and_podman_through_a_prefix_cold_and_warm() {
         .start();
     let _logs = ShowOnPanic(vec![log.clone()]);
 
-    // Cold: everything comes from the upstream.
+    // Cold: everything comes from the upstream (over TLS with its own CA,
+    // with the login from the password file).
     skopeo_pull_and_compare(&berth, &image, "hub/library/small");
     pull_multiarch_and_compare(&berth, "hub/library/multiarch", &index, &children);
 
@@ -358,7 +360,9 @@ fn skopeo_and_podman_through_a_prefix_cold_and_warm() {
         "podman's digest of the pulled image"
     );
 
-    // Warm: the upstream is gone, the cache answers alone.
+    // Warm: the upstream is gone, the cache answers alone. With
+    // `tag_ttl = "0"` every tag is checked upstream again, so this is the
+    // stale path: the check fails and the cached tag is served.
     drop(upstream);
     skopeo_pull_and_compare(&berth, &image, "hub/library/small");
     pull_multiarch_and_compare(&berth, "hub/library/multiarch", &index, &children);
@@ -470,6 +474,22 @@ fn token_upstream_berth_with_logins() {
     cache.stop();
 }
 
+/// GET `/v2/_catalog` as `user`.
+fn catalog_as(berth: &Berth, user: (&str, &str)) -> Value {
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{}/v2/_catalog", berth.url()))
+        .basic_auth(user.0, Some(user.1))
+        .send()
+        .expect("catalog");
+    assert_eq!(resp.status().as_u16(), 200, "catalog as {}", user.0);
+    resp.json().expect("catalog JSON")
+}
+
+/// Under both login modes: an anonymous pull of `hub/...` is refused
+/// (token mode: 401 with a Bearer challenge, then an anonymous token that
+/// grants nothing, so skopeo reports `denied`, as with Docker Hub; basic
+/// mode: `unauthorized`), it makes the cache fetch nothing, and the same
+/// pull with a login works.
 #[test]
 fn anonymous_callers_refused_where_rules_say_so() {
     const DAVE: (&str, &str) = ("dave", "dave-Cache-Login-3");
@@ -478,71 +498,84 @@ fn anonymous_callers_refused_where_rules_say_so() {
     let tmp = tempfile::tempdir().unwrap();
     let upstream = Registry2::filesystem(&tmp.path().join("upstream"));
     skopeo_push(&upstream, &image, "library/small");
-
     let htpasswd = tmp.path().join("htpasswd");
     write_htpasswd(&htpasswd, DAVE.0, DAVE.1);
-    let log = tmp.path().join("berth.log");
-    let berth = Berth::builder()
-        .config(&format!(
-            "[auth]\nhtpasswd = {:?}\n\n\
-             [[auth.rules]]\nrepositories = [\"hub/**\"]\nusers = [\"*\"]\nactions = [\"pull\"]\n\n\
-             [[proxy]]\nprefix = \"hub\"\nurl = {:?}\n",
-            htpasswd.display().to_string(),
-            upstream.url()
-        ))
-        .log(&log)
-        .start();
-    let _logs = ShowOnPanic(vec![log.clone()]);
 
-    let src = format!("docker://{}/hub/library/small:v1", berth.addr);
-    let anon = exec(
-        skopeo(["inspect", "--raw", "--tls-verify=false", &src]),
-        Duration::from_secs(120),
-    );
-    assert!(
-        !anon.status.success(),
-        "an anonymous pull of hub/... should be refused: {}",
-        anon.describe()
-    );
-    let stderr = String::from_utf8_lossy(&anon.stderr).to_lowercase();
-    assert!(
-        stderr.contains("unauthorized") || stderr.contains("authentication required"),
-        "skopeo should report unauthorized: {}",
-        anon.describe()
-    );
-    // The refused caller made the cache fetch nothing.
-    let listed: Value = reqwest::blocking::Client::new()
-        .get(format!("{}/v2/_catalog", berth.url()))
-        .basic_auth(DAVE.0, Some(DAVE.1))
-        .send()
-        .expect("catalog")
-        .json()
-        .expect("catalog JSON");
-    assert_eq!(
-        listed,
-        json!({"repositories": []}),
-        "catalog after the refused pull"
-    );
+    for (mode, challenge, says) in [
+        ("token", "Bearer ", "denied"),
+        ("basic", "Basic ", "unauthorized"),
+    ] {
+        let log = tmp.path().join(format!("berth-{mode}.log"));
+        let berth = Berth::builder()
+            .config(&format!(
+                "[auth]\nmode = {mode:?}\nhtpasswd = {:?}\n\n\
+                 [[auth.rules]]\nrepositories = [\"hub/**\"]\nusers = [\"*\"]\nactions = [\"pull\"]\n\n\
+                 [[proxy]]\nprefix = \"hub\"\nurl = {:?}\n",
+                htpasswd.display().to_string(),
+                upstream.url()
+            ))
+            .log(&log)
+            .start();
+        let _logs = ShowOnPanic(vec![log.clone()]);
 
-    let creds = format!("--creds={}:{}", DAVE.0, DAVE.1);
-    let out = run(skopeo([
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &creds,
-        &src,
-    ]));
-    assert_eq!(
-        sha256_digest(&out.stdout),
-        image.manifest_digest,
-        "manifest pulled with a login"
-    );
-    let listed: Value = reqwest::blocking::Client::new()
-        .get(format!("{}/v2/_catalog", berth.url()))
-        .basic_auth(DAVE.0, Some(DAVE.1))
-        .send()
-        .expect("catalog")
-        .json()
-        .expect("catalog JSON");
-    assert_eq!(listed, json!({"repositories": ["hub/library/small"]}));
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("{}/v2/hub/library/small/manifests/v1", berth.url()))
+            .header("Accept", crate::common::clients::MANIFEST_ACCEPT)
+            .send()
+            .expect("anonymous GET");
+        assert_eq!(
+            resp.status().as_u16(),
+            401,
+            "{mode}: anonymous manifest GET"
+        );
+        let www = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(www.starts_with(challenge), "{mode}: challenge {www:?}");
+
+        let src = format!("docker://{}/hub/library/small:v1", berth.addr);
+        let anon = exec(
+            skopeo(["inspect", "--raw", "--tls-verify=false", &src]),
+            Duration::from_secs(120),
+        );
+        assert!(
+            !anon.status.success(),
+            "{mode}: an anonymous pull of hub/... should be refused: {}",
+            anon.describe()
+        );
+        let stderr = String::from_utf8_lossy(&anon.stderr).to_lowercase();
+        assert!(
+            stderr.contains(says),
+            "{mode}: skopeo should report {says}: {}",
+            anon.describe()
+        );
+        // The refused caller made the cache fetch nothing.
+        assert_eq!(
+            catalog_as(&berth, DAVE),
+            json!({"repositories": []}),
+            "{mode}: catalog after the refused pull"
+        );
+
+        let creds = format!("--creds={}:{}", DAVE.0, DAVE.1);
+        let out = run(skopeo([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &creds,
+            &src,
+        ]));
+        assert_eq!(
+            sha256_digest(&out.stdout),
+            image.manifest_digest,
+            "{mode}: manifest pulled with a login"
+        );
+        assert_eq!(
+            catalog_as(&berth, DAVE),
+            json!({"repositories": ["hub/library/small"]}),
+            "{mode}: catalog after the pull with a login"
+        );
+    }
 }
