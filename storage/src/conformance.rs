@@ -64,7 +64,7 @@ macro_rules! origin_conformance_tests {
     (|$case:ident| $setup:expr) => {
         $crate::metadata_conformance_tests!(@each |$case| $setup;
             origin_none_by_default, origin_set_and_replace, origin_and_catalog,
-            origins_stay_apart);
+            origins_stay_apart, pulls_and_cached_listing, delete_repository_whole);
     };
 }
 

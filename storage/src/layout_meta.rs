@@ -28,7 +28,8 @@ mod uploads;
 mod registry2_fixture;
 
 use crate::{
-    Digest, Inventory, ManifestInfo, MetadataStore, Page, Reference, RepositoryUsage, Result,
+    CachedRepository, Digest, Inventory, ManifestInfo, MetadataStore, Page, Reference,
+    RepositoryUsage, Result,
 };
 use async_trait::async_trait;
 use names::{Repo, Tag};
@@ -200,6 +201,24 @@ impl MetadataStore for LayoutMetadata {
             return Ok(None);
         };
         origins::get(self.store(), repo).await
+    }
+
+    async fn note_pulled(&self, repo: &str, now: u64) -> Result<()> {
+        let Some(repo) = Repo::parse(repo) else {
+            return Ok(());
+        };
+        origins::note_pulled(self.store(), repo, now).await
+    }
+
+    async fn cached_repositories(&self) -> Result<Vec<CachedRepository>> {
+        origins::cached(self.store()).await
+    }
+
+    async fn delete_repository(&self, repo: &str) -> Result<bool> {
+        let Some(repo) = Repo::parse(repo) else {
+            return Ok(false);
+        };
+        origins::delete_repository(self.store(), repo).await
     }
 
     fn inventory(&self) -> Option<&dyn Inventory> {

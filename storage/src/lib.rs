@@ -115,6 +115,18 @@ pub struct ManifestInfo {
     pub annotations: Option<String>,
 }
 
+/// A repository cached from an upstream registry, for evicting those
+/// nobody pulls ([`MetadataStore::cached_repositories`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedRepository {
+    pub name: String,
+    /// The upstream registry's URL, as `set_origin` recorded it.
+    pub origin: String,
+    /// When it was last pulled (unix seconds); when it was first marked as
+    /// a cache if it was never pulled since.
+    pub pulled: u64,
+}
+
 /// A page of a sorted listing: at most `n` items strictly after `last`.
 #[derive(Clone, Debug, Default)]
 pub struct Page {
@@ -162,6 +174,23 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The upstream `repo` is a cache of, or None for a repository of its
     /// own (and for an unknown one).
     async fn origin(&self, repo: &str) -> Result<Option<String>>;
+
+    /// Records that cached repository `repo` was pulled at `now` (unix
+    /// seconds). Nothing for a repository without an origin.
+    async fn note_pulled(&self, repo: &str, now: u64) -> Result<()>;
+
+    /// Every repository with an origin: name, origin, and when it was last
+    /// pulled (unix seconds; when `set_origin` first marked it if never
+    /// pulled since). Sorted by name.
+    async fn cached_repositories(&self) -> Result<Vec<CachedRepository>>;
+
+    /// Removes repository `repo` whole: its tags, manifests, blob links,
+    /// origin and pull time, as if each manifest and link had been deleted
+    /// one by one, so that garbage collection then reviews every blob it
+    /// held (blob bytes are not deleted here). Upload sessions recorded for
+    /// the repository are forgotten too. Nested repositories (`repo/x`)
+    /// are left alone. Returns false when there was no such repository.
+    async fn delete_repository(&self, repo: &str) -> Result<bool>;
 
     /// The tags of `repo` pointing at manifest `digest`, in lexical order:
     /// what deleting that manifest would take with it. The default walks

@@ -17,8 +17,8 @@ mod schema;
 use holders::{Holder, Holders};
 
 use crate::{
-    GcLease, GcMetadata, GracePeriods, Inventory, ManifestInfo, MetadataStore, Page, Reference,
-    RepositoryUsage, Result, StorageError,
+    CachedRepository, GcLease, GcMetadata, GracePeriods, Inventory, ManifestInfo, MetadataStore,
+    Page, Reference, RepositoryUsage, Result, StorageError,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -318,6 +318,24 @@ impl MetadataStore for SqliteMetadata {
     async fn origin(&self, repo: &str) -> Result<Option<String>> {
         let repo = repo.to_owned();
         self.read(move |tx| queries::origin(tx, &repo)).await
+    }
+
+    async fn note_pulled(&self, repo: &str, now: u64) -> Result<()> {
+        let repo = repo.to_owned();
+        self.write(move |tx| queries::note_pulled(tx, &repo, now))
+            .await
+    }
+
+    async fn cached_repositories(&self) -> Result<Vec<CachedRepository>> {
+        self.read(|tx| queries::cached_repositories(tx)).await
+    }
+
+    /// One transaction: a collection pass sees the repository whole or
+    /// gone, and every digest it held is queued by the delete triggers.
+    async fn delete_repository(&self, repo: &str) -> Result<bool> {
+        let repo = repo.to_owned();
+        self.write(move |tx| queries::delete_repository(tx, &repo))
+            .await
     }
 
     async fn pin_blob(&self, digest: &str, request: u64) -> Result<()> {

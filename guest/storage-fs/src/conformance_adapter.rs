@@ -165,6 +165,21 @@ impl berth_storage::MetadataStore for MetadataAdapter {
     async fn origin(&self, _repo: &str) -> Result<Option<String>> {
         Ok(None)
     }
+
+    /// No repository here has an origin to note a pull for.
+    async fn note_pulled(&self, _repo: &str, _now: u64) -> Result<()> {
+        unsupported()
+    }
+
+    /// Nothing here is cached.
+    async fn cached_repositories(&self) -> Result<Vec<berth_storage::CachedRepository>> {
+        Ok(Vec::new())
+    }
+
+    /// The WIT `metadata` interface has no repository delete.
+    async fn delete_repository(&self, _repo: &str) -> Result<bool> {
+        unsupported()
+    }
 }
 
 /// [`Blobs`] as a [`berth_storage::BlobStore`].

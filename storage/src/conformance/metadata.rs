@@ -781,6 +781,18 @@ impl MetadataStore for WithManifestBytes {
         self.inner.origin(repo).await
     }
 
+    async fn note_pulled(&self, repo: &str, now: u64) -> crate::Result<()> {
+        self.inner.note_pulled(repo, now).await
+    }
+
+    async fn cached_repositories(&self) -> crate::Result<Vec<crate::CachedRepository>> {
+        self.inner.cached_repositories().await
+    }
+
+    async fn delete_repository(&self, repo: &str) -> crate::Result<bool> {
+        self.inner.delete_repository(repo).await
+    }
+
     fn gc(&self) -> Option<&dyn crate::GcMetadata> {
         self.inner.gc()
     }

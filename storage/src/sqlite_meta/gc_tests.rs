@@ -946,3 +946,108 @@ async fn waiting_lists_blobs_inside_their_grace_periods() {
     );
     assert_eq!(waiting.len(), 3, "{waiting:?}");
 }
+
+/// Deleting a whole repository queues every digest it held, as deleting
+/// each manifest and link would: a pass at zero grace then condemns the
+/// blobs only it held (its manifests' bytes included), and leaves a blob
+/// another repository still holds, with that repository's link.
+#[tokio::test]
+async fn a_deleted_repository_leaves_its_blobs_to_collection() {
+    let (_dir, meta) = store();
+    let (cfg, layer, shared, loose) = (
+        "sha256:cfg",
+        "sha256:layer",
+        "sha256:shared",
+        "sha256:loose",
+    );
+    let m = manifest(1, None, None);
+    let referrer = manifest(2, Some(&m.digest), Some("application/x-sig"));
+    for d in [cfg, layer, shared, loose] {
+        meta.link_blob("r", d).await.expect("link r");
+    }
+    let refs = [cfg.to_string(), layer.to_string(), shared.to_string()];
+    meta.put_manifest("r", &m, &refs, Some("latest"))
+        .await
+        .expect("put");
+    meta.put_manifest("r", &referrer, &[], None)
+        .await
+        .expect("put referrer");
+    let kept = manifest(3, None, None);
+    meta.link_blob("o", shared).await.expect("link o");
+    meta.put_manifest("o", &kept, &[shared.to_string()], Some("v1"))
+        .await
+        .expect("put o");
+    // Nested and prefixed names are repositories of their own.
+    let nested = manifest(4, None, None);
+    meta.link_blob("r/n", "sha256:nested")
+        .await
+        .expect("link r/n");
+    meta.put_manifest("r/n", &nested, &["sha256:nested".to_string()], None)
+        .await
+        .expect("put r/n");
+    meta.set_origin("r", "https://registry-1.docker.io")
+        .await
+        .expect("origin");
+    // Named by manifests, the blobs left the queue.
+    for d in [cfg, layer, shared, m.digest.as_str()] {
+        assert_eq!(row(&meta, d), None, "{d}");
+    }
+
+    assert!(meta.delete_repository("r").await.expect("delete"));
+    assert_eq!(
+        meta.list_tags("r", &Default::default())
+            .await
+            .expect("tags"),
+        None
+    );
+    assert_eq!(
+        meta.list_repositories(&Default::default())
+            .await
+            .expect("catalog"),
+        ["o", "r/n"]
+    );
+    for d in [cfg, layer, shared, loose, &m.digest, &referrer.digest] {
+        let (_, unreferenced) = row(&meta, d).unwrap_or_else(|| panic!("{d} queued"));
+        recent(unreferenced);
+    }
+
+    let lease = lease(&meta).await;
+    let later = at(now()) + 10;
+    let mut condemned = Vec::new();
+    for d in gc(&meta).gc_due(later, ZERO, 100).await.expect("due") {
+        if gc(&meta)
+            .gc_condemn(&lease, &d, later, ZERO)
+            .await
+            .expect("condemn")
+        {
+            condemned.push(d);
+        }
+    }
+    condemned.sort_unstable();
+    let mut expected = vec![
+        cfg.to_string(),
+        layer.to_string(),
+        loose.to_string(),
+        m.digest.clone(),
+        referrer.digest.clone(),
+    ];
+    expected.sort_unstable();
+    assert_eq!(condemned, expected);
+    assert!(meta.blob_linked("o", shared).await.expect("o links"));
+    assert_eq!(
+        meta.resolve_tag("o", "v1").await.expect("resolve"),
+        Some(kept.digest)
+    );
+    assert!(
+        meta.blob_linked("r/n", "sha256:nested")
+            .await
+            .expect("r/n links")
+    );
+    assert!(
+        meta.get_manifest("r/n", &nested.digest)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert_eq!(meta.cached_repositories().await.expect("cached"), []);
+}

@@ -2,7 +2,7 @@
 //! transaction its caller opened, so multi-statement operations are atomic.
 
 use super::gc_marks;
-use crate::{ManifestInfo, Page, Result, StorageError};
+use crate::{CachedRepository, ManifestInfo, Page, Result, StorageError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -40,12 +40,79 @@ pub(super) fn link_blob(conn: &Connection, repo: &str, digest: &str) -> Result<(
     Ok(())
 }
 
+/// The clock, in unix seconds as SQLite stores them.
+fn unix_now() -> i64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    i64::try_from(now).unwrap_or(i64::MAX)
+}
+
 /// Records `repo`'s upstream, creating the repository as a blob link would.
+/// A repository that becomes a cache counts as pulled now; one that already
+/// was keeps its pull time.
 pub(super) fn set_origin(conn: &Connection, repo: &str, origin: &str) -> Result<()> {
     let id = ensure_repo(conn, repo)?;
-    conn.prepare_cached("UPDATE repositories SET origin = ?2 WHERE id = ?1")?
-        .execute(params![id, origin])?;
+    conn.prepare_cached(
+        "UPDATE repositories SET origin = ?2,
+             pulled = CASE WHEN origin IS NULL OR pulled IS NULL THEN ?3 ELSE pulled END
+         WHERE id = ?1",
+    )?
+    .execute(params![id, origin, unix_now()])?;
     Ok(())
+}
+
+/// Records that cached `repo` was pulled at `now`; nothing for a repository
+/// without an origin (or none).
+pub(super) fn note_pulled(conn: &Connection, repo: &str, now: u64) -> Result<()> {
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "UPDATE repositories SET pulled = ?2 WHERE name = ?1 AND origin IS NOT NULL",
+    )?
+    .execute(params![repo, now])?;
+    Ok(())
+}
+
+/// Every cached repository with its origin and pull time, by name.
+pub(super) fn cached_repositories(conn: &Connection) -> Result<Vec<CachedRepository>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, origin, pulled FROM repositories WHERE origin IS NOT NULL ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let pulled: Option<i64> = r.get(2)?;
+        Ok(CachedRepository {
+            name: r.get(0)?,
+            origin: r.get(1)?,
+            pulled: pulled.map_or(0, |t| u64::try_from(t).unwrap_or(0)),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Removes `repo` and everything it records, in the caller's transaction.
+/// Manifests and links are deleted by the statements (and so through the
+/// triggers) their own deletes use: every digest the repository held is
+/// queued for review, as if each had been deleted by a client. Manifest
+/// references and tags follow their manifests by ON DELETE CASCADE, whose
+/// deletes fire the reference trigger too. Nested repositories are rows of
+/// their own, matched by exact name, so `repo/x` is untouched.
+pub(super) fn delete_repository(conn: &Connection, repo: &str) -> Result<bool> {
+    let Some(id) = repo_id(conn, repo)? else {
+        return Ok(false);
+    };
+    // Tags first: with their manifests gone they would cascade anyway, but
+    // an explicit delete keeps the order independent of foreign keys.
+    conn.prepare_cached("DELETE FROM tags WHERE repo_id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached("DELETE FROM manifests WHERE repo_id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached("DELETE FROM blob_links WHERE repo_id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached("DELETE FROM uploads WHERE repo_id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached("DELETE FROM repositories WHERE id = ?1")?
+        .execute([id])?;
+    Ok(true)
 }
 
 /// `repo`'s upstream; `None` for a repository of its own or an unknown one.
@@ -282,10 +349,7 @@ pub(super) fn list_referrers(
 
 pub(super) fn begin_upload(conn: &Connection, repo: &str, upload: &str) -> Result<()> {
     let id = ensure_repo(conn, repo)?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    let now = unix_now();
     conn.prepare_cached(
         "INSERT INTO uploads (id, repo_id, started_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING",
     )?

@@ -5,7 +5,9 @@
 //! manifest or upload session and is never removed by these operations (a
 //! later garbage collector may drop empty repositories); that row is what
 //! makes a repository "exist" for `list_tags` and `list_repositories`.
-//! A repository filled from an upstream registry records it in `origin`.
+//! A repository filled from an upstream registry records it in `origin`,
+//! and when it was last pulled in `pulled`; `delete_repository` is the one
+//! operation that removes a repository row.
 //!
 //! Text columns use SQLite's default BINARY collation, i.e. byte order, which
 //! is the lexical order the distribution spec asks listings to use.
@@ -128,6 +130,14 @@ CREATE INDEX gc_pins_by_holder ON gc_pins(holder, request);
     // version is.
     r#"
 ALTER TABLE repositories ADD COLUMN origin TEXT;
+"#,
+    // Evicting cached repositories nobody pulls: when a cached repository
+    // was last pulled (unix seconds), or first marked as a cache. NULL for
+    // a repository of its own. Caches from before this version count as
+    // pulled at the migration, so none is evicted at once.
+    r#"
+ALTER TABLE repositories ADD COLUMN pulled INTEGER;
+UPDATE repositories SET pulled = unixepoch() WHERE origin IS NOT NULL;
 "#,
 ];
 

@@ -142,6 +142,87 @@ async fn migrates_a_version_3_database() {
     );
 }
 
+/// A database of the version before pull times were kept upgrades in
+/// place: its caches count as pulled at the migration (none is evicted at
+/// once), its own repositories stay uncached, and pull times are kept
+/// from then on.
+#[tokio::test]
+async fn migrates_a_version_4_database() {
+    let dir = TempDir::new().expect("tempdir");
+    let path = dir.path().join("metadata.db");
+    let m = manifest(1, None, None);
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create");
+        for sql in &super::schema::MIGRATIONS[..4] {
+            conn.execute_batch(sql).expect("schema up to v4");
+        }
+        conn.pragma_update(None, "user_version", 4)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO repositories (id, name, origin) VALUES
+                 (1, 'cached', 'https://registry-1.docker.io'), (2, 'own', NULL);
+             INSERT INTO blob_links (repo_id, digest) VALUES (1, 'sha256:layer');",
+        )
+        .expect("rows");
+        conn.execute(
+            "INSERT INTO manifests (repo_id, digest, media_type, size, artifact_type, subject, annotations, created_at)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, 5)",
+            rusqlite::params![m.digest, m.media_type, m.size, m.artifact_type, m.subject, m.annotations],
+        )
+        .expect("manifest");
+        conn.execute(
+            "INSERT INTO tags (repo_id, name, digest) VALUES (1, 'latest', ?1)",
+            [&m.digest],
+        )
+        .expect("tag");
+    }
+    let before = now();
+    let meta = SqliteMetadata::open(&path).expect("open migrates");
+    let after = now();
+    let version: usize = super::lock(&meta.inner.writer)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, super::schema::MIGRATIONS.len());
+    let cached = meta.cached_repositories().await.expect("cached");
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert_eq!(cached[0].name, "cached");
+    assert_eq!(cached[0].origin, "https://registry-1.docker.io");
+    assert!(
+        (before..=after).contains(&cached[0].pulled),
+        "{cached:?} pulled at the migration"
+    );
+    assert_eq!(
+        meta.resolve_tag("cached", "latest").await.expect("resolve"),
+        Some(m.digest.clone())
+    );
+    assert!(
+        meta.blob_linked("cached", "sha256:layer")
+            .await
+            .expect("linked")
+    );
+    meta.note_pulled("cached", 42).await.expect("note");
+    meta.note_pulled("own", 42).await.expect("note own");
+    drop(meta);
+    let meta = SqliteMetadata::open(&path).expect("reopen");
+    let cached = meta.cached_repositories().await.expect("cached");
+    assert_eq!(
+        cached,
+        [crate::CachedRepository {
+            name: "cached".into(),
+            origin: "https://registry-1.docker.io".into(),
+            pulled: 42,
+        }]
+    );
+    assert_eq!(meta.origin("own").await.expect("origin"), None);
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
 #[tokio::test]
 async fn metadata_persists() {
     let dir = TempDir::new().expect("tempdir");
