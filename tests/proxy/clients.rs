@@ -235,6 +235,52 @@ fn docker_registry_mirror_pulls_through_berth() {
     );
 }
 
+/// A containerd hosts directory whose `docker.io/hosts.toml` names
+/// `berth` as the mirror, with Docker Hub (out of reach) as the server.
+fn hosts_dir(dir: &Path, berth: &Berth) -> PathBuf {
+    fs::create_dir_all(dir.join("docker.io")).unwrap();
+    fs::write(
+        dir.join("docker.io/hosts.toml"),
+        format!(
+            "server = \"https://registry-1.docker.io\"\n\n\
+             [host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            berth.url()
+        ),
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
+/// `ctr images pull --hosts-dir HOSTS --snapshotter native [extra] REF`.
+fn ctr_pull(containerd: &Containerd, hosts: &Path, extra: &[&str], reference: &str) {
+    let mut args = vec![
+        "images",
+        "pull",
+        "--hosts-dir",
+        hosts.to_str().unwrap(),
+        "--snapshotter",
+        "native",
+    ];
+    args.extend_from_slice(extra);
+    args.push(reference);
+    containerd.ctr(&args);
+}
+
+/// containerd's store holds every blob of `image`.
+fn assert_content_has(containerd: &Containerd, image: &TestImage) {
+    let content = containerd.content_digests();
+    let digests = [&image.manifest_digest, &image.config_digest]
+        .into_iter()
+        .chain(&image.layer_digests);
+    for digest in digests {
+        assert!(
+            content.contains(digest),
+            "blob {digest} of {} missing from containerd's content store: {content:?}",
+            image.name
+        );
+    }
+}
+
 #[test]
 fn containerd_hosts_dir_mirror_maps_ns_to_the_prefix() {
     let _serial = serial();
@@ -242,7 +288,18 @@ fn containerd_hosts_dir_mirror_maps_ns_to_the_prefix() {
     let tmp = tempfile::tempdir().unwrap();
     let upstream = Registry2::filesystem(&tmp.path().join("upstream"));
     skopeo_push(&upstream, &image, "library/berthctr");
+    skopeo_push(&upstream, &image, "library/berthplain");
+    let (index, children) = multiarch_layout(&tmp.path().join("multiarch"));
+    run(skopeo([
+        "copy".to_owned(),
+        "--all".to_owned(),
+        "--preserve-digests".to_owned(),
+        "--dest-tls-verify=false".to_owned(),
+        format!("oci:{}:v1", tmp.path().join("multiarch").display()),
+        format!("docker://{}/library/berthmulti:v1", upstream.addr()),
+    ]));
 
+    // `?ns=docker.io` maps to the prefix of the entry with that registry.
     let log = tmp.path().join("berth.log");
     let berth = Berth::builder()
         .config(&format!(
@@ -251,49 +308,64 @@ fn containerd_hosts_dir_mirror_maps_ns_to_the_prefix() {
         ))
         .log(&log)
         .start();
-    let hosts = tmp.path().join("certs.d");
-    fs::create_dir_all(hosts.join("docker.io")).unwrap();
-    fs::write(
-        hosts.join("docker.io/hosts.toml"),
-        format!(
-            "server = \"https://registry-1.docker.io\"\n\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-            berth.url()
-        ),
-    )
-    .unwrap();
+    // An unprefixed mirror: the same requests land under the plain name.
+    let plain_log = tmp.path().join("berth-plain.log");
+    let plain = Berth::builder()
+        .args(&["--proxy", &upstream.url()])
+        .log(&plain_log)
+        .start();
+    let hosts = hosts_dir(&tmp.path().join("certs.d"), &berth);
+    let plain_hosts = hosts_dir(&tmp.path().join("plain.d"), &plain);
     let containerd = Containerd::start();
-    let _logs = ShowOnPanic(vec![log.clone(), containerd.path().join("containerd.log")]);
+    let _logs = ShowOnPanic(vec![
+        log.clone(),
+        plain_log.clone(),
+        containerd.path().join("containerd.log"),
+    ]);
 
     let reference = "docker.io/library/berthctr:v1";
-    containerd.ctr(&[
-        "images",
-        "pull",
-        "--hosts-dir",
-        hosts.to_str().unwrap(),
-        "--snapshotter",
-        "native",
-        reference,
-    ]);
+    ctr_pull(&containerd, &hosts, &[], reference);
     assert_eq!(
         containerd.image_digest(reference).as_deref(),
         Some(image.manifest_digest.as_str()),
         "digest of the image containerd pulled through the mirror"
     );
-    let content = containerd.content_digests();
-    for digest in std::iter::once(&image.config_digest).chain(&image.layer_digests) {
-        assert!(
-            content.contains(digest),
-            "blob {digest} missing from containerd's content store: {content:?}"
-        );
-    }
-    let repos = repositories(&berth);
-    assert!(
-        repos.contains(&"hub/library/berthctr".to_owned()),
-        "?ns=docker.io should land under the prefix: catalog {repos:?}"
+    assert_content_has(&containerd, &image);
+
+    // A multi-arch index, every platform.
+    let multi = "docker.io/library/berthmulti:v1";
+    ctr_pull(&containerd, &hosts, &["--all-platforms"], multi);
+    assert_eq!(
+        containerd.image_digest(multi).as_deref(),
+        Some(index.as_str()),
+        "digest of the multi-arch index containerd pulled"
     );
     assert!(
-        !repos.contains(&"library/berthctr".to_owned()),
-        "nothing should land under the plain name: catalog {repos:?}"
+        containerd.content_digests().contains(&index),
+        "the index is in containerd's store"
+    );
+    for child in &children {
+        assert_content_has(&containerd, child);
+    }
+
+    let repos = repositories(&berth);
+    assert_eq!(
+        repos,
+        ["hub/library/berthctr", "hub/library/berthmulti"],
+        "?ns=docker.io should land under the prefix, nothing under the plain names"
+    );
+
+    let reference = "docker.io/library/berthplain:v1";
+    ctr_pull(&containerd, &plain_hosts, &[], reference);
+    assert_eq!(
+        containerd.image_digest(reference).as_deref(),
+        Some(image.manifest_digest.as_str()),
+        "digest of the image containerd pulled through the unprefixed mirror"
+    );
+    assert_eq!(
+        repositories(&plain),
+        ["library/berthplain"],
+        "the unprefixed mirror keeps the plain name"
     );
 }
 
@@ -360,9 +432,39 @@ fn skopeo_and_podman_through_a_prefix_cold_and_warm() {
         "podman's digest of the pulled image"
     );
 
+    // A push into the prefix is refused (tried while the upstream is up:
+    // with it down, skopeo's first blob HEAD already gets a 503).
+    let refused = exec(
+        skopeo([
+            "copy".to_owned(),
+            "--dest-tls-verify=false".to_owned(),
+            "--preserve-digests".to_owned(),
+            image.oci_ref(),
+            format!("docker://{}/hub/library/pushed:v1", berth.addr),
+        ]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        !refused.status.success(),
+        "a push into hub/... should be refused: {}",
+        refused.describe()
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .to_lowercase()
+            .contains("denied"),
+        "skopeo should report denied: {}",
+        refused.describe()
+    );
+    assert!(
+        !repositories(&berth).contains(&"hub/library/pushed".to_owned()),
+        "nothing was stored for the refused push"
+    );
+
     // Warm: the upstream is gone, the cache answers alone. With
     // `tag_ttl = "0"` every tag is checked upstream again, so this is the
     // stale path: the check fails and the cached tag is served.
+    let upstream_addr = upstream.addr().to_owned();
     drop(upstream);
     skopeo_pull_and_compare(&berth, &image, "hub/library/small");
     pull_multiarch_and_compare(&berth, "hub/library/multiarch", &index, &children);
@@ -377,6 +479,10 @@ fn skopeo_and_podman_through_a_prefix_cold_and_warm() {
     // Something never cached fails fast and names what went wrong.
     let (status, body, took) = manifest_answer(&berth, "hub/library/never", "v1");
     assert_eq!(status, 503, "uncached tag with the upstream down: {body}");
+    assert!(
+        body.contains("UNAVAILABLE") && body.contains(&upstream_addr),
+        "the 503 should be UNAVAILABLE and name the upstream {upstream_addr}: {body}"
+    );
     assert!(
         took < Duration::from_secs(15),
         "the answer took {took:?}: {body}"
