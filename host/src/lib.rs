@@ -54,6 +54,16 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
             "caching upstream"
         );
     }
+    let forget: Vec<maintenance::forget::Rule> = mirrors
+        .entries()
+        .iter()
+        .filter_map(|m| {
+            Some(maintenance::forget::Rule {
+                origin: m.client.url().to_owned(),
+                unused_after: m.unused_after?,
+            })
+        })
+        .collect();
     let guest = runtime::GuestRuntime::new(&wasm, &root.join(".cache"), backends, &config.limits)?
         .with_plugins(plugins)
         .with_mirrors(std::sync::Arc::new(mirrors));
@@ -86,6 +96,9 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     if config.gc.enabled && !config.server.read_only {
         spawn_gc(guest.backends().clone(), &config.gc);
     }
+    if !forget.is_empty() && !config.server.read_only {
+        spawn_forget(guest.backends().clone(), forget, config.gc.interval.0);
+    }
     let interval = config.server.health_interval.0;
     backends::health::spawn_checker(guest.backends().clone(), interval, writes);
     let front = server::Front {
@@ -104,6 +117,30 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     let limits = listener::ConnectionLimits::from_config(&config.limits);
     server::serve(listener, guest, front, tls, limits).await;
     Ok(())
+}
+
+/// Forgets cached repositories nobody pulled for their upstream's
+/// `unused_after`, once per garbage-collection interval.
+fn spawn_forget(
+    backends: backends::Backends,
+    rules: Vec<maintenance::forget::Rule>,
+    interval: std::time::Duration,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            match maintenance::forget::run(backends.metadata.as_ref(), &rules, now).await {
+                Ok(forgotten) if !forgotten.is_empty() => {
+                    tracing::info!(?forgotten, "forgot cached repositories nobody pulled");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "forgetting unused cached repositories"),
+            }
+        }
+    });
 }
 
 /// Garbage collection in the background, one pass per interval, for as

@@ -272,6 +272,10 @@ impl BlobStore for FsBlobStore {
         Ok(Box::pin(writer::HashingWriter::new(file, lease, len)))
     }
 
+    fn upload_file(&self, id: &str) -> Option<PathBuf> {
+        self.session_dir(id).ok().map(|dir| dir.join("data"))
+    }
+
     async fn commit(&self, id: &str, expected: &Digest) -> Result<u64> {
         let dir = self.session_dir(id)?;
         let mut lease = self.sessions.acquire(id)?;

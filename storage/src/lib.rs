@@ -72,6 +72,14 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn redirect_url(&self, _digest: &Digest) -> Result<Option<String>> {
         Ok(None)
     }
+    /// The local file an upload session's bytes are appended to, for
+    /// stores that keep one: readers may read what the session's writer
+    /// flushed while it is still being written (the pull-through cache
+    /// streams a blob to its clients that way instead of writing it twice).
+    /// `None` for stores whose sessions are not one local file.
+    fn upload_file(&self, _id: &str) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Every committed blob, in no particular order, streamed (a store may
     /// hold millions). Used by garbage collection, fsck and usage reports.
     async fn list_blobs(&self) -> Result<BlobListing>;

@@ -140,6 +140,10 @@ impl<S: BlobStore> BlobStore for SmallBlobCache<S> {
         self.inner.redirect_url(digest).await
     }
 
+    fn upload_file(&self, id: &str) -> Option<std::path::PathBuf> {
+        self.inner.upload_file(id)
+    }
+
     async fn list_blobs(&self) -> Result<BlobListing> {
         self.inner.list_blobs().await
     }

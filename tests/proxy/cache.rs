@@ -99,6 +99,15 @@ fn image_parts(seed: &str, layer_len: usize) -> (Vec<u8>, Vec<u8>) {
     (config, bytes(seed, layer_len))
 }
 
+/// Waits up to 5 s for `done`.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 5 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn blob_file(root: &Path, digest: &str) -> PathBuf {
     let hex = digest.trim_start_matches("sha256:");
     root.join("blobs/sha256").join(&hex[..2]).join(hex)
@@ -133,12 +142,14 @@ fn cold_then_warm_pulls_serve_the_upstreams_bytes_also_when_it_is_gone() {
         catalog["repositories"],
         serde_json::json!(["hub/library/app"])
     );
-    // The blobs are stored, and each was fetched once.
-    assert!(blob_file(&cache.root, &sha256_digest(&layer)).exists());
+    // Each blob was fetched once.
     let layer_path = format!("/v2/library/app/blobs/{}", sha256_digest(&layer));
     assert_eq!(upstream.gets(&layer_path), 1);
 
     // Warm, with the upstream gone: by tag (within tag_ttl) and by digest.
+    eventually("the layer stored", || {
+        blob_file(&cache.root, &sha256_digest(&layer)).exists()
+    });
     upstream.berth.stop();
     let (status, served, body) = manifest(&http, &base, "hub/library/app", "v1");
     assert_eq!((status, served.as_str()), (200, digest.as_str()));
@@ -350,8 +361,12 @@ fn a_transfer_that_breaks_off_or_is_corrupt_stores_nothing_and_the_next_pull_is_
     }
     stub.mode.store(0, Ordering::SeqCst);
     assert_eq!(pull(&http, &url).expect("a good transfer"), blob);
-    assert!(blob_file(&cache.root, &digest).exists());
     assert_eq!(stub.gets.load(Ordering::SeqCst), 3);
+    // The client has the last byte once the digest verified; the commit
+    // follows at once.
+    eventually("the blob stored", || {
+        blob_file(&cache.root, &digest).exists()
+    });
     // Stored now: served without asking again.
     assert_eq!(pull(&http, &url).expect("cached"), blob);
     assert_eq!(stub.gets.load(Ordering::SeqCst), 3);
@@ -409,4 +424,60 @@ fn writes_into_a_cache_are_denied_and_local_repositories_work_beside_it() {
     );
     // An unknown name is asked upstream, and is a 404 there.
     assert_eq!(manifest(&http, &base, "hub/library/nothing", "v1").0, 404);
+}
+
+#[test]
+fn cached_repositories_nobody_pulls_are_forgotten_and_their_blobs_collected() {
+    let upstream = Upstream::start();
+    let (config_a, layer_a) = image_parts("unused", 64 << 10);
+    upstream.push(
+        "library/unused",
+        "v1",
+        &config_a,
+        std::slice::from_ref(&layer_a),
+    );
+    let (config_b, layer_b) = image_parts("used", 64 << 10);
+    upstream.push("library/used", "v1", &config_b, &[layer_b]);
+    let toml = format!(
+        "[gc]\ninterval = \"500ms\"\ngrace = \"0s\"\nupload_grace = \"0s\"\n\n\
+         [[proxy]]\nprefix = \"hub\"\nurl = \"http://{}\"\nunused_after = \"3s\"\n",
+        upstream.berth.addr
+    );
+    let cache = cache(&[], Some(&toml));
+    let (http, base) = (cache.client(), cache.url());
+    let pull = |repo: &str| {
+        assert_eq!(manifest(&http, &base, repo, "v1").0, 200, "{repo}");
+    };
+    pull("hub/library/unused");
+    let layer_url = format!(
+        "{base}/v2/hub/library/unused/blobs/{}",
+        sha256_digest(&layer_a)
+    );
+    assert_eq!(get(&http, &layer_url), layer_a);
+    let layer_file = blob_file(&cache.root, &sha256_digest(&layer_a));
+    eventually("the layer stored", || layer_file.exists());
+
+    // One repository is pulled all along, the other never again.
+    let catalog = || -> serde_json::Value {
+        http.get(format!("{base}/v2/_catalog"))
+            .send()
+            .and_then(|r| r.json())
+            .expect("catalog")
+    };
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        pull("hub/library/used");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    assert_eq!(
+        catalog()["repositories"],
+        serde_json::json!(["hub/library/used"])
+    );
+    assert!(
+        !layer_file.exists(),
+        "the forgotten layer was not collected"
+    );
+    // Pulled again, it comes back from the upstream.
+    pull("hub/library/unused");
+    assert_eq!(get(&http, &layer_url), layer_a);
 }

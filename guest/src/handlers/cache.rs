@@ -118,6 +118,12 @@ pub fn manifest(
     }
 }
 
+/// Tells the host a cached repository was pulled (what `unused_after`
+/// measures).
+pub fn note_pull(name: &str) {
+    upstream::note_pull(name);
+}
+
 /// A tag of a mirror: cached and fresh, cached and confirmed, moved, or
 /// cached and served stale because the upstream cannot say.
 fn by_tag(

@@ -26,7 +26,11 @@ use berth_oci::route::Reference;
 pub fn get(call: &Call) -> Result<Response, ApiError> {
     let (req, name, reference) = (call.req, call.name()?, call.reference()?);
     let (info, fetched) = match cache::mirror_of(name)? {
-        Some(mirror) => cache::manifest(name, reference, &mirror)?,
+        Some(mirror) => {
+            let served = cache::manifest(name, reference, &mirror)?;
+            cache::note_pull(name);
+            served
+        }
         None => (lookup(name, reference)?, None),
     };
     // A client that lists only types other than the stored one gets a 404,

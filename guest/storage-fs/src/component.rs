@@ -298,6 +298,8 @@ impl upstream::Guest for Provider {
         Ok(None)
     }
 
+    fn note_pull(_repository: String) {}
+
     fn tag_checked(_repository: String, _tag: String) -> Option<u64> {
         None
     }

@@ -431,6 +431,13 @@ fn proxy_entry(index: usize, proxy: &ProxyConfig, out: &mut Vec<Problem>) {
             format!("is not used: {shown} is plain http://"),
         ));
     }
+    if proxy.unused_after.is_some_and(|span| span.0.is_zero()) {
+        out.push(Problem::error(
+            key("unused_after"),
+            "0 would forget every cached repository at once: leave it out to keep them, \
+             or give a duration like \"30d\"",
+        ));
+    }
     if proxy.insecure {
         out.push(Problem::warning(
             key("insecure"),

@@ -50,6 +50,10 @@ pub struct ProxyConfig {
     /// Skip certificate verification (logged loudly).
     #[serde(default)]
     pub insecure: bool,
+    /// A cached repository nobody pulled for this long is deleted (its
+    /// blobs then go to garbage collection). None: kept until deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unused_after: Option<Span>,
 }
 
 fn default_tag_ttl() -> Span {
@@ -75,6 +79,7 @@ impl Default for ProxyConfig {
             registry: None,
             ca_file: None,
             insecure: false,
+            unused_after: None,
         }
     }
 }
@@ -92,6 +97,7 @@ impl std::fmt::Debug for ProxyConfig {
             .field("registry", &self.registry)
             .field("ca_file", &self.ca_file)
             .field("insecure", &self.insecure)
+            .field("unused_after", &self.unused_after)
             .finish()
     }
 }

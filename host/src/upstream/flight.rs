@@ -6,22 +6,26 @@
 //! the one in progress (flights are keyed by digest alone: the bytes of a
 //! digest are the same whichever upstream or repository they come from).
 //! The flight's task, independent of every reader, reads the upstream body
-//! chunk by chunk and writes each chunk both to a spool file under the
-//! spool directory and to a `BlobStore` upload session (which hashes). It
-//! publishes its progress on a `watch` channel; readers read the spool file
-//! with positional reads on a shared handle as bytes arrive, so a reader
-//! that joins late starts from byte 0, also when the store is an object
-//! store that cannot be read before the commit.
+//! in batches of up to [`BATCH`] and writes each to a `BlobStore` upload
+//! session. Readers read the bytes back with positional reads on a shared
+//! handle as they arrive, so a reader that joins late starts from byte 0:
+//! from the upload's own file where the store keeps one (the filesystem
+//! store; each byte is written once), else from a spool file under the
+//! spool directory that the task writes too (an object store, which cannot
+//! be read before the commit). Progress is published on a `watch` channel.
 //!
-//! Verified before visible: when the body ended, the task checks its length
-//! against the declared one, pins the digest for garbage collection
-//! (docs/GC.md), commits the session with the expected digest (the store
-//! refuses bytes that hash to anything else), links every repository that
-//! asked, and unpins. Until the commit succeeded, readers get everything
-//! but the last byte; then the rest and the end of the stream. On any
-//! failure the session is aborted (nothing is stored), every reader's
-//! stream ends in an error (never a clean short end) and the flight is
-//! forgotten, so the next fetch starts over.
+//! Verified before visible: the task hashes the bytes as they arrive. When
+//! the body ended it checks the length against the declared one and the
+//! hash against the digest; until then readers get everything but the
+//! last byte, then the rest and the end of the stream. Only after that it
+//! pins the digest for garbage collection (docs/GC.md), commits the
+//! session with the expected digest (the store checks it again), links
+//! every repository that asked, and unpins: the client does not wait for
+//! the bytes to become durable. If the transfer fails, the session is
+//! aborted (nothing is stored), every reader's stream ends in an error
+//! (never a clean short end) and the flight is forgotten, so the next
+//! fetch starts over. If only the store fails, after the bytes verified,
+//! the readers finish from the spool and nothing is stored.
 //!
 //! Memory stays bounded: one upstream chunk in the task, up to
 //! [`READ_CHUNK`] per reader read.
@@ -30,8 +34,9 @@ use super::{Upstream, UpstreamError};
 use crate::backends::past_tombstones;
 use berth_oci::Digest;
 use berth_storage::{BlobReader, BlobStore, MetadataStore, StorageError};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{FutureExt as _, StreamExt as _};
+use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
@@ -45,6 +50,11 @@ use tokio::sync::watch;
 
 /// The most one reader reads from the spool at a time.
 const READ_CHUNK: u64 = 1 << 20;
+
+/// The most the task gathers from the upstream before it writes: network
+/// reads are small (16-64 KiB), and a spool and a store write per read
+/// cost more than the bytes.
+const BATCH: usize = 1 << 20;
 
 /// The high bit of every pin request number a flight uses: the sandbox's
 /// requests (`storage_imports/pins.rs`) count up from 1 and never reach
@@ -81,7 +91,7 @@ impl std::fmt::Debug for BlobFlights {
 
 /// A blob as a fetch hands it out: its length when known (declared by the
 /// upstream, or the committed size), and its bytes as they arrive. The
-/// stream ends cleanly only after the blob verified and was committed;
+/// stream ends cleanly only after the bytes verified against the digest;
 /// anything else ends it in an `Err`.
 pub struct FetchedBlob {
     pub length: Option<u64>,
@@ -125,6 +135,9 @@ enum Status {
         length: Option<u64>,
         readable: u64,
     },
+    /// The bytes hash to the digest: all `size` bytes may be read, while
+    /// the task stores and links them.
+    Verified { spool: Arc<File>, size: u64 },
     /// Verified, committed and linked: all `size` bytes may be read.
     Committed { spool: Arc<File>, size: u64 },
     /// Failed during the body: nothing was stored; readers end in an error.
@@ -243,7 +256,7 @@ impl BlobFlights {
             .map(|s| s.clone());
         let length = match answered {
             Ok(Status::Streaming { length, .. }) => length,
-            Ok(Status::Committed { size, .. }) => Some(size),
+            Ok(Status::Verified { size, .. } | Status::Committed { size, .. }) => Some(size),
             Ok(Status::Refused(e) | Status::Broken(e)) => return Err(copy(&e)),
             // The task holds the sender until it published an outcome.
             Ok(Status::Connecting) | Err(_) => {
@@ -262,6 +275,12 @@ impl BlobFlights {
             length,
             body: reader(status),
         })
+    }
+
+    /// Whether a fetch of `digest` is in progress (a caller then joins it
+    /// rather than asking the upstream about bytes it is still storing).
+    pub fn in_flight(&self, digest: &Digest) -> bool {
+        lock(&self.flights).contains_key(digest)
     }
 
     async fn mount(&self, repository: &str, digest: &Digest) {
@@ -305,7 +324,9 @@ fn reader(status: watch::Receiver<Status>) -> BlobReader {
                 Status::Streaming {
                     spool, readable, ..
                 } => (spool, readable, false),
-                Status::Committed { spool, size } => (spool, size, true),
+                Status::Verified { spool, size } | Status::Committed { spool, size } => {
+                    (spool, size, true)
+                }
                 Status::Refused(e) | Status::Broken(e) => {
                     return Err(std::io::Error::other(copy(&e)));
                 }
@@ -406,6 +427,14 @@ fn copy(e: &UpstreamError) -> UpstreamError {
 enum Failure {
     BeforeBody(UpstreamError),
     Body(UpstreamError),
+    /// After the bytes verified and went out: the store failed.
+    Storing(UpstreamError),
+}
+
+/// A flight's blob, verified and stored.
+struct Stored {
+    spool: Arc<File>,
+    size: u64,
 }
 
 /// What a failed flight must undo.
@@ -445,7 +474,7 @@ impl Task {
             .await
             .unwrap_or_else(|_| Err(Failure::Body(self.local("the fetch task panicked"))));
         match outcome {
-            Ok((spool, size)) => {
+            Ok(Stored { spool, size }) => {
                 self.flight
                     .status
                     .send_replace(Status::Committed { spool, size });
@@ -462,36 +491,51 @@ impl Task {
                     "blob fetched, verified, committed and linked"
                 );
             }
-            Err(failure) => {
+            // The clients got verified bytes; only the store failed. They
+            // keep reading the spool through their handles; nothing is
+            // stored, and the next pull fetches again.
+            Err(Failure::Storing(e)) => {
                 self.undo(undo).await;
-                // Forgotten before anyone hears of the failure, so that a
-                // retry starts a new flight.
                 self.forget();
-                let (status, error) = match failure {
-                    Failure::BeforeBody(e) => {
-                        let e = Arc::new(e);
-                        (Status::Refused(e.clone()), e)
-                    }
-                    Failure::Body(e) => {
-                        let e = Arc::new(e);
-                        (Status::Broken(e.clone()), e)
-                    }
-                };
                 tracing::warn!(
                     upstream = %self.upstream.url(),
                     remote = %self.remote,
                     digest = %self.digest,
-                    seconds = format_args!("{:.3}", started.elapsed().as_secs_f64()),
-                    error = %error,
-                    "blob fetch failed; nothing stored"
+                    error = %e,
+                    "blob fetched and verified, but storing it failed; served, not cached"
                 );
-                self.flight.status.send_replace(status);
+            }
+            Err(Failure::BeforeBody(e)) => {
+                let e = Arc::new(e);
+                self.fail(undo, started, Status::Refused(e.clone()), &e)
+                    .await;
+            }
+            Err(Failure::Body(e)) => {
+                let e = Arc::new(e);
+                self.fail(undo, started, Status::Broken(e.clone()), &e)
+                    .await;
             }
         }
     }
 
+    /// Undoes a failed flight, forgets it (before anyone hears of the
+    /// failure, so that a retry starts a new flight), and tells its readers.
+    async fn fail(&self, undo: Undo, started: Instant, status: Status, error: &UpstreamError) {
+        self.undo(undo).await;
+        self.forget();
+        tracing::warn!(
+            upstream = %self.upstream.url(),
+            remote = %self.remote,
+            digest = %self.digest,
+            seconds = format_args!("{:.3}", started.elapsed().as_secs_f64()),
+            error = %error,
+            "blob fetch failed; nothing stored"
+        );
+        self.flight.status.send_replace(status);
+    }
+
     /// Fetches, tees, verifies, commits and links; the spool and the size.
-    async fn run(&self, undo: &mut Undo) -> Result<(Arc<File>, u64), Failure> {
+    async fn run(&self, undo: &mut Undo) -> Result<Stored, Failure> {
         let what = format!("blob {}@{}", self.remote, self.digest);
         let mut body = self
             .upstream
@@ -500,13 +544,27 @@ impl Task {
             .map_err(Failure::BeforeBody)?;
         let length = body.length;
 
-        let (path, spool) = self.create_spool().await.map_err(Failure::BeforeBody)?;
-        undo.spool = Some(path);
-        let spool = Arc::new(spool);
         let before_body = |e: StorageError| Failure::BeforeBody(self.store_error(e));
         let id = self.blobs.create_upload().await.map_err(before_body)?;
         undo.upload = Some(id.clone());
         let mut writer = self.blobs.append(&id).await.map_err(before_body)?;
+        // Readers read the upload's own file where the store keeps one
+        // (written once), else a spool of the flight's own (written twice:
+        // the store's copy may be remote and unreadable until committed).
+        let (spool, spooled) = match self.blobs.upload_file(&id) {
+            Some(path) => (
+                open_for_reading(&path).await.map_err(|e| {
+                    Failure::BeforeBody(self.local(&format!("reading {}: {e}", path.display())))
+                })?,
+                false,
+            ),
+            None => {
+                let (path, spool) = self.create_spool().await.map_err(Failure::BeforeBody)?;
+                undo.spool = Some(path);
+                (spool, true)
+            }
+        };
+        let spool = Arc::new(spool);
         self.flight.status.send_replace(Status::Streaming {
             spool: spool.clone(),
             length,
@@ -514,12 +572,37 @@ impl Task {
         });
 
         let failed = |e: UpstreamError| Failure::Body(e);
+        let mut hasher = Sha256::new();
         let mut written = 0u64;
-        while let Some(chunk) = body.body.next().await {
-            let chunk = chunk.map_err(failed)?;
-            if chunk.is_empty() {
+        let mut ended = false;
+        while !ended {
+            // Whatever arrived by now, up to a batch: one spool write and
+            // one store write per batch rather than per network read.
+            let mut batch = BytesMut::new();
+            loop {
+                let next = if batch.is_empty() {
+                    body.body.next().await
+                } else {
+                    match body.body.next().now_or_never() {
+                        Some(next) => next,
+                        None => break,
+                    }
+                };
+                match next {
+                    Some(chunk) => batch.extend_from_slice(&chunk.map_err(failed)?),
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                }
+                if batch.len() >= BATCH {
+                    break;
+                }
+            }
+            if batch.is_empty() {
                 continue;
             }
+            let chunk = batch.freeze();
             let end = written + chunk.len() as u64;
             if let Some(declared) = length
                 && end > declared
@@ -528,17 +611,26 @@ impl Task {
                     "{what}: more than the {declared} bytes declared"
                 ))));
             }
-            let to_spool = {
+            hasher.update(&chunk);
+            let to_spool = async {
+                if !spooled {
+                    return Ok(());
+                }
                 let (spool, chunk, at) = (spool.clone(), chunk.clone(), written);
                 tokio::task::spawn_blocking(move || spool.write_all_at(&chunk, at))
+                    .await
+                    .map_err(std::io::Error::other)?
             };
-            let (spooled, stored) = tokio::join!(to_spool, writer.write_all(&chunk));
-            spooled
-                .map_err(|e| failed(self.local(&format!("spooling {what}: {e}"))))?
-                .map_err(|e| failed(self.local(&format!("spooling {what}: {e}"))))?;
-            stored.map_err(|e| failed(self.store_error(e.into())))?;
+            // Flushed, so that readers of the upload's file see the bytes.
+            let to_store = async {
+                writer.write_all(&chunk).await?;
+                writer.flush().await
+            };
+            let (to_spool, to_store) = tokio::join!(to_spool, to_store);
+            to_spool.map_err(|e| failed(self.local(&format!("spooling {what}: {e}"))))?;
+            to_store.map_err(|e| failed(self.store_error(e.into())))?;
             written = end;
-            // Everything but the last byte, which waits for the commit.
+            // Everything but the last byte, which waits for the digest.
             self.flight.status.send_modify(|status| {
                 if let Status::Streaming { readable, .. } = status {
                     *readable = written - 1;
@@ -552,10 +644,21 @@ impl Task {
                 "{what}: the body ended after {written} of the {declared} bytes declared"
             ))));
         }
-        writer
-            .shutdown()
-            .await
-            .map_err(|e| failed(self.store_error(e.into())))?;
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if actual != self.digest.as_str() {
+            return Err(failed(self.protocol(format!(
+                "{what}: the {written} bytes sent hash to {actual}"
+            ))));
+        }
+        // Verified: the clients may have the last byte now, while the bytes
+        // are made durable and committed (the store checks the digest once
+        // more as it commits).
+        self.flight.status.send_replace(Status::Verified {
+            spool: spool.clone(),
+            size: written,
+        });
+        let storing = |e: StorageError| Failure::Storing(self.store_error(e));
+        writer.shutdown().await.map_err(|e| storing(e.into()))?;
         drop(writer);
 
         let request = pin_request();
@@ -563,18 +666,16 @@ impl Task {
         let digest = self.digest.as_str();
         past_tombstones(|| metadata.pin_blob(digest, request))
             .await
-            .map_err(|e| failed(self.store_error(e)))?;
+            .map_err(storing)?;
         undo.pin = Some(request);
         let size = match self.blobs.commit(&id, &self.digest).await {
             Ok(size) => size,
-            Err(StorageError::DigestMismatch { actual }) => {
+            Err(e @ StorageError::DigestMismatch { .. }) => {
                 // The store discarded the session.
                 undo.upload = None;
-                return Err(failed(self.protocol(format!(
-                    "{what}: the {written} bytes sent hash to {actual}"
-                ))));
+                return Err(storing(e));
             }
-            Err(e) => return Err(failed(self.store_error(e))),
+            Err(e) => return Err(storing(e)),
         };
         undo.upload = None;
 
@@ -595,7 +696,7 @@ impl Task {
         if let Err(e) = metadata.unpin(request).await {
             tracing::warn!(digest, request, error = %e, "unpinning a fetched blob");
         }
-        Ok((spool, size))
+        Ok(Stored { spool, size })
     }
 
     async fn create_spool(&self) -> Result<(PathBuf, File), UpstreamError> {
@@ -669,6 +770,15 @@ impl Task {
     fn store_error(&self, e: StorageError) -> UpstreamError {
         self.local(&e.to_string())
     }
+}
+
+/// A read-only handle on an upload's file, which readers keep through the
+/// commit's rename (and an abort's unlink).
+async fn open_for_reading(path: &Path) -> std::io::Result<File> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || File::open(path))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// Unlinks a spool file; readers keep reading through their handle.
@@ -897,11 +1007,11 @@ mod tests {
             assert!(bytes == env.stub.blob, "a reader got other bytes");
         }
         assert_eq!(env.gets(), 1, "one GET for 20 fetches");
+        env.settled().await;
         assert_eq!(env.stored().await, Some(env.stub.blob.len() as u64));
         for repo in &repositories {
             assert!(env.linked(repo).await, "{repo} linked");
         }
-        env.settled().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -921,8 +1031,9 @@ mod tests {
         );
         assert!([&head[..], &rest[..]].concat() == env.stub.blob);
         assert_eq!(env.gets(), 1);
-        assert!(env.linked("hub/first").await && env.linked("hub/late").await);
+        // Readers finish once the bytes verified; storing follows.
         env.settled().await;
+        assert!(env.linked("hub/first").await && env.linked("hub/late").await);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -945,6 +1056,7 @@ mod tests {
         let (bytes, error) = read_all(again.body).await;
         assert!(error.is_none() && bytes == env.stub.blob);
         assert_eq!(env.gets(), 2);
+        env.settled().await;
         assert_eq!(env.stored().await, Some(env.stub.blob.len() as u64));
         assert!(env.linked("hub/a").await);
     }
@@ -1015,7 +1127,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_store_failure_at_the_commit_is_an_error_and_leaves_nothing() {
+    async fn a_store_failure_after_verification_serves_the_bytes_and_stores_nothing() {
         let mut env = env().await;
         env.flights = BlobFlights::new(
             env.dir.path().join("spool"),
@@ -1024,9 +1136,8 @@ mod tests {
         );
         let fetched = env.fetch("slow", "hub/a").await.expect("fetch");
         let (bytes, error) = read_all(fetched.body).await;
-        let error = error.expect("a failed commit ends in an error");
-        assert!(error.to_string().contains("local storage"), "{error}");
-        assert!(bytes.len() < env.stub.blob.len());
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(bytes, env.stub.blob);
         assert_eq!(env.stored().await, None);
         assert!(!env.linked("hub/a").await);
         env.settled().await;
@@ -1050,9 +1161,9 @@ mod tests {
         assert_eq!(fetched.length, None);
         let (bytes, error) = read_all(fetched.body).await;
         assert!(error.is_none() && bytes == env.stub.blob);
+        env.settled().await;
         assert_eq!(env.stored().await, Some(env.stub.blob.len() as u64));
         assert!(env.linked("hub/a").await);
-        env.settled().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

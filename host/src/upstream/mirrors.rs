@@ -30,6 +30,8 @@ pub struct Mirror {
     /// The host name clients know it by (`?ns=`).
     pub registry: Option<String>,
     pub tag_ttl: Duration,
+    /// Cached repositories nobody pulled for this long are forgotten.
+    pub unused_after: Option<Duration>,
     pub client: Arc<Upstream>,
 }
 
@@ -44,7 +46,17 @@ pub struct Mirrors {
     heads: Flights<(usize, String, String), Result<Digest, Failure>>,
     manifests: Flights<(usize, String, String), Result<FetchedManifest, Failure>>,
     blobs: Option<BlobFlights>,
+    /// Where pulls are recorded, and when each cached repository's last
+    /// pull was (so that one is written at most every `note_every`).
+    metadata: Option<Arc<dyn MetadataStore>>,
+    pulled: Mutex<HashMap<String, Instant>>,
+    note_every: Duration,
 }
+
+/// How often a cached repository's pull time is written at most: often
+/// enough for `unused_after` measured in days, rarely enough that pulls
+/// cost no write.
+const NOTE_EVERY: Duration = Duration::from_secs(3600);
 
 impl Mirrors {
     /// No upstreams: every name is local.
@@ -55,6 +67,9 @@ impl Mirrors {
             heads: Flights::default(),
             manifests: Flights::default(),
             blobs: None,
+            metadata: None,
+            pulled: Mutex::default(),
+            note_every: NOTE_EVERY,
         }
     }
 
@@ -92,13 +107,24 @@ impl Mirrors {
                 prefix: proxy.prefix.clone(),
                 registry: proxy.registry.clone(),
                 tag_ttl: proxy.tag_ttl.0,
+                unused_after: proxy.unused_after.map(|span| span.0),
                 client: Arc::new(Upstream::new(&settings)?),
             });
         }
-        let blobs = (!entries.is_empty()).then(|| BlobFlights::new(spool, blobs, metadata));
+        // A quarter of the shortest `unused_after`, so a repository in use
+        // is never forgotten for want of a recorded pull.
+        let note_every = entries
+            .iter()
+            .filter_map(|m| m.unused_after)
+            .map(|d| d / 4)
+            .fold(NOTE_EVERY, Duration::min);
+        let flights =
+            (!entries.is_empty()).then(|| BlobFlights::new(spool, blobs, metadata.clone()));
         Ok(Mirrors {
             entries,
-            blobs,
+            blobs: flights,
+            metadata: Some(metadata),
+            note_every,
             ..Mirrors::none()
         })
     }
@@ -116,6 +142,32 @@ impl Mirrors {
         let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
         let key = (repository.to_owned(), tag.to_owned());
         checked.get(&key).map(Instant::elapsed)
+    }
+
+    /// Records a pull of cached `repository`: in memory at once, in the
+    /// metadata at most every `note_every` (in the background, so the pull
+    /// does not wait for the write).
+    pub fn note_pull(&self, repository: &str) {
+        let Some(metadata) = self.metadata.clone() else {
+            return;
+        };
+        {
+            let mut pulled = self.pulled.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            match pulled.get(repository) {
+                Some(last) if now.duration_since(*last) < self.note_every => return,
+                _ => pulled.insert(repository.to_owned(), now),
+            };
+        }
+        let repository = repository.to_owned();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        tokio::spawn(async move {
+            if let Err(e) = metadata.note_pulled(&repository, now).await {
+                tracing::warn!(repository, error = %e, "recording a pull of a cached repository");
+            }
+        });
     }
 
     fn note_checked(&self, repository: &str, reference: &Reference) {
@@ -195,6 +247,11 @@ impl Mirrors {
             .fetch(&client, remote, digest, repository)
             .await
             .map_err(Arc::new)
+    }
+
+    /// Whether a fetch of blob `digest` is in progress on this host.
+    pub fn blob_in_flight(&self, digest: &Digest) -> bool {
+        self.blobs.as_ref().is_some_and(|f| f.in_flight(digest))
     }
 
     /// Whether the upstream has blob `digest` in `remote` (`HEAD`): what a

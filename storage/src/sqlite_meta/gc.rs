@@ -90,13 +90,18 @@ pub(super) fn mount(conn: &Connection, repo: &str, digest: &str) -> Result<bool>
     Ok(held)
 }
 
-/// True when a manifest of any repository references `digest` or it is a
-/// manifest itself. Blob links alone do not count: a blob only a link
-/// holds is what the upload grace period is for.
+/// True when a manifest of any repository references `digest`, it is a
+/// manifest itself, or a repository that caches an upstream links it.
+/// Other blob links alone do not count: a blob only a link holds is what
+/// the upload grace period is for. A cache stores its manifests without
+/// references (their blobs arrive one pull at a time), so its links are
+/// what hold its blobs, until the cached repository is deleted.
 pub(super) fn is_referenced(conn: &Connection, digest: &str) -> Result<bool> {
     let mut stmt = conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM manifest_refs WHERE digest = ?1)
-             OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)",
+             OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)
+             OR EXISTS (SELECT 1 FROM blob_links l JOIN repositories r ON r.id = l.repo_id
+                        WHERE l.digest = ?1 AND r.origin IS NOT NULL)",
     )?;
     Ok(stmt.query_row([digest], |r| r.get(0))?)
 }
@@ -141,6 +146,8 @@ pub(super) fn waiting(
            AND NOT EXISTS (SELECT 1 FROM gc_pins p WHERE p.digest = q.digest)
            AND NOT EXISTS (SELECT 1 FROM manifest_refs f WHERE f.digest = q.digest)
            AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = q.digest)
+           AND NOT EXISTS (SELECT 1 FROM blob_links l JOIN repositories r ON r.id = l.repo_id
+                           WHERE l.digest = q.digest AND r.origin IS NOT NULL)
          ORDER BY q.digest",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -262,8 +269,11 @@ pub(super) fn adopt(conn: &Connection, present: &[(String, u64)]) -> Result<u64>
 
 /// The condition for a manifest `m` that untagged-manifest collection may
 /// delete: stored before `?1`, no tag, no manifest of its repository
-/// referencing it, and its subject (if any) gone.
+/// referencing it, its subject (if any) gone, and not in a cache of an
+/// upstream (whose manifests by digest, an index's children, are untagged
+/// by nature; `unused_after` forgets those).
 const UNTAGGED: &str = "m.created_at < ?1
+    AND NOT EXISTS (SELECT 1 FROM repositories c WHERE c.id = m.repo_id AND c.origin IS NOT NULL)
     AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest)
     AND NOT EXISTS (SELECT 1 FROM manifest_refs f
                     WHERE f.repo_id = m.repo_id AND f.digest = m.digest)

@@ -1051,3 +1051,64 @@ async fn a_deleted_repository_leaves_its_blobs_to_collection() {
     );
     assert_eq!(meta.cached_repositories().await.expect("cached"), []);
 }
+
+/// A cache stores its manifests without references: its links hold its
+/// blobs, at any grace period, until the cached repository is deleted; and
+/// untagged-manifest collection leaves a cache's manifests (an index's
+/// children are untagged by nature) alone.
+#[tokio::test]
+async fn a_caches_links_hold_its_blobs_until_the_repository_goes() {
+    let (_dir, meta) = store();
+    let (cached, local) = ("sha256:cached", "sha256:local");
+    meta.set_origin("hub/app", "https://registry-1.docker.io")
+        .await
+        .expect("origin");
+    meta.link_blob("hub/app", cached)
+        .await
+        .expect("link cached");
+    meta.link_blob("team/app", local).await.expect("link local");
+    let child = manifest(7, None, None);
+    meta.put_manifest("hub/app", &child, &[], None)
+        .await
+        .expect("put child");
+    assert!(gc(&meta).gc_is_referenced(cached).await.expect("refd"));
+    assert!(!gc(&meta).gc_is_referenced(local).await.expect("refd"));
+
+    let later = at(now()) + 10;
+    assert!(
+        gc(&meta)
+            .gc_untagged(later)
+            .await
+            .expect("untagged")
+            .is_empty()
+    );
+    let lease = lease(&meta).await;
+    let mut condemned = Vec::new();
+    for d in gc(&meta).gc_due(later, ZERO, 100).await.expect("due") {
+        if gc(&meta)
+            .gc_condemn(&lease, &d, later, ZERO)
+            .await
+            .expect("condemn")
+        {
+            condemned.push(d);
+        }
+    }
+    assert_eq!(condemned, [local]);
+    assert!(meta.blob_linked("hub/app", cached).await.expect("linked"));
+
+    assert!(meta.delete_repository("hub/app").await.expect("delete"));
+    let mut condemned = Vec::new();
+    for d in gc(&meta).gc_due(later, ZERO, 100).await.expect("due") {
+        if gc(&meta)
+            .gc_condemn(&lease, &d, later, ZERO)
+            .await
+            .expect("condemn")
+        {
+            condemned.push(d);
+        }
+    }
+    condemned.sort_unstable();
+    let mut expected = vec![cached.to_string(), child.digest.clone()];
+    expected.sort_unstable();
+    assert_eq!(condemned, expected);
+}

@@ -9,10 +9,11 @@ use crate::sandbox::bindings::berth::registry::upstream::{
     FetchedBlob, FetchedManifest, Host, Proxy, UpstreamError as WitUpstreamError,
 };
 use crate::upstream::UpstreamError;
-use crate::upstream::mirrors::Failure;
+use crate::upstream::mirrors::{Failure, Mirrors};
 use berth_oci::Digest;
 use berth_oci::route::Reference;
-use berth_storage::StorageError;
+use berth_storage::{MetadataStore, StorageError};
+use std::sync::Arc;
 use wasmtime_wasi::p2::DynInputStream;
 
 type Answer<T> = wasmtime::Result<Result<T, WitUpstreamError>>;
@@ -88,6 +89,11 @@ impl Host for StorageCtx<'_> {
             .map_err(to_wit))
     }
 
+    async fn note_pull(&mut self, repository: String) -> wasmtime::Result<()> {
+        self.mirrors.note_pull(&repository);
+        Ok(())
+    }
+
     async fn tag_checked(
         &mut self,
         repository: String,
@@ -139,14 +145,9 @@ impl Host for StorageCtx<'_> {
         };
         // Marked before the guest stores anything, so a push can never slip
         // into a repository that is becoming a cache.
-        if let Some(mirror) = self.mirrors.get(proxy)
-            && let Err(e) = self
-                .backends
-                .metadata
-                .set_origin(&repository, mirror.client.url())
-                .await
+        if let Err(e) = mark_cache(self.mirrors, &self.backends.metadata, proxy, &repository).await
         {
-            return Ok(Err(storage(e)));
+            return Ok(Err(e));
         }
         Ok(Ok(FetchedManifest {
             digest: fetched.digest.to_string(),
@@ -171,13 +172,24 @@ impl Host for StorageCtx<'_> {
         // the client left early) are linked once the upstream confirms the
         // blob is in this repository: a mirror must not show what its
         // upstream does not.
-        let stored = match self.backends.blobs.stat(&digest).await {
-            Ok(size) => size,
-            Err(e) => return Ok(Err(storage(e))),
+        // A fetch in progress is joined: its bytes may be committed
+        // already and still being linked.
+        let stored = if self.mirrors.blob_in_flight(&digest) {
+            None
+        } else {
+            match self.backends.blobs.stat(&digest).await {
+                Ok(size) => size,
+                Err(e) => return Ok(Err(storage(e))),
+            }
         };
         if let Some(size) = stored {
             if let Err(e) = self.mirrors.has_blob(id, &remote, &digest).await {
                 return Ok(Err(to_wit_upstream(&e)));
+            }
+            if let Err(e) =
+                mark_cache(self.mirrors, &self.backends.metadata, proxy, &repository).await
+            {
+                return Ok(Err(e));
             }
             let metadata = self.backends.metadata.clone();
             let mounted =
@@ -195,11 +207,36 @@ impl Host for StorageCtx<'_> {
                 Err(e) => return Ok(Err(storage(e))),
             }
         }
-        match self.mirrors.blob(id, &repository, &remote, &digest).await {
-            Ok(blob) => self.blob_answer(blob.length, blob.body),
-            Err(e) => Ok(Err(to_wit_upstream(&e))),
+        let blob = match self.mirrors.blob(id, &repository, &remote, &digest).await {
+            Ok(blob) => blob,
+            Err(e) => return Ok(Err(to_wit_upstream(&e))),
+        };
+        // The upstream has it: the repository is a cache (before the
+        // flight links the blob, so that the link counts as the cache's).
+        if let Err(e) = mark_cache(self.mirrors, &self.backends.metadata, proxy, &repository).await
+        {
+            return Ok(Err(e));
         }
+        self.blob_answer(blob.length, blob.body)
     }
+}
+
+/// Records that `repository` caches upstream `proxy`, once the upstream
+/// showed it has what was asked for: pushes into it are refused from then
+/// on, and garbage collection keeps what it links.
+async fn mark_cache(
+    mirrors: &Mirrors,
+    metadata: &Arc<dyn MetadataStore>,
+    proxy: u32,
+    repository: &str,
+) -> Result<(), WitUpstreamError> {
+    let Some(mirror) = mirrors.get(proxy) else {
+        return Ok(());
+    };
+    metadata
+        .set_origin(repository, mirror.client.url())
+        .await
+        .map_err(storage)
 }
 
 impl StorageCtx<'_> {
