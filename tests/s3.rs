@@ -533,3 +533,65 @@ fn health_follows_the_storage() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().expect("blob").as_ref(), b"still here");
 }
+
+/// The pull-through cache with its blobs on S3 (layout metadata): an
+/// object store cannot be read before a commit, so concurrent first pulls
+/// read the cache's spool; the blob lands in the bucket, and is served from
+/// there once the upstream is gone.
+#[test]
+fn pull_through_cache_on_s3() {
+    let mut upstream = Berth::start();
+    let http = upstream.client();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let layer = common::content::bytes("s3-cache", 8 << 20);
+    let digest = common::sha256_digest(&layer);
+    common::push::image(
+        &http,
+        &upstream.url(),
+        "library/app",
+        "v1",
+        config,
+        std::slice::from_ref(&layer),
+    )
+    .expect("push into the upstream");
+    let prefix = seaweed::unique_prefix("cache");
+    let cache = Berth::builder()
+        .envs(seaweed::shared().berth_env(&prefix, "layout"))
+        .args(&["--proxy", &format!("hub=http://{}", upstream.addr)])
+        .start();
+    let url = format!("{}/v2/hub/library/app/blobs/{digest}", cache.url());
+    let pulls: Vec<_> = (0..5)
+        .map(|_| {
+            let (url, http) = (url.clone(), cache.client());
+            std::thread::spawn(move || http.get(&url).send().and_then(|r| r.bytes()))
+        })
+        .collect();
+    for pull in pulls {
+        let body = pull.join().expect("pull").expect("blob GET");
+        assert!(body[..] == layer[..], "a client got other bytes");
+    }
+    let manifest = cache
+        .client()
+        .get(format!("{}/v2/hub/library/app/manifests/v1", cache.url()))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .expect("manifest GET");
+    assert_eq!(manifest.status(), 200);
+    // Stored in the bucket shortly after the clients have it.
+    upstream.stop();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let resp = cache.client().get(&url).send().expect("blob GET");
+        if resp.status() == 200 {
+            assert!(resp.bytes().expect("body")[..] == layer[..]);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not served from the bucket: {}",
+            resp.status()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -276,6 +276,22 @@ impl BlobStore for FsBlobStore {
         self.session_dir(id).ok().map(|dir| dir.join("data"))
     }
 
+    fn hashes_uploads(&self) -> bool {
+        true
+    }
+
+    async fn upload_digest(&self, id: &str) -> Result<Option<Digest>> {
+        let data = self.session_dir(id)?.join("data");
+        let lease = self.sessions.acquire(id)?;
+        let len = tokio::fs::metadata(&data).await.map_err(not_found)?.len();
+        // The lease hands the state back when it is dropped.
+        Ok(lease
+            .state
+            .as_ref()
+            .filter(|state| state.len == len)
+            .map(|state| Digest::from_sha256(&state.hasher.clone().finalize())))
+    }
+
     async fn commit(&self, id: &str, expected: &Digest) -> Result<u64> {
         let dir = self.session_dir(id)?;
         let mut lease = self.sessions.acquire(id)?;

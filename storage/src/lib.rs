@@ -80,6 +80,21 @@ pub trait BlobStore: Send + Sync + 'static {
     fn upload_file(&self, _id: &str) -> Option<std::path::PathBuf> {
         None
     }
+    /// Whether [`BlobStore::upload_digest`] answers for sessions written
+    /// in one go through `append`: the store hashes bytes as it accepts
+    /// them.
+    fn hashes_uploads(&self) -> bool {
+        false
+    }
+    /// The sha256 of upload session `id`'s bytes so far, from the hash the
+    /// store kept while they were written (no re-read), once its writer is
+    /// shut down; `None` when the store keeps no such hash. A commit after
+    /// this does not hash again, so a caller that must know the digest
+    /// before the bytes are durable (the pull-through cache) asks here
+    /// instead of hashing them twice.
+    async fn upload_digest(&self, _id: &str) -> Result<Option<Digest>> {
+        Ok(None)
+    }
     /// Every committed blob, in no particular order, streamed (a store may
     /// hold millions). Used by garbage collection, fsck and usage reports.
     async fn list_blobs(&self) -> Result<BlobListing>;

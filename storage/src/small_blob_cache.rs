@@ -144,6 +144,14 @@ impl<S: BlobStore> BlobStore for SmallBlobCache<S> {
         self.inner.upload_file(id)
     }
 
+    fn hashes_uploads(&self) -> bool {
+        self.inner.hashes_uploads()
+    }
+
+    async fn upload_digest(&self, id: &str) -> Result<Option<Digest>> {
+        self.inner.upload_digest(id).await
+    }
+
     async fn list_blobs(&self) -> Result<BlobListing> {
         self.inner.list_blobs().await
     }

@@ -572,7 +572,9 @@ impl Task {
         });
 
         let failed = |e: UpstreamError| Failure::Body(e);
-        let mut hasher = Sha256::new();
+        // The store hashes what it accepts where it can tell the digest
+        // before the commit; hashing here too would cost a second pass.
+        let mut hasher = (!self.blobs.hashes_uploads()).then(Sha256::new);
         let mut written = 0u64;
         let mut ended = false;
         while !ended {
@@ -611,7 +613,9 @@ impl Task {
                     "{what}: more than the {declared} bytes declared"
                 ))));
             }
-            hasher.update(&chunk);
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&chunk);
+            }
             let to_spool = async {
                 if !spooled {
                     return Ok(());
@@ -621,22 +625,22 @@ impl Task {
                     .await
                     .map_err(std::io::Error::other)?
             };
-            // Flushed, so that readers of the upload's file see the bytes.
-            let to_store = async {
-                writer.write_all(&chunk).await?;
-                writer.flush().await
-            };
-            let (to_spool, to_store) = tokio::join!(to_spool, to_store);
+            let (to_spool, to_store) = tokio::join!(to_spool, writer.write_all(&chunk));
             to_spool.map_err(|e| failed(self.local(&format!("spooling {what}: {e}"))))?;
             to_store.map_err(|e| failed(self.store_error(e.into())))?;
+            // What readers may read: the spool has this batch; the upload's
+            // file has what the writer finished, which is at least every
+            // earlier batch (it writes one batch while the next arrives).
+            // Never the last byte, which waits for the digest.
+            let readable = if spooled { end } else { written };
             written = end;
-            // Everything but the last byte, which waits for the digest.
-            self.flight.status.send_modify(|status| {
-                if let Status::Streaming { readable, .. } = status {
-                    *readable = written - 1;
-                }
-            });
+            self.publish(readable.min(written - 1));
         }
+        writer
+            .flush()
+            .await
+            .map_err(|e| failed(self.store_error(e.into())))?;
+        self.publish(written.saturating_sub(1));
         if let Some(declared) = length
             && written != declared
         {
@@ -644,22 +648,38 @@ impl Task {
                 "{what}: the body ended after {written} of the {declared} bytes declared"
             ))));
         }
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-        if actual != self.digest.as_str() {
+        writer
+            .shutdown()
+            .await
+            .map_err(|e| failed(self.store_error(e.into())))?;
+        drop(writer);
+        let actual = match hasher {
+            Some(hasher) => Some(format!("sha256:{}", hex::encode(hasher.finalize()))),
+            None => self
+                .blobs
+                .upload_digest(&id)
+                .await
+                .map_err(|e| failed(self.store_error(e)))?
+                .map(|d| d.to_string()),
+        };
+        if let Some(actual) = &actual
+            && actual != self.digest.as_str()
+        {
             return Err(failed(self.protocol(format!(
                 "{what}: the {written} bytes sent hash to {actual}"
             ))));
         }
         // Verified: the clients may have the last byte now, while the bytes
-        // are made durable and committed (the store checks the digest once
-        // more as it commits).
-        self.flight.status.send_replace(Status::Verified {
-            spool: spool.clone(),
-            size: written,
-        });
+        // are made durable and committed. A store that could not tell the
+        // digest verifies it as it commits, and the clients wait for that.
+        let verified = actual.is_some();
+        if verified {
+            self.flight.status.send_replace(Status::Verified {
+                spool: spool.clone(),
+                size: written,
+            });
+        }
         let storing = |e: StorageError| Failure::Storing(self.store_error(e));
-        writer.shutdown().await.map_err(|e| storing(e.into()))?;
-        drop(writer);
 
         let request = pin_request();
         let metadata = self.metadata.as_ref();
@@ -670,10 +690,15 @@ impl Task {
         undo.pin = Some(request);
         let size = match self.blobs.commit(&id, &self.digest).await {
             Ok(size) => size,
-            Err(e @ StorageError::DigestMismatch { .. }) => {
+            Err(StorageError::DigestMismatch { actual }) => {
                 // The store discarded the session.
                 undo.upload = None;
-                return Err(storing(e));
+                let e = self.protocol(format!("{what}: the {written} bytes sent hash to {actual}"));
+                return Err(if verified {
+                    Failure::Storing(e)
+                } else {
+                    failed(e)
+                });
             }
             Err(e) => return Err(storing(e)),
         };
@@ -721,6 +746,15 @@ impl Task {
         .map_err(|e| self.local(&format!("creating a spool file: {e}")))?
         .map_err(|e| self.local(&format!("creating spool file {}: {e}", path.display())))?;
         Ok((path, file))
+    }
+
+    /// Lets readers read the first `readable` bytes.
+    fn publish(&self, readable: u64) {
+        self.flight.status.send_modify(|status| {
+            if let Status::Streaming { readable: now, .. } = status {
+                *now = readable.max(*now);
+            }
+        });
     }
 
     /// Undoes what a failed flight did: nothing of it stays stored.

@@ -480,3 +480,36 @@ async fn uploads_listing_falls_back_to_directory_time() {
     }
     assert!(store.list_uploads().await.expect("list").is_empty());
 }
+
+/// The digest a session's bytes have, from the hash kept while they were
+/// written, readable through `upload_file` as they are: what the
+/// pull-through cache verifies before the commit makes them durable.
+#[tokio::test]
+async fn upload_digest_and_file_follow_the_writes() {
+    let (_dir, store) = store();
+    assert!(store.hashes_uploads());
+    let id = store.create_upload().await.expect("create");
+    let file = store.upload_file(&id).expect("a local file");
+    let (first, second) = (b"hello ".to_vec(), b"world".to_vec());
+    append_all(&store, &id, &first).await;
+    assert_eq!(
+        store.upload_digest(&id).await.expect("digest"),
+        Some(digest_of(&first))
+    );
+    append_all(&store, &id, &second).await;
+    let whole = [first, second].concat();
+    assert_eq!(std::fs::read(&file).expect("read the upload's file"), whole);
+    assert_eq!(
+        store.upload_digest(&id).await.expect("digest"),
+        Some(digest_of(&whole))
+    );
+    // The commit uses the same hash, and the blob is what was written.
+    assert_eq!(
+        store.commit(&id, &digest_of(&whole)).await.expect("commit"),
+        whole.len() as u64
+    );
+    assert!(matches!(
+        store.upload_digest(&id).await,
+        Err(StorageError::NotFound)
+    ));
+}
