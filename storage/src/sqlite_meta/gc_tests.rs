@@ -100,6 +100,21 @@ const GRACE: GracePeriods = GracePeriods {
 };
 
 /// Seconds `t` as the u64 the trait takes.
+/// Condemns every blob due at `later` at zero grace; the digests taken.
+async fn condemn_due(meta: &SqliteMetadata, lease: &GcLease, later: u64) -> Vec<String> {
+    let mut condemned = Vec::new();
+    for d in gc(meta).gc_due(later, ZERO, 100).await.expect("due") {
+        if gc(meta)
+            .gc_condemn(lease, &d, later, ZERO)
+            .await
+            .expect("condemn")
+        {
+            condemned.push(d);
+        }
+    }
+    condemned
+}
+
 fn at(t: i64) -> u64 {
     u64::try_from(t).expect("non-negative time")
 }
@@ -1013,16 +1028,7 @@ async fn a_deleted_repository_leaves_its_blobs_to_collection() {
 
     let lease = lease(&meta).await;
     let later = at(now()) + 10;
-    let mut condemned = Vec::new();
-    for d in gc(&meta).gc_due(later, ZERO, 100).await.expect("due") {
-        if gc(&meta)
-            .gc_condemn(&lease, &d, later, ZERO)
-            .await
-            .expect("condemn")
-        {
-            condemned.push(d);
-        }
-    }
+    let mut condemned = condemn_due(&meta, &lease, later).await;
     condemned.sort_unstable();
     let mut expected = vec![
         cfg.to_string(),
@@ -1083,30 +1089,12 @@ async fn a_caches_links_hold_its_blobs_until_the_repository_goes() {
             .is_empty()
     );
     let lease = lease(&meta).await;
-    let mut condemned = Vec::new();
-    for d in gc(&meta).gc_due(later, ZERO, 100).await.expect("due") {
-        if gc(&meta)
-            .gc_condemn(&lease, &d, later, ZERO)
-            .await
-            .expect("condemn")
-        {
-            condemned.push(d);
-        }
-    }
+    let condemned = condemn_due(&meta, &lease, later).await;
     assert_eq!(condemned, [local]);
     assert!(meta.blob_linked("hub/app", cached).await.expect("linked"));
 
     assert!(meta.delete_repository("hub/app").await.expect("delete"));
-    let mut condemned = Vec::new();
-    for d in gc(&meta).gc_due(later, ZERO, 100).await.expect("due") {
-        if gc(&meta)
-            .gc_condemn(&lease, &d, later, ZERO)
-            .await
-            .expect("condemn")
-        {
-            condemned.push(d);
-        }
-    }
+    let mut condemned = condemn_due(&meta, &lease, later).await;
     condemned.sort_unstable();
     let mut expected = vec![cached.to_string(), child.digest.clone()];
     expected.sort_unstable();
