@@ -61,7 +61,10 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     for line in text.split_inclusive('\n') {
         let end = start + line.len();
         let trimmed = line.trim();
-        if let Some(header) = trimmed.strip_prefix('[').and_then(|h| h.split(']').next()) {
+        // `[table]` and `[[array.of.tables]]` alike.
+        if trimmed.starts_with('[')
+            && let Some(header) = trimmed.trim_start_matches('[').split(']').next()
+        {
             table = header.trim().to_string();
         }
         if (start..end).contains(&offset) || end == text.len() && offset >= end {
@@ -145,7 +148,7 @@ fn segments(key: &str) -> Vec<Segment<'_>> {
 
 #[cfg(test)]
 mod tests {
-    use super::line_of;
+    use super::{key_at, line_of};
 
     const FILE: &str = "\
 [server]
@@ -179,5 +182,20 @@ settings = { patern = [\"v*\"] }
         // Not written: the nearest table that is (a `[[table]]` header).
         assert_eq!(line_of(FILE, "auth.rules[1].actions"), Some(12));
         assert_eq!(line_of(FILE, "storage.root"), None);
+    }
+
+    /// An array of tables names its key without the brackets.
+    #[test]
+    fn names_the_key_under_an_array_of_tables() {
+        let at = |needle: &str| FILE.find(needle).expect("in FILE");
+        assert_eq!(
+            key_at(FILE, at("patern")).as_deref(),
+            Some("plugins.settings")
+        );
+        assert_eq!(
+            key_at(FILE, at("groups = [")).as_deref(),
+            Some("auth.rules.groups")
+        );
+        assert_eq!(key_at(FILE, at("addr")).as_deref(), Some("server.addr"));
     }
 }
