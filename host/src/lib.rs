@@ -129,10 +129,7 @@ fn spawn_forget(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            match maintenance::forget::run(backends.metadata.as_ref(), &rules, now).await {
+            match maintenance::forget::run(backends.metadata.as_ref(), &rules, gc::now()).await {
                 Ok(forgotten) if !forgotten.is_empty() => {
                     tracing::info!(?forgotten, "forgot cached repositories nobody pulled");
                 }

@@ -94,7 +94,7 @@ fn prefixed(name: &str, proxies: &[Proxy]) -> Option<Mirror> {
 
 /// Whether the store has repository `name` (`list-tags` answers none only
 /// for unknown repositories).
-fn exists(name: &str) -> Result<bool, ApiError> {
+pub fn exists(name: &str) -> Result<bool, ApiError> {
     let page = Page {
         last: None,
         n: Some(0),

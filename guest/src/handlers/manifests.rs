@@ -15,7 +15,7 @@ use super::{Call, admission, cache, manifest_store};
 use crate::error;
 use crate::http::{self, Body, ReadError, Request, Response};
 use crate::storage::blobs;
-use crate::storage::metadata::{self, ManifestInfo, Page};
+use crate::storage::metadata::{self, ManifestInfo};
 use berth_oci::ApiError;
 use berth_oci::Digest;
 use berth_oci::grammar;
@@ -152,16 +152,10 @@ fn lookup(name: &str, reference: &Reference) -> Result<ManifestInfo, ApiError> {
 /// MANIFEST_UNKNOWN, or NAME_UNKNOWN when the repository does not exist at
 /// all (`list-tags` answers none only for unknown repositories).
 fn unknown(name: &str) -> ApiError {
-    match metadata::list_tags(
-        name,
-        &Page {
-            last: None,
-            n: Some(0),
-        },
-    ) {
-        Ok(None) => ApiError::NameUnknown,
-        Ok(Some(_)) => ApiError::ManifestUnknown,
-        Err(e) => e.into(),
+    match cache::exists(name) {
+        Ok(false) => ApiError::NameUnknown,
+        Ok(true) => ApiError::ManifestUnknown,
+        Err(e) => e,
     }
 }
 

@@ -1,6 +1,6 @@
 //! `berth:registry/upstream` on the server's [`Mirrors`]: the fetches the
-//! guest's cache logic asks for. Upstream failures are logged here, once,
-//! and cross as words that name the upstream.
+//! guest's cache logic asks for. Upstream failures are logged once (here,
+//! or by the blob flight for its fetches) and cross as words naming it.
 
 use super::{BlobSource, StorageCtx, to_wit};
 use crate::backends::past_tombstones;
@@ -18,28 +18,37 @@ use wasmtime_wasi::p2::DynInputStream;
 
 type Answer<T> = wasmtime::Result<Result<T, WitUpstreamError>>;
 
-/// An upstream failure as the guest sees it. Temporary ones (the guest may
-/// serve what it cached) are warnings, the rest errors.
+/// An upstream failure as the guest sees it, logged here: temporary ones
+/// (the guest may serve what it cached) as warnings, the rest as errors.
 fn to_wit_upstream(err: &Failure) -> WitUpstreamError {
+    let wit = classify(err);
+    match &wit {
+        WitUpstreamError::Denied(words) => {
+            tracing::error!(error = %words, "upstream refused the configured credentials");
+        }
+        WitUpstreamError::Unavailable(words) => {
+            tracing::warn!(error = %words, "upstream unavailable");
+        }
+        WitUpstreamError::Invalid(words) => {
+            tracing::error!(error = %words, "upstream answered something unusable");
+        }
+        WitUpstreamError::NotFound | WitUpstreamError::Storage(_) => {}
+    }
+    wit
+}
+
+/// An upstream failure as the guest sees it, unlogged: for failures the
+/// blob flight has logged with its own context.
+fn classify(err: &Failure) -> WitUpstreamError {
     let words = err.to_string();
     match err.as_ref() {
         UpstreamError::NotFound { .. } => WitUpstreamError::NotFound,
-        UpstreamError::Unauthorized { .. } => {
-            tracing::error!(error = %words, "upstream refused the configured credentials");
-            WitUpstreamError::Denied(words)
-        }
+        UpstreamError::Unauthorized { .. } => WitUpstreamError::Denied(words),
         UpstreamError::Unreachable { .. } | UpstreamError::Tls { .. } => {
-            tracing::warn!(error = %words, "upstream unavailable");
             WitUpstreamError::Unavailable(words)
         }
-        e if e.is_temporary() => {
-            tracing::warn!(error = %words, "upstream unavailable");
-            WitUpstreamError::Unavailable(words)
-        }
-        _ => {
-            tracing::error!(error = %words, "upstream answered something unusable");
-            WitUpstreamError::Invalid(words)
-        }
+        e if e.is_temporary() => WitUpstreamError::Unavailable(words),
+        _ => WitUpstreamError::Invalid(words),
     }
 }
 
@@ -209,7 +218,8 @@ impl Host for StorageCtx<'_> {
         }
         let blob = match self.mirrors.blob(id, &repository, &remote, &digest).await {
             Ok(blob) => blob,
-            Err(e) => return Ok(Err(to_wit_upstream(&e))),
+            // The flight logged it, with the digest and the time it took.
+            Err(e) => return Ok(Err(classify(&e))),
         };
         // The upstream has it: the repository is a cache (before the
         // flight links the blob, so that the link counts as the cache's).
