@@ -270,28 +270,57 @@ fn blob_get_redirects_to_presigned_url() {
     skopeo_pull_and_compare(&berth, &image, "redir/app");
 }
 
-/// An upload body that, after `halfway_at` bytes, says so and waits until
-/// the test has stopped the store before sending the rest.
-struct StopsHalfway {
-    left: usize,
+/// A PATCH of `len` bytes over a plain socket that, after `halfway_at`
+/// bytes, says so and waits until the test has stopped the store before
+/// sending the rest. The server may answer before it has read the whole
+/// body (its store failed): an HTTP client library then reports its broken
+/// body instead of the answer, so this one writes what it can and reads the
+/// answer anyway. Returns the status and the body.
+fn patch_stopping_halfway(
+    addr: &str,
+    path: &str,
+    len: usize,
     halfway_at: usize,
-    halfway: Option<mpsc::Sender<()>>,
+    halfway: mpsc::Sender<()>,
     stopped: mpsc::Receiver<()>,
-}
-
-impl std::io::Read for StopsHalfway {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.left <= self.halfway_at
-            && let Some(halfway) = self.halfway.take()
-        {
-            let _ = halfway.send(());
-            let _ = self.stopped.recv();
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("read timeout");
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/octet-stream\r\n\
+         content-length: {len}\r\nconnection: close\r\n\r\n"
+    );
+    let chunk = vec![0x5a; 64 << 10];
+    let send = |conn: &mut std::net::TcpStream, mut n: usize| -> std::io::Result<()> {
+        while n > 0 {
+            let part = n.min(chunk.len());
+            conn.write_all(&chunk[..part])?;
+            n -= part;
         }
-        let n = buf.len().min(self.left).min(64 << 10);
-        buf[..n].fill(0x5a);
-        self.left -= n;
-        Ok(n)
-    }
+        Ok(())
+    };
+    let sent = conn
+        .write_all(head.as_bytes())
+        .and_then(|()| send(&mut conn, halfway_at));
+    let _ = halfway.send(());
+    let _ = stopped.recv();
+    // A write error here is the server having answered already.
+    let _ = sent.and_then(|()| send(&mut conn, len - halfway_at));
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
 
 fn header(resp: &reqwest::blocking::Response, name: &str) -> String {
@@ -485,29 +514,18 @@ fn health_follows_the_storage() {
         .send()
         .expect("POST upload");
     assert_eq!(session.status(), 202);
-    let url = format!("{}{}", berth.url(), header(&session, "location"));
+    let path = header(&session, "location");
+    let addr = berth.url().trim_start_matches("http://").to_owned();
     let (halfway, stopped) = (mpsc::channel(), mpsc::channel());
-    let body = StopsHalfway {
-        // A short rest, so the client has sent it all by the time the
-        // server answers (an early answer would reset the connection).
-        left: 26 << 20,
-        halfway_at: 2 << 20,
-        halfway: Some(halfway.0),
-        stopped: stopped.1,
-    };
     let patch = std::thread::spawn(move || {
-        no_redirects()
-            .patch(url)
-            .header("content-type", "application/octet-stream")
-            .body(reqwest::blocking::Body::new(body))
-            .send()
+        patch_stopping_halfway(&addr, &path, 26 << 20, 24 << 20, halfway.0, stopped.1)
     });
     halfway.1.recv().expect("the body reached halfway");
     s3.stop();
     stopped.0.send(()).expect("tell the body");
-    let resp = patch.join().expect("PATCH thread").expect("PATCH");
-    assert_eq!(resp.status(), 503);
-    let body: serde_json::Value = resp.json().expect("error body");
+    let (status, body) = patch.join().expect("PATCH thread");
+    assert_eq!(status, 503, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("error body");
     assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
 
     let resp = http
