@@ -29,6 +29,143 @@ pub enum Command {
     /// The registry guest component, for other Wasm runtimes.
     #[command(subcommand)]
     Guest(GuestCommand),
+    /// Write images from the store as an OCI image layout (a directory, or
+    /// a tar archive when OUT ends in .tar, .tar.gz or .tar.zst), or as
+    /// `docker load` takes it (--format docker).
+    Export(ExportArgs),
+    /// Store the images of an OCI image layout (directory or tar, plain,
+    /// gzip or zstd) or of a `docker save` archive, verifying every digest.
+    Import(ImportArgs),
+    /// Copy images (every platform, and their referrers) from an upstream
+    /// registry into the store, under the names a proxy prefix gives them.
+    Sync(SyncArgs),
+    /// Ask a running server whether it is healthy (its /health), for a
+    /// container's HEALTHCHECK: exit status 0 when it answers 200.
+    Health(HealthArgs),
+}
+
+/// Progress output of the transfer commands.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ProgressArgs {
+    /// No progress bar or progress lines; errors and the summary only.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Where to write: a directory, or OUT.tar, OUT.tar.gz, OUT.tar.zst.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+    /// Images: REPO:TAG, REPO@DIGEST, or REPO for every tag of it.
+    #[arg(value_name = "REF", required_unless_present = "all")]
+    pub refs: Vec<String>,
+    /// Every tagged image of every repository.
+    #[arg(long, conflicts_with = "refs")]
+    pub all: bool,
+    /// Leave referrers (signatures, SBOMs) out.
+    #[arg(long)]
+    pub no_referrers: bool,
+    /// `oci` (an OCI image layout) or `docker` (what `docker load` takes,
+    /// one platform per image).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Oci)]
+    pub format: ExportFormat,
+    /// The platform --format docker picks from a multi-platform image
+    /// [default: linux/amd64].
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExportFormat {
+    #[default]
+    Oci,
+    Docker,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// An OCI image layout (directory or tar, plain, gzip or zstd) or a
+    /// `docker save` archive.
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+    /// Check every digest of the archive; store nothing.
+    #[arg(long)]
+    pub verify_only: bool,
+    /// Put every repository under this prefix (`mirror` makes `app:1`
+    /// `mirror/app:1`).
+    #[arg(long, value_name = "PREFIX")]
+    pub repo_prefix: Option<String>,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The upstream: a configured [[proxy]]'s prefix, or a registry URL
+    /// (https://registry.example.com).
+    #[arg(long, value_name = "PREFIX|URL")]
+    pub from: String,
+    /// Images upstream: NAME:TAG, NAME@DIGEST, or NAME for every tag.
+    #[arg(value_name = "REF", required = true)]
+    pub refs: Vec<String>,
+    /// Store them under this prefix [default: the proxy's prefix when
+    /// --from names one, else none].
+    #[arg(long, value_name = "PREFIX")]
+    pub repo_prefix: Option<String>,
+    /// Login for a URL upstream (a proxy's come from its configuration).
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// A file holding the password for --username.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Leave referrers (signatures, SBOMs) out.
+    #[arg(long)]
+    pub no_referrers: bool,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct HealthArgs {
+    /// The server's URL [default: from the configuration's address, as
+    /// http(s)://127.0.0.1:PORT].
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+impl ExportArgs {
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        self.store.resolve(Overrides::default())
+    }
+}
+
+impl ImportArgs {
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        self.store.resolve(Overrides::default())
+    }
+}
+
+impl SyncArgs {
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        self.store.resolve(Overrides::default())
+    }
+}
+
+impl HealthArgs {
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        self.store.resolve(Overrides::default())
+    }
 }
 
 #[derive(Subcommand, Debug)]

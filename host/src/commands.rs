@@ -224,3 +224,9 @@ mod tests {
         assert_eq!(span(u64::MAX), "ever");
     }
 }
+
+/// `berth health`: whether the server the configuration describes answers
+/// 200 on /health.
+pub async fn health(_config: &Config, _url: Option<&str>) -> std::process::ExitCode {
+    std::process::ExitCode::FAILURE
+}

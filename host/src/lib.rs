@@ -12,6 +12,7 @@ pub mod maintenance;
 pub mod preflight;
 pub mod sandbox;
 pub mod store_root;
+pub mod transfer;
 pub mod upstream;
 
 use front::{auth, client, limits, listener, server, tls};

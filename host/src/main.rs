@@ -38,6 +38,25 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             init_logging(&config);
             berth::commands::du(&config, args.json).await?;
         }
+        Command::Export(args) => {
+            let config = args.resolve()?;
+            init_logging(&config);
+            berth::transfer::export::run(&config, &args).await?;
+        }
+        Command::Import(args) => {
+            let config = args.resolve()?;
+            init_logging(&config);
+            berth::transfer::import::run(&config, &args).await?;
+        }
+        Command::Sync(args) => {
+            let config = args.resolve()?;
+            init_logging(&config);
+            berth::transfer::sync::run(&config, &args).await?;
+        }
+        Command::Health(args) => {
+            let config = args.resolve()?;
+            return Ok(berth::commands::health(&config, args.url.as_deref()).await);
+        }
         Command::Guest(GuestCommand::Export { standalone, file }) => {
             logging::init(&LogConfig::default());
             berth::commands::export_guest(&file, standalone)?;

@@ -1,0 +1,1 @@
+//! Putting blobs and manifests into the store the way a push does.
