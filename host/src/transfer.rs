@@ -12,5 +12,6 @@
 
 pub mod export;
 pub mod import;
+pub mod progress;
 pub mod store;
 pub mod sync;

@@ -1,0 +1,230 @@
+//! Progress of a transfer command (`export`, `import`, `sync`): a bar with
+//! bytes, rate and time left on a terminal; plain lines every few seconds
+//! and at the end when stderr is not one (a log file, CI); nothing but the
+//! summary with `--quiet`.
+//!
+//! Progress goes to stderr. Notes (one line per image done or refused)
+//! and the summary go to stdout, printed above the bar so it does not tear.
+//! A [`Progress`] is cheap to clone and may be fed from any thread
+//! (tokio tasks and the blocking threads that read and write archives).
+
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a plain progress line is printed when stderr is no terminal.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// The progress of one command.
+#[derive(Clone)]
+pub struct Progress {
+    inner: Arc<Inner>,
+}
+
+enum Inner {
+    Bar(ProgressBar),
+    Plain(Plain),
+    Quiet,
+}
+
+struct Plain {
+    label: String,
+    total: AtomicU64,
+    done: AtomicU64,
+    started: Instant,
+    /// When the last line was printed.
+    last: Mutex<Instant>,
+}
+
+/// `u64::MAX` stands for "no total known" in [`Plain::total`].
+const NO_TOTAL: u64 = u64::MAX;
+
+impl Progress {
+    /// Progress over `total_bytes` (when known), shown as `label`.
+    pub fn new(total_bytes: Option<u64>, quiet: bool, label: &str) -> Self {
+        let inner = if quiet {
+            Inner::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Inner::Bar(bar(total_bytes, label))
+        } else {
+            let now = Instant::now();
+            Inner::Plain(Plain {
+                label: label.to_owned(),
+                total: AtomicU64::new(total_bytes.unwrap_or(NO_TOTAL)),
+                done: AtomicU64::new(0),
+                started: now,
+                last: Mutex::new(now),
+            })
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Progress that shows nothing, for tests and library callers.
+    pub fn hidden() -> Self {
+        Self {
+            inner: Arc::new(Inner::Quiet),
+        }
+    }
+
+    /// `bytes` more were moved (or skipped because already there).
+    pub fn add(&self, bytes: u64) {
+        match &*self.inner {
+            Inner::Bar(bar) => bar.inc(bytes),
+            Inner::Plain(plain) => {
+                plain.done.fetch_add(bytes, Ordering::Relaxed);
+                plain.maybe_print();
+            }
+            Inner::Quiet => {}
+        }
+    }
+
+    /// The total became known, or changed.
+    pub fn set_total(&self, total_bytes: u64) {
+        match &*self.inner {
+            Inner::Bar(bar) => {
+                bar.set_length(total_bytes);
+                bar.set_style(bar_style(true));
+            }
+            Inner::Plain(plain) => plain.total.store(total_bytes, Ordering::Relaxed),
+            Inner::Quiet => {}
+        }
+    }
+
+    /// One line about what happened (an image stored, a blob skipped), on
+    /// stdout above the bar; nothing with `--quiet`.
+    pub fn note(&self, line: &str) {
+        match &*self.inner {
+            Inner::Bar(bar) => bar.suspend(|| println!("{line}")),
+            Inner::Plain(_) => println!("{line}"),
+            Inner::Quiet => {}
+        }
+    }
+
+    /// A problem, on stderr whatever `--quiet` says.
+    pub fn warn(&self, line: &str) {
+        match &*self.inner {
+            Inner::Bar(bar) => bar.suspend(|| eprintln!("{line}")),
+            _ => eprintln!("{line}"),
+        }
+    }
+
+    /// Ends the progress (a last plain line when not on a terminal) and
+    /// prints `summary` on stdout, also with `--quiet`.
+    pub fn finish(&self, summary: &str) {
+        match &*self.inner {
+            Inner::Bar(bar) => bar.finish_and_clear(),
+            Inner::Plain(plain) => plain.print(),
+            Inner::Quiet => {}
+        }
+        println!("{summary}");
+    }
+}
+
+fn bar(total: Option<u64>, label: &str) -> ProgressBar {
+    let bar = match total {
+        Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+    };
+    bar.set_style(bar_style(total.is_some()));
+    bar.set_message(label.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+const WITH_TOTAL: &str =
+    "{msg} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta} left";
+const WITHOUT_TOTAL: &str = "{spinner} {msg} {binary_bytes} {binary_bytes_per_sec} {elapsed}";
+
+fn bar_style(total_known: bool) -> ProgressStyle {
+    let template = if total_known {
+        WITH_TOTAL
+    } else {
+        WITHOUT_TOTAL
+    };
+    // The templates are constants; a bad one is a bug caught by the tests.
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+impl Plain {
+    fn maybe_print(&self) {
+        let Ok(mut last) = self.last.try_lock() else {
+            // Someone else is printing right now.
+            return;
+        };
+        if last.elapsed() >= PLAIN_EVERY {
+            *last = Instant::now();
+            drop(last);
+            self.print();
+        }
+    }
+
+    fn print(&self) {
+        eprintln!(
+            "{}",
+            plain_line(
+                &self.label,
+                self.done.load(Ordering::Relaxed),
+                Some(self.total.load(Ordering::Relaxed)).filter(|&t| t != NO_TOTAL),
+                self.started.elapsed(),
+            )
+        );
+    }
+}
+
+/// `label: 12.0 MiB of 100.0 MiB (12%), 4.0 MiB/s, 22s left`.
+fn plain_line(label: &str, done: u64, total: Option<u64>, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    let rate = done as f64 / secs;
+    let mut line = format!("{label}: {}", HumanBytes(done));
+    if let Some(total) = total {
+        let percent = if total == 0 {
+            100
+        } else {
+            (done.min(total) * 100 / total) as u32
+        };
+        line += &format!(" of {} ({percent}%)", HumanBytes(total));
+    }
+    line += &format!(", {}/s", HumanBytes(rate as u64));
+    match total {
+        Some(total) if total > done && rate >= 1.0 => {
+            let left = ((total - done) as f64 / rate).ceil() as u64;
+            line += &format!(", {left}s left");
+        }
+        _ => line += &format!(", {:.1}s", elapsed.as_secs_f64()),
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_say_bytes_rate_and_time_left() {
+        let line = plain_line("import", 10 << 20, Some(40 << 20), Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "import: 10.00 MiB of 40.00 MiB (25%), 5.00 MiB/s, 6s left"
+        );
+        let open = plain_line("sync", 3 << 20, None, Duration::from_secs(3));
+        assert_eq!(open, "sync: 3.00 MiB, 1.00 MiB/s, 3.0s");
+        let done = plain_line("export", 40, Some(40), Duration::from_secs(1));
+        assert!(done.starts_with("export: 40 B of 40 B (100%)"), "{done}");
+    }
+
+    #[test]
+    fn bar_templates_parse() {
+        for template in [WITH_TOTAL, WITHOUT_TOTAL] {
+            assert!(ProgressStyle::with_template(template).is_ok(), "{template}");
+        }
+        let p = Progress::hidden();
+        p.add(5);
+        p.set_total(10);
+    }
+}
