@@ -83,26 +83,7 @@ impl Mirrors {
     ) -> Result<Mirrors, UpstreamError> {
         let mut entries = Vec::with_capacity(proxies.len());
         for proxy in proxies {
-            let config = |reason: String| UpstreamError::Config {
-                upstream: proxy.url.clone(),
-                reason,
-            };
-            let password = proxy
-                .password()
-                .map_err(|e| config(format!("reading its password file: {e}")))?;
-            if proxy.insecure {
-                tracing::warn!(
-                    upstream = %proxy.url,
-                    "certificates of this upstream are NOT verified (proxy insecure = true)"
-                );
-            }
-            let settings = UpstreamSettings {
-                username: proxy.username.clone(),
-                password,
-                ca_file: proxy.ca_file.clone(),
-                insecure: proxy.insecure,
-                ..UpstreamSettings::new(&proxy.url)
-            };
+            let settings = UpstreamSettings::from_proxy(proxy)?;
             entries.push(Mirror {
                 prefix: proxy.prefix.clone(),
                 registry: proxy.registry.clone(),

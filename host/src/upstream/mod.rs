@@ -21,6 +21,7 @@ mod auth;
 mod challenge;
 mod error;
 pub mod flight;
+pub mod listing;
 pub mod mirrors;
 mod tokens;
 
@@ -79,6 +80,30 @@ impl UpstreamSettings {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl UpstreamSettings {
+    /// How a `[[proxy]]` entry reaches its upstream. Reads the password
+    /// file now, so a bad one fails here.
+    pub fn from_proxy(proxy: &crate::config::ProxyConfig) -> Result<Self, UpstreamError> {
+        let password = proxy.password().map_err(|e| UpstreamError::Config {
+            upstream: proxy.url.clone(),
+            reason: format!("reading its password file: {e}"),
+        })?;
+        if proxy.insecure {
+            tracing::warn!(
+                upstream = %proxy.url,
+                "certificates of this upstream are NOT verified (proxy insecure = true)"
+            );
+        }
+        Ok(UpstreamSettings {
+            username: proxy.username.clone(),
+            password,
+            ca_file: proxy.ca_file.clone(),
+            insecure: proxy.insecure,
+            ..UpstreamSettings::new(&proxy.url)
+        })
     }
 }
 
