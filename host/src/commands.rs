@@ -3,6 +3,7 @@
 //! server uses it; unlike `serve`, none creates a store (`store_root.rs`).
 
 use crate::config::Config;
+use crate::health_probe;
 use crate::maintenance::{fsck, gc, usage};
 use crate::store_root;
 use std::io::Write as _;
@@ -208,6 +209,31 @@ pub fn export_guest(file: &std::path::Path, standalone: bool) -> anyhow::Result<
     Ok(())
 }
 
+/// `berth health`: whether the server the configuration describes (or
+/// `url`) answers 200 on /health; one line either way, for a container's
+/// HEALTHCHECK log.
+pub async fn health(config: &Config, url: Option<&str>) -> std::process::ExitCode {
+    let url = health_probe::url(config, url);
+    match health_probe::probe(&url).await {
+        Ok(answer) if answer.healthy() => {
+            println!("healthy: {url} answered {}", answer.status);
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(answer) => {
+            let why = match answer.detail.as_str() {
+                "" => String::new(),
+                detail => format!(": {detail}"),
+            };
+            eprintln!("unhealthy: {url} answered {}{why}", answer.status);
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{span, utc};
@@ -223,10 +249,4 @@ mod tests {
         assert_eq!(span(3550), "59m 10s");
         assert_eq!(span(u64::MAX), "ever");
     }
-}
-
-/// `berth health`: whether the server the configuration describes answers
-/// 200 on /health.
-pub async fn health(_config: &Config, _url: Option<&str>) -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
 }

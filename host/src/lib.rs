@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod error_body;
 pub mod front;
+pub mod health_probe;
 pub mod logging;
 pub mod maintenance;
 pub mod preflight;
