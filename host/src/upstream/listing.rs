@@ -130,7 +130,7 @@ fn path_of(link: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use reqwest_upstream::header::HeaderValue;
 
     #[test]
     fn next_page_reads_the_link_header() {
