@@ -102,6 +102,10 @@ pub struct ImportArgs {
     /// `mirror/app:1`).
     #[arg(long, value_name = "PREFIX")]
     pub repo_prefix: Option<String>,
+    /// The repository of images the archive names by a tag alone (what
+    /// `skopeo copy ... oci-archive:x.tar:v1` writes) or not at all.
+    #[arg(long, value_name = "NAME")]
+    pub repo: Option<String>,
     #[command(flatten)]
     pub progress: ProgressArgs,
 }

@@ -10,6 +10,7 @@
 //! - `progress.rs`: the progress bar (plain lines when not a terminal);
 //! - `export.rs`, `import.rs`, `sync.rs`: the commands.
 
+pub mod archive;
 pub mod export;
 pub mod import;
 pub mod progress;

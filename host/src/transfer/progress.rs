@@ -117,7 +117,7 @@ impl Progress {
     pub fn finish(&self, summary: &str) {
         match &*self.inner {
             Inner::Bar(bar) => bar.finish_and_clear(),
-            Inner::Plain(plain) => plain.print(),
+            Inner::Plain(plain) => plain.print(true),
             Inner::Quiet => {}
         }
         println!("{summary}");
@@ -160,17 +160,20 @@ impl Plain {
         if last.elapsed() >= PLAIN_EVERY {
             *last = Instant::now();
             drop(last);
-            self.print();
+            self.print(false);
         }
     }
 
-    fn print(&self) {
+    /// A line; the last one says how long it all took, not what is left
+    /// (an archive's last bytes may be padding nobody reads).
+    fn print(&self, last: bool) {
+        let total = Some(self.total.load(Ordering::Relaxed)).filter(|&t| t != NO_TOTAL && !last);
         eprintln!(
             "{}",
             plain_line(
                 &self.label,
                 self.done.load(Ordering::Relaxed),
-                Some(self.total.load(Ordering::Relaxed)).filter(|&t| t != NO_TOTAL),
+                total,
                 self.started.elapsed(),
             )
         );

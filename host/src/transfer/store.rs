@@ -206,6 +206,81 @@ impl StoreWriter {
         }
     }
 
+    /// Stores the bytes `reader` yields as a blob whose digest is learnt
+    /// from them, pinned like [`Self::put_blob`]; returns digest and size.
+    /// For content no name gives the digest of before it is read (a
+    /// `docker save` archive's `layer.tar` files, which a tar read once
+    /// cannot look at twice): the caller checks the digest against what
+    /// the image says afterwards. Hashes once: the store's own hash when it
+    /// keeps one.
+    pub async fn put_unnamed_blob<R: AsyncRead + Unpin>(
+        &mut self,
+        mut reader: R,
+    ) -> Result<(Digest, u64), PutError> {
+        // Until the digest is known, errors name the content by a
+        // placeholder digest: that of no bytes.
+        let unknown = Digest::of(b"");
+        let created = PutError::storage("starting upload of blob", "(unnamed)");
+        let id = self.blobs.create_upload().await.map_err(created)?;
+        let result: Result<(Digest, u64), PutError> = async {
+            let write = |source: StorageError| PutError::Storage {
+                what: "writing blob",
+                digest: "(unnamed)".to_owned(),
+                source,
+            };
+            let mut sink = self.blobs.append(&id).await.map_err(write)?;
+            let mut own_hash = (!self.blobs.hashes_uploads()).then(sha2::Sha256::default);
+            let mut buf = vec![0; COPY_CHUNK];
+            let mut written = 0u64;
+            loop {
+                let n = reader
+                    .read(&mut buf)
+                    .await
+                    .map_err(|source| PutError::Read {
+                        digest: unknown.clone(),
+                        source,
+                    })?;
+                if n == 0 {
+                    break;
+                }
+                if let Some(hash) = own_hash.as_mut() {
+                    sha2::Digest::update(hash, &buf[..n]);
+                }
+                sink.write_all(&buf[..n])
+                    .await
+                    .map_err(|e| write(e.into()))?;
+                written += n as u64;
+            }
+            sink.shutdown().await.map_err(|e| write(e.into()))?;
+            drop(sink);
+            let digest = match own_hash {
+                Some(hash) => Digest::from_sha256(&sha2::Digest::finalize(hash)),
+                None => self
+                    .blobs
+                    .upload_digest(&id)
+                    .await
+                    .map_err(write)?
+                    .ok_or_else(|| {
+                        write(StorageError::Invalid(
+                            "the store lost the upload's hash".into(),
+                        ))
+                    })?,
+            };
+            self.pin(&digest).await?;
+            let committed = PutError::storage("committing blob", digest.as_str());
+            let size = self.blobs.commit(&id, &digest).await.map_err(committed)?;
+            debug_assert_eq!(size, written);
+            Ok((digest, size))
+        }
+        .await;
+        if result.is_err()
+            && let Err(abort) = self.blobs.abort(&id).await
+        {
+            tracing::warn!(upload = id, error = %abort, "aborting a failed upload");
+        }
+        result
+    }
+
     async fn pin(&mut self, digest: &Digest) -> Result<(), PutError> {
         let (metadata, request) = (&self.metadata, self.request);
         past_tombstones(|| metadata.pin_blob(digest.as_str(), request))

@@ -1,0 +1,417 @@
+//! Making the archive's images visible, each only once all of its content
+//! is stored: every manifest of the image is read and checked and every
+//! blob it names is found stored (or verified) first; then its blobs are
+//! linked into the repository, child manifests stored, and the image's
+//! own manifest stored with its tags last. An image whose content is
+//! wrong or missing is refused whole; the others go on.
+
+use super::names::{Named, Naming, Target};
+use super::source::{Blobs, Source};
+use super::stage::{Got, LegacyFile, Staged};
+use crate::transfer::archive::docker;
+use crate::transfer::archive::layout::{self, INDEX_JSON};
+use crate::transfer::store;
+use berth_oci::Digest;
+use berth_oci::manifest::Kind;
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+
+/// How deep indexes may nest.
+const MAX_DEPTH: usize = 8;
+
+/// What became of the archive's images.
+#[derive(Default)]
+pub struct Report {
+    /// One line per image imported (or verified).
+    pub done: Vec<String>,
+    /// One line per image refused, with why.
+    pub refused: Vec<String>,
+    /// Referrers whose subject went nowhere.
+    pub notes: Vec<String>,
+}
+
+/// A manifest to import.
+#[derive(Clone)]
+struct Desc {
+    digest: Digest,
+    media_type: String,
+    size: u64,
+}
+
+/// Imports every image of the archive `blobs` reads.
+pub async fn all(blobs: &mut Blobs, naming: &Naming<'_>) -> Result<Report, String> {
+    let (index, legacy) = match &blobs.source {
+        Source::Tar(staged) => (staged.index.clone(), staged.docker_manifest.clone()),
+        Source::Dir(root) => {
+            let path = root.join(INDEX_JSON);
+            let bytes = tokio::fs::read(&path)
+                .await
+                .map_err(|e| format!("{}: {e} (not an OCI image layout?)", path.display()))?;
+            (Some(Bytes::from(bytes)), None)
+        }
+    };
+    let mut placer = Placer {
+        naming,
+        report: Report::default(),
+        placed: HashMap::new(),
+    };
+    match (index, legacy) {
+        (Some(index), _) => placer.oci(blobs, &index).await?,
+        (None, Some(manifest)) => placer.legacy(blobs, &manifest).await?,
+        (None, None) => {
+            let stopped = match &blobs.source {
+                Source::Tar(Staged {
+                    stopped: Some(why), ..
+                }) => format!(" (reading stopped early: {why})"),
+                _ => String::new(),
+            };
+            return Err(format!(
+                "the archive has no {INDEX_JSON} and no {}: neither an OCI image layout nor a \
+                 `docker save` archive{stopped}",
+                docker::MANIFEST_JSON
+            ));
+        }
+    }
+    Ok(placer.report)
+}
+
+struct Placer<'a> {
+    naming: &'a Naming<'a>,
+    report: Report,
+    /// Per repository, the manifests imported into it (where referrers go).
+    placed: HashMap<String, HashSet<Digest>>,
+}
+
+impl Placer<'_> {
+    async fn oci(&mut self, blobs: &mut Blobs, index: &[u8]) -> Result<(), String> {
+        let index: layout::Index =
+            serde_json::from_slice(index).map_err(|e| format!("{INDEX_JSON} is not valid: {e}"))?;
+        // (target, descriptor) with the tags of one manifest gathered.
+        let mut images: Vec<(String, Desc, Vec<String>)> = Vec::new();
+        let mut unnamed = Vec::new();
+        for entry in &index.manifests {
+            let what = format!("{INDEX_JSON} entry {}", entry.digest);
+            let Ok(digest) = Digest::parse(&entry.digest) else {
+                self.refuse(&what, "not a sha256 digest");
+                continue;
+            };
+            let desc = Desc {
+                digest,
+                media_type: entry.media_type.clone(),
+                size: entry.size,
+            };
+            match self.naming.entry(entry) {
+                Ok(Named::Image(Target { repo, tag })) => {
+                    match images
+                        .iter_mut()
+                        .find(|(r, d, _)| *r == repo && d.digest == desc.digest)
+                    {
+                        Some((_, _, tags)) => tags.extend(tag),
+                        None => images.push((repo, desc, tag.into_iter().collect())),
+                    }
+                }
+                Ok(Named::Unnamed) => unnamed.push(desc),
+                Err(why) => self.refuse(&what, &why),
+            }
+        }
+        for (repo, desc, tags) in &images {
+            self.image(blobs, repo, desc, tags).await;
+        }
+        // Unnamed: referrers (with a subject) or images for --repo.
+        let mut referrers = Vec::new();
+        for desc in unnamed {
+            let what = format!("{INDEX_JSON} entry {}", desc.digest);
+            let subject = match blobs.manifest(&desc.digest, desc.size).await {
+                Ok(bytes) => store::parse(&desc.digest, Some(&desc.media_type), &bytes)
+                    .map(|p| p.subject)
+                    .map_err(|e| e.to_string()),
+                Err(why) => Err(why),
+            };
+            match subject {
+                Ok(Some(subject)) => referrers.push((desc, subject)),
+                Ok(None) => match self.naming.unnamed() {
+                    Ok(target) => {
+                        self.image(blobs, &target.repo, &desc, &[]).await;
+                    }
+                    Err(why) => self.refuse(&what, &why),
+                },
+                Err(why) => self.refuse(&what, &why),
+            }
+        }
+        self.referrers(blobs, referrers).await;
+        Ok(())
+    }
+
+    /// Each referrer goes into every repository that holds its subject
+    /// (which may be another referrer: signatures of an SBOM).
+    async fn referrers(&mut self, blobs: &mut Blobs, referrers: Vec<(Desc, String)>) {
+        let mut failed = HashSet::new();
+        loop {
+            let mut moved = false;
+            for (desc, subject) in &referrers {
+                let Ok(subject) = Digest::parse(subject) else {
+                    continue;
+                };
+                let repos: Vec<String> = self
+                    .placed
+                    .iter()
+                    .filter(|(_, held)| held.contains(&subject) && !held.contains(&desc.digest))
+                    .map(|(repo, _)| repo.clone())
+                    .collect();
+                for repo in repos {
+                    if failed.contains(&(repo.clone(), desc.digest.clone())) {
+                        continue;
+                    }
+                    if self.image(blobs, &repo, desc, &[]).await {
+                        moved = true;
+                    } else {
+                        failed.insert((repo, desc.digest.clone()));
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        for (desc, subject) in &referrers {
+            if !self.placed.values().any(|held| held.contains(&desc.digest)) {
+                let note = format!(
+                    "referrer {} left out: its subject {subject} is in no imported repository",
+                    desc.digest
+                );
+                self.report.notes.push(note);
+            }
+        }
+    }
+
+    /// A legacy `docker save` archive: each image turned into an OCI
+    /// manifest over its config and `layer.tar` files.
+    async fn legacy(&mut self, blobs: &mut Blobs, manifest: &[u8]) -> Result<(), String> {
+        let images = docker::parse_manifest(manifest)?;
+        for image in images {
+            let names = image.repo_tags.clone().unwrap_or_default();
+            let what = if names.is_empty() {
+                image.config.clone()
+            } else {
+                names.join(", ")
+            };
+            let desc = match legacy_image(blobs, &image) {
+                Ok(desc) => desc,
+                Err(why) => {
+                    self.refuse(&what, &why);
+                    continue;
+                }
+            };
+            let mut targets: Vec<(String, Vec<String>)> = Vec::new();
+            let mut named = Vec::new();
+            for name in &names {
+                match self.naming.repo_tag(name) {
+                    Ok(target) => named.push(target),
+                    Err(why) => self.refuse(name, &why),
+                }
+            }
+            if names.is_empty() {
+                match self.naming.unnamed() {
+                    Ok(target) => named.push(target),
+                    Err(why) => self.refuse(&what, &why),
+                }
+            }
+            for Target { repo, tag } in named {
+                match targets.iter_mut().find(|(r, _)| *r == repo) {
+                    Some((_, tags)) => tags.extend(tag),
+                    None => targets.push((repo, tag.into_iter().collect())),
+                }
+            }
+            for (repo, tags) in targets {
+                self.image(blobs, &repo, &desc, &tags).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// One image into `repo`; reports it and says whether it went in.
+    async fn image(&mut self, blobs: &mut Blobs, repo: &str, desc: &Desc, tags: &[String]) -> bool {
+        let name = match tags {
+            [] => format!("{repo}@{}", desc.digest),
+            tags => format!("{repo}:{}", tags.join(",")),
+        };
+        match import_image(blobs, repo, desc, tags).await {
+            Ok(manifests) => {
+                let verb = if blobs.writer.is_some() {
+                    "imported"
+                } else {
+                    "verified"
+                };
+                self.report.done.push(format!(
+                    "{verb} {name} {} ({})",
+                    desc.digest,
+                    crate::transfer::export::count(manifests.len(), "manifest")
+                ));
+                self.placed
+                    .entry(repo.to_owned())
+                    .or_default()
+                    .extend(manifests);
+                true
+            }
+            Err(why) => {
+                self.refuse(&format!("{name} {}", desc.digest), &why);
+                false
+            }
+        }
+    }
+
+    fn refuse(&mut self, what: &str, why: &str) {
+        self.report.refused.push(format!("refused {what}: {why}"));
+    }
+}
+
+/// A manifest of the image, read and checked, with the blobs it names.
+struct Checked {
+    digest: Digest,
+    media_type: &'static str,
+    bytes: Bytes,
+    blobs: Vec<Digest>,
+}
+
+/// Checks the whole image, then (unless verifying) makes it visible.
+/// Returns the digests of its manifests.
+async fn import_image(
+    blobs: &mut Blobs,
+    repo: &str,
+    desc: &Desc,
+    tags: &[String],
+) -> Result<Vec<Digest>, String> {
+    let mut manifests = Vec::new();
+    gather(blobs, desc.clone(), &mut manifests, 0).await?;
+    let Some(writer) = blobs.writer.as_mut() else {
+        return Ok(manifests.into_iter().map(|m| m.digest).collect());
+    };
+    let last = manifests.len().saturating_sub(1);
+    for (i, manifest) in manifests.iter().enumerate() {
+        for blob in &manifest.blobs {
+            writer.link(repo, blob).await.map_err(|e| e.to_string())?;
+        }
+        let tags = if i == last { tags } else { &[] };
+        writer
+            .put_manifest(repo, &manifest.bytes, Some(manifest.media_type), tags)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(manifests.into_iter().map(|m| m.digest).collect())
+}
+
+/// Reads manifest `desc` and what it names, children first into `out`.
+fn gather<'a>(
+    blobs: &'a mut Blobs,
+    desc: Desc,
+    out: &'a mut Vec<Checked>,
+    depth: usize,
+) -> futures::future::BoxFuture<'a, Result<(), String>> {
+    Box::pin(async move {
+        if out.iter().any(|m| m.digest == desc.digest) {
+            return Ok(());
+        }
+        if depth > MAX_DEPTH {
+            return Err(format!("manifest {}: indexes nest too deep", desc.digest));
+        }
+        let bytes = blobs.manifest(&desc.digest, desc.size).await?;
+        let parsed = store::parse(&desc.digest, Some(&desc.media_type), &bytes)
+            .map_err(|e| format!("{} ({}): {e}", layout::blob_path(&desc.digest), desc.digest))?;
+        let size_of = |digest: &Digest| {
+            parsed
+                .descriptors
+                .iter()
+                .find(|d| d.digest == digest.as_str())
+                .map_or(0, |d| d.size)
+        };
+        let mut names = Vec::new();
+        match parsed.kind {
+            Kind::Image => {
+                for blob in &parsed.required {
+                    blobs.ensure(blob, size_of(blob)).await?;
+                    names.push(blob.clone());
+                }
+            }
+            Kind::Index => {
+                for child in &parsed.descriptors {
+                    let Ok(digest) = Digest::parse(&child.digest) else {
+                        return Err(format!("child {}: not a sha256 digest", child.digest));
+                    };
+                    let child = Desc {
+                        digest,
+                        media_type: child.media_type.clone(),
+                        size: child.size,
+                    };
+                    gather(blobs, child, out, depth + 1).await?;
+                }
+            }
+        }
+        out.push(Checked {
+            digest: desc.digest,
+            media_type: parsed.media_type,
+            bytes,
+            blobs: names,
+        });
+        Ok(())
+    })
+}
+
+/// The OCI manifest for a legacy image, its content made known to
+/// `blobs` (layers as staged, config and manifest from memory).
+fn legacy_image(blobs: &mut Blobs, image: &docker::Image) -> Result<Desc, String> {
+    let Source::Tar(staged) = &mut blobs.source else {
+        return Err("a `docker save` archive must be a tar".to_owned());
+    };
+    let config = match follow(staged, &image.config) {
+        Some(LegacyFile::Json(bytes)) => bytes.clone(),
+        Some(LegacyFile::Bad(why)) => return Err(why.clone()),
+        _ => return Err(not_there(staged, &image.config)),
+    };
+    let mut layers = Vec::new();
+    for path in &image.layers {
+        match follow(staged, path) {
+            Some(LegacyFile::Layer { digest, size }) => layers.push((digest.clone(), *size)),
+            Some(LegacyFile::Bad(why)) => return Err(why.clone()),
+            _ => return Err(not_there(staged, path)),
+        }
+    }
+    let manifest =
+        docker::oci_manifest(&config, &layers).map_err(|e| format!("{}: {e}", image.config))?;
+    let verify = blobs.writer.is_none();
+    for (digest, size) in &layers {
+        let got = if verify {
+            Got::Verified(*size)
+        } else {
+            Got::Stored(*size)
+        };
+        staged.blobs.insert(digest.clone(), got);
+    }
+    let digest = Digest::of(&manifest);
+    let size = manifest.len() as u64;
+    blobs.made.insert(Digest::of(&config), config);
+    blobs.made.insert(digest.clone(), Bytes::from(manifest));
+    Ok(Desc {
+        digest,
+        media_type: berth_oci::media_types::OCI_MANIFEST.to_owned(),
+        size,
+    })
+}
+
+/// The file at `path`, through links.
+fn follow<'a>(staged: &'a Staged, path: &str) -> Option<&'a LegacyFile> {
+    let mut path = layout::normalize(path);
+    for _ in 0..MAX_DEPTH {
+        match staged.legacy.get(&path)? {
+            LegacyFile::Link(target) => path = target.clone(),
+            file => return Some(file),
+        }
+    }
+    None
+}
+
+fn not_there(staged: &Staged, path: &str) -> String {
+    match &staged.stopped {
+        Some(why) => format!("{path} is not in the archive: reading stopped early ({why})"),
+        None => format!("{path} is not in the archive"),
+    }
+}

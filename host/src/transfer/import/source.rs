@@ -1,0 +1,270 @@
+//! Where an import takes blobs from: a tar already read once (its blobs
+//! staged, see `stage.rs`) or an OCI layout directory, whose files are
+//! opened only when the store lacks the blob.
+
+use super::stage::{Got, Staged};
+use crate::transfer::archive::layout;
+use crate::transfer::progress::Progress;
+use crate::transfer::store::StoreWriter;
+use berth_oci::Digest;
+use berth_oci::manifest::MAX_MANIFEST_BYTES;
+use berth_storage::BlobStore;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, ReadBuf};
+
+pub enum Source {
+    Tar(Staged),
+    Dir(PathBuf),
+}
+
+/// Blob checks already made, and what they gave.
+#[derive(Default)]
+pub struct Checked {
+    sizes: HashMap<Digest, Result<u64, String>>,
+    /// Blobs stored by this run, and found already stored.
+    pub stored: usize,
+    pub skipped: usize,
+}
+
+/// What the blob side of an import needs: the source, the store (none for
+/// `--verify-only`) and the progress.
+pub struct Blobs {
+    pub source: Source,
+    pub writer: Option<StoreWriter>,
+    /// The store, to read back manifests; none for `--verify-only`.
+    pub store: Option<Arc<dyn BlobStore>>,
+    pub progress: Progress,
+    pub checked: Checked,
+    /// Content made by the import (manifests of legacy `docker save`
+    /// images, their configs), by digest.
+    pub made: HashMap<Digest, Bytes>,
+}
+
+impl Blobs {
+    /// Makes sure blob `digest`, which a manifest says has `size` bytes, is
+    /// stored (or, verifying, is in the archive with the right bytes). The
+    /// error names the entry.
+    pub async fn ensure(&mut self, digest: &Digest, size: u64) -> Result<(), String> {
+        let got = match self.checked.sizes.get(digest) {
+            Some(got) => got.clone(),
+            None => {
+                let got = self.check(digest).await;
+                self.checked.sizes.insert(digest.clone(), got.clone());
+                got
+            }
+        }?;
+        if got != size {
+            return Err(format!(
+                "{} ({digest}): {got} bytes, the manifest says {size}",
+                layout::blob_path(digest)
+            ));
+        }
+        Ok(())
+    }
+
+    async fn check(&mut self, digest: &Digest) -> Result<u64, String> {
+        if let Some(bytes) = self.made.get(digest).cloned() {
+            return self.put_made(digest, bytes).await;
+        }
+        match &self.source {
+            Source::Tar(staged) => match staged.blobs.get(digest) {
+                Some(Got::Stored(size) | Got::Verified(size)) => Ok(*size),
+                Some(Got::Bad(why)) => Err(why.clone()),
+                None => Err(missing(digest, staged.stopped.as_deref())),
+            },
+            Source::Dir(root) => {
+                let path = root.join(layout::blob_path(digest));
+                self.from_file(digest, path).await
+            }
+        }
+    }
+
+    /// Content the import made itself, stored from memory.
+    async fn put_made(&mut self, digest: &Digest, bytes: Bytes) -> Result<u64, String> {
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(bytes.len() as u64);
+        };
+        let failed = |e: crate::transfer::store::PutError| e.to_string();
+        if let Some(size) = writer.hold_existing(digest).await.map_err(failed)? {
+            return Ok(size);
+        }
+        writer
+            .put_blob(digest, Some(bytes.len() as u64), &bytes[..])
+            .await
+            .map_err(failed)
+    }
+
+    /// A layout directory's blob: not opened when the store has it.
+    async fn from_file(&mut self, digest: &Digest, path: PathBuf) -> Result<u64, String> {
+        let name = |why: String| format!("{} ({digest}): {why}", path.display());
+        let file = match self.writer.as_mut() {
+            Some(writer) => {
+                if let Some(size) = writer
+                    .hold_existing(digest)
+                    .await
+                    .map_err(|e| name(e.to_string()))?
+                {
+                    self.checked.skipped += 1;
+                    self.progress.add(size);
+                    return Ok(size);
+                }
+                open(&path).await.map_err(&name)?
+            }
+            None => open(&path).await.map_err(&name)?,
+        };
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| name(e.to_string()))?
+            .len();
+        let counted = Counted {
+            inner: file,
+            progress: self.progress.clone(),
+        };
+        match self.writer.as_mut() {
+            Some(writer) => {
+                let stored = writer.put_blob(digest, Some(size), counted).await;
+                self.checked.stored += 1;
+                stored.map_err(|e| name(e.to_string()))
+            }
+            None => {
+                let actual = hash(counted).await.map_err(|e| name(e.to_string()))?;
+                if actual != *digest {
+                    return Err(name(format!("the bytes hash to {actual}")));
+                }
+                Ok(size)
+            }
+        }
+    }
+
+    /// The bytes of manifest `digest` (`size` bytes by its descriptor),
+    /// checked against both.
+    pub async fn manifest(&mut self, digest: &Digest, size: u64) -> Result<Bytes, String> {
+        let where_ = || format!("{} ({digest})", layout::blob_path(digest));
+        if size > MAX_MANIFEST_BYTES {
+            return Err(format!("{}: a manifest larger than 4 MiB", where_()));
+        }
+        let bytes = match self.kept(digest) {
+            Some(bytes) => bytes,
+            None => {
+                self.ensure(digest, size).await?;
+                self.read_back(digest, size).await?
+            }
+        };
+        if bytes.len() as u64 != size {
+            return Err(format!(
+                "{}: {} bytes, the descriptor says {size}",
+                where_(),
+                bytes.len()
+            ));
+        }
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(format!("{}: the bytes hash to {actual}", where_()));
+        }
+        Ok(bytes)
+    }
+
+    /// Bytes held in memory already.
+    fn kept(&self, digest: &Digest) -> Option<Bytes> {
+        if let Some(bytes) = self.made.get(digest) {
+            return Some(bytes.clone());
+        }
+        match &self.source {
+            Source::Tar(staged) => staged.json.get(digest).cloned(),
+            Source::Dir(_) => None,
+        }
+    }
+
+    /// A small blob read from the layout directory, or from the store.
+    async fn read_back(&mut self, digest: &Digest, size: u64) -> Result<Bytes, String> {
+        if let Source::Dir(root) = &self.source {
+            let path = root.join(layout::blob_path(digest));
+            return tokio::fs::read(&path)
+                .await
+                .map(Bytes::from)
+                .map_err(|e| format!("{} ({digest}): {e}", path.display()));
+        }
+        let failed = |e: String| {
+            format!(
+                "{} ({digest}): reading it back: {e}",
+                layout::blob_path(digest)
+            )
+        };
+        let Some(store) = &self.store else {
+            return Err(failed("too many manifests to keep in memory".to_owned()));
+        };
+        let mut reader = store
+            .read(digest, 0, size)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let mut bytes = Vec::with_capacity(size as usize);
+        while let Some(chunk) = reader.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|e| failed(e.to_string()))?);
+        }
+        Ok(Bytes::from(bytes))
+    }
+}
+
+/// Why a blob is not in a tar.
+fn missing(digest: &Digest, stopped: Option<&str>) -> String {
+    let path = layout::blob_path(digest);
+    match stopped {
+        Some(why) => {
+            format!("{path} ({digest}) is not in the archive: reading stopped early ({why})")
+        }
+        None => format!("{path} ({digest}) is not in the archive"),
+    }
+}
+
+async fn open(path: &std::path::Path) -> Result<tokio::fs::File, String> {
+    tokio::fs::File::open(path)
+        .await
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => "not in the layout".to_owned(),
+            _ => e.to_string(),
+        })
+}
+
+/// The sha256 of everything `reader` yields.
+async fn hash(mut reader: impl AsyncRead + Unpin) -> io::Result<Digest> {
+    use sha2::Digest as _;
+    use tokio::io::AsyncReadExt as _;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(Digest::from_sha256(&hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// A file, counting what is read into the progress.
+struct Counted {
+    inner: tokio::fs::File,
+    progress: Progress,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &polled {
+            self.progress.add((buf.filled().len() - before) as u64);
+        }
+        polled
+    }
+}
