@@ -1088,9 +1088,10 @@ fn maintenance_commands_refuse_a_root_without_a_store() {
     assert!(err.contains("no store in in-memory storage"), "{err}");
 }
 
-/// `serve` on registry:2's tree with SQLite metadata stops and names the
-/// setting, instead of showing an empty registry beside the real one; with
-/// layout metadata it serves the tree.
+/// `serve` on registry:2's tree with SQLite metadata set explicitly stops
+/// and names the setting, instead of showing an empty registry beside the
+/// real one; with layout metadata it serves the tree (left unset, the tree
+/// picks layout itself: tests/dropin/config.rs).
 #[test]
 fn serve_refuses_a_registry2_tree_with_sqlite_metadata() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1102,6 +1103,7 @@ fn serve_refuses_a_registry2_tree_with_sqlite_metadata() {
         .arg("--root")
         .arg(&root)
         .env("RUST_LOG", "warn")
+        .env("BERTH_METADATA_KIND", "sqlite")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

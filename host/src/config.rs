@@ -15,6 +15,7 @@ mod errors;
 mod plugins;
 mod proxies;
 mod proxy;
+pub mod registry2;
 
 pub use auth::{AccessRule, Action, AuthConfig, AuthMode, LimitsConfig, TlsConfig, TokenConfig};
 pub use check::{Problem, Severity};
@@ -60,8 +61,11 @@ pub struct Source {
     file: Option<(PathBuf, String)>,
     /// Key → the variable or flag that set it.
     set_by: BTreeMap<String, String>,
-    /// Unknown `BERTH_*` variables.
+    /// Unknown `BERTH_*` variables, registry:2 settings Berth ignores.
     pub warnings: Vec<Problem>,
+    /// Said at INFO once logging is set up: registry:2 settings Berth does
+    /// not need, a registry:2 tree served in place.
+    pub notes: Vec<String>,
 }
 
 /// Without the file's text, which may hold secrets.
@@ -71,6 +75,7 @@ impl std::fmt::Debug for Source {
             .field("file", &self.file())
             .field("set_by", &self.set_by)
             .field("warnings", &self.warnings)
+            .field("notes", &self.notes)
             .finish()
     }
 }
@@ -117,6 +122,10 @@ pub struct ServerConfig {
     /// Refuse every write (pushes, deletes) with the spec's UNSUPPORTED
     /// error; reads keep working and garbage collection does not run.
     pub read_only: bool,
+    /// Allow deletes (manifests, tags, blobs). Off: every DELETE gets the
+    /// spec's UNSUPPORTED error, as registry:2 without
+    /// `storage.delete.enabled` answers.
+    pub delete: bool,
     pub tls: TlsConfig,
     /// Load balancers and reverse proxies (addresses or CIDR ranges) whose
     /// `X-Forwarded-For`, `-Proto` and `-Host` are believed. Empty: the
@@ -137,6 +146,7 @@ impl Default for ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
             guest: None,
             read_only: false,
+            delete: true,
             tls: TlsConfig::default(),
             trusted_proxies: Vec::new(),
             health_interval: Span::secs(10),
@@ -302,6 +312,13 @@ impl Serialize for Secret {
     }
 }
 
+/// A configuration file as read: Berth's TOML (with its path and text, to
+/// locate keys) or registry:2's YAML.
+enum ConfigFile {
+    Berth(toml::Table, PathBuf, String),
+    Registry2(PathBuf, String),
+}
+
 /// Command-line values, which win over everything else.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -349,22 +366,36 @@ impl Config {
         vars: impl IntoIterator<Item = (String, String)>,
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
-        let (mut table, text) = match file {
-            Some(path) => {
-                let (table, text) = Self::read_file(path)?;
-                (table, Some((path.to_path_buf(), text)))
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let file = file.map(Self::read_file).transpose()?;
+        let (mut table, text, yaml) = match file {
+            Some(ConfigFile::Berth(table, path, text)) => (table, Some((path, text)), None),
+            Some(ConfigFile::Registry2(path, text)) => {
+                (toml::Table::new(), None, Some((path, text)))
             }
-            None => (toml::Table::new(), None),
+            None => (toml::Table::new(), None, None),
         };
+        let yaml = yaml
+            .as_ref()
+            .map(|(path, text)| (path.as_path(), text.as_str()));
+        let dropin = registry2::apply(&mut table, yaml, &vars)?;
         let applied = env::apply(&mut table, vars)?;
+        // Left out, it follows the root (`registry2::serve_in_place`).
+        let metadata_kind_set = table.get("metadata").and_then(|m| m.get("kind")).is_some();
         let mut config: Config =
             Config::deserialize(toml::Value::Table(table)).map_err(ConfigError::Environment)?;
+        let mut warnings = dropin.warnings;
+        warnings.extend(applied.warnings);
         config.source = Source {
             file: text,
-            set_by: applied.set.into_iter().collect(),
-            warnings: applied.warnings,
+            set_by: dropin.set.into_iter().chain(applied.set).collect(),
+            warnings,
+            notes: dropin.notes,
         };
         config.apply(overrides);
+        if !metadata_kind_set && let Some(note) = registry2::serve_in_place(&mut config) {
+            config.source.notes.push(note);
+        }
         Ok(config)
     }
 
@@ -426,18 +457,21 @@ impl Config {
         }
     }
 
-    /// Parses the file strictly (so errors carry its line and column) and
-    /// returns it as a table the environment can be layered onto, with
-    /// its text.
-    fn read_file(path: &Path) -> Result<(toml::Table, String), ConfigError> {
+    /// Reads the file: Berth's TOML, parsed strictly (so errors carry its
+    /// line and column) into a table the environment can be layered onto,
+    /// or registry:2's YAML, left to `registry2::apply`.
+    fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        if registry2::is_yaml(path, &text) {
+            return Ok(ConfigFile::Registry2(path.to_path_buf(), text));
+        }
         toml::from_str::<Config>(&text).map_err(|e| errors::in_file(path, &text, &e))?;
         let table =
             toml::from_str::<toml::Table>(&text).map_err(|e| errors::in_file(path, &text, &e))?;
-        Ok((table, text))
+        Ok(ConfigFile::Berth(table, path.to_path_buf(), text))
     }
 
     /// Every problem the configuration has on its own (no file is read),

@@ -21,6 +21,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let config = args.resolve()?;
             logging::init(&config.log);
+            log_notes(&config);
             berth::serve(config).await?;
         }
         Command::Gc(args) => {
@@ -87,8 +88,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 /// rest of its checks.
 fn init_logging(config: &Config) {
     logging::init(&config.log);
+    log_notes(config);
     for warning in &config.source.warnings {
         tracing::warn!("{}", warning.to_string().trim_start_matches("warning: "));
+    }
+}
+
+/// What reading the configuration noted (a registry:2 tree served in
+/// place, registry:2 settings not needed), at INFO.
+fn log_notes(config: &Config) {
+    for note in &config.source.notes {
+        tracing::info!("{note}");
     }
 }
 

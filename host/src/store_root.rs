@@ -5,9 +5,10 @@
 //! future `import`; the maintenance commands (`gc`, `fsck`, `du`) work on a
 //! store that exists and refuse anything else, so a mistyped `--root`
 //! fails instead of reporting on an empty store made on the spot. Either
-//! way a directory holding registry:2's tree while the configuration asks
-//! for SQLite metadata is refused with the setting that serves it in place:
-//! otherwise Berth would put its own empty store beside it.
+//! way a directory holding registry:2's tree while the configuration sets
+//! SQLite metadata is refused with the setting that serves it in place:
+//! otherwise Berth would put its own empty store beside it. (Left unset,
+//! `metadata.kind` follows such a root: `config::registry2::serve_in_place`.)
 //!
 //! What "holds a store" means follows the configuration:
 //! - SQLite metadata (blobs on the filesystem or in a bucket): the root
@@ -20,15 +21,11 @@
 //!   no blob, repository or upload (a wrong bucket or prefix).
 
 use crate::backends::{self, Backends};
+use crate::config::registry2::{METADATA_DB, REGISTRY2_TREE};
 use crate::config::{Config, MetadataKind, StorageKind};
 use berth_storage::Page;
 use futures::TryStreamExt as _;
 use std::path::{Path, PathBuf};
-
-/// What SQLite metadata keeps under the root.
-const METADATA_DB: &str = "metadata.db";
-/// registry:2's tree under its storage root.
-const REGISTRY2_TREE: &str = "docker/registry/v2";
 
 /// How the root setting is spelled, for messages.
 const ROOT_SETTING: &str = "--root, storage.root or BERTH_STORAGE_ROOT";

@@ -32,6 +32,7 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("server.addr", ValueKind::Addr),
     ("server.guest", ValueKind::Text),
     ("server.read_only", ValueKind::Bool),
+    ("server.delete", ValueKind::Bool),
     ("server.tls.cert", ValueKind::Text),
     ("server.tls.key", ValueKind::Text),
     ("server.tls.self_signed", ValueKind::Bool),
@@ -240,7 +241,7 @@ fn suggestion(name: &str) -> String {
 
 /// Whether `a` and `b` differ by at most one inserted, deleted or changed
 /// character.
-fn close(a: &str, b: &str) -> bool {
+pub(super) fn close(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len().abs_diff(b.len()) > 1 {
         return false;

@@ -26,6 +26,8 @@ pub struct Front {
     /// Which peers' `X-Forwarded-*` to believe, and our own scheme.
     pub clients: Clients,
     pub read_only: bool,
+    /// Off: every DELETE is refused (`server.delete`).
+    pub deletes: bool,
     pub auth: Option<Arc<Auth>>,
     pub uploads: UploadLimiter,
     /// containerd's `?ns=` registries that name a prefixed upstream.
@@ -51,6 +53,8 @@ pub fn router(guest: GuestRuntime, front: Front) -> Router {
     ));
     if front.read_only {
         to_guest_routes = to_guest_routes.layer(middleware::from_fn(refuse_writes));
+    } else if !front.deletes {
+        to_guest_routes = to_guest_routes.layer(middleware::from_fn(refuse_deletes));
     }
     let auth = front.auth.as_ref();
     if let Some(auth) = auth {
@@ -117,6 +121,33 @@ async fn refuse_writes(req: Request, next: Next) -> Response {
         axum::http::header::ALLOW,
         HeaderValue::from_static("GET, HEAD"),
     );
+    resp
+}
+
+/// Deletes switched off (`server.delete = false`, registry:2 without
+/// `storage.delete.enabled`): every DELETE gets registry:2's answer, the
+/// spec's UNSUPPORTED error with 405.
+async fn refuse_deletes(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if req.method() != axum::http::Method::DELETE || !path.starts_with("/v2/") {
+        return next.run(req).await;
+    }
+    // What the resource still allows, as a 405 must say.
+    let allow = if path.contains("/manifests/") {
+        "GET, HEAD, PUT"
+    } else if path.contains("/blobs/uploads/") {
+        "GET, PATCH, PUT"
+    } else {
+        "GET, HEAD"
+    };
+    let mut resp = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UNSUPPORTED",
+        "deletes are switched off on this registry (server.delete, or registry:2's \
+         storage.delete.enabled)",
+    );
+    resp.headers_mut()
+        .insert(axum::http::header::ALLOW, HeaderValue::from_static(allow));
     resp
 }
 
