@@ -373,10 +373,10 @@ fn the_air_gap_story_sync_export_import() {
     assert!(ok, "sync: {out}{err}");
     let (ok, out, err) = berth(&["export", "--root", &connected, "-o", &archive, "--all"]);
     assert!(ok, "export: {out}{err}");
+    // Imported while a server already serves that store, as `gc` may run.
+    let local = Berth::builder().root(&isolated).start();
     let (ok, out, err) = berth(&["import", "--root", &root_arg(&isolated), &archive]);
     assert!(ok, "import: {out}{err}");
-
-    let local = Berth::builder().root(&isolated).start();
     assert_serves(&http, &local.url(), "team/app", &pushed, &url);
     drop(local);
     let (ok, out, err) = berth(&["fsck", "--root", &root_arg(&isolated)]);
