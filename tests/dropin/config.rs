@@ -351,6 +351,20 @@ fn a_root_registry2_wrote_is_served_in_place() {
     assert_registry_has(&berth, &image, "library/small");
     let log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(log.contains("serving registry:2's tree in place"), "{log}");
+    drop(berth);
+    // The maintenance commands take the same root as it is.
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["du", "--root"])
+        .arg(&root)
+        .output()
+        .expect("berth du");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("library/small"), "{text}");
     assert!(
         !root.join("metadata.db").exists(),
         "no Berth store beside registry:2's"

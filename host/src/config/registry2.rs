@@ -77,7 +77,10 @@ pub fn apply(
     {
         problems.push(problem);
     }
-    let notes = translation.notes;
+    let mut notes = translation.notes;
+    if let Some(source) = translation.s3 {
+        notes.extend(s3_in_place(table, source, &mut set));
+    }
     finish(
         problems,
         Applied {
@@ -85,6 +88,30 @@ pub fn apply(
             warnings: Vec::new(),
             notes,
         },
+    )
+}
+
+/// registry:2 keeps its metadata as links in the bucket: unless
+/// `metadata.kind` is set, Berth reads them there (layout metadata), or a
+/// registry:2 bucket would look empty beside a new SQLite database.
+fn s3_in_place(
+    table: &mut toml::Table,
+    source: String,
+    set: &mut Vec<(String, String)>,
+) -> Option<String> {
+    let metadata = table
+        .entry("metadata")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let metadata = metadata.as_table_mut()?;
+    if metadata.contains_key("kind") {
+        return None;
+    }
+    metadata.insert("kind".into(), toml::Value::String("layout".into()));
+    set.push(("metadata.kind".into(), source));
+    Some(
+        "registry:2's S3 driver: its store is read in place, with metadata.kind \"layout\" \
+         (registry:2's links in the bucket)"
+            .into(),
     )
 }
 
@@ -129,7 +156,7 @@ fn merge(into: &mut toml::Table, from: toml::Table) {
 fn merge_proxy(
     table: &mut toml::Table,
     entry: toml::Table,
-    set: &mut Vec<(String, String)>,
+    set: &mut [(String, String)],
 ) -> Result<(), Problem> {
     let list = table
         .entry("proxy")

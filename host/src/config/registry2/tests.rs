@@ -260,6 +260,15 @@ fn registry_storage_s3_picks_the_s3_driver_over_the_files() {
     assert_eq!(s3.prefix.as_deref(), Some("/registry"));
     assert!(s3.allow_http && !s3.redirect);
     assert!(config.server.delete, "the file's storage.delete stays");
+    // registry:2's bucket holds its links: read in place.
+    assert_eq!(config.metadata.kind, MetadataKind::Layout);
+    let sqlite = [
+        ("REGISTRY_STORAGE", "s3"),
+        ("REGISTRY_STORAGE_S3_BUCKET", "b"),
+        ("BERTH_METADATA_KIND", "sqlite"),
+    ];
+    let config = yaml(file, &sqlite);
+    assert_eq!(config.expect("load").metadata.kind, MetadataKind::Sqlite);
     // registry:2 redirects to the bucket unless told not to.
     let file = "version: 0.1\nstorage:\n  s3:\n    bucket: b\n    region: r\n";
     assert!(yaml(file, &[]).expect("load").storage.s3.redirect);

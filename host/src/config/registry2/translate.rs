@@ -31,6 +31,9 @@ pub struct Translation {
     pub problems: Vec<Problem>,
     /// Accepted settings Berth does not need, logged at INFO.
     pub notes: Vec<String>,
+    /// What set registry:2's S3 driver, when it is chosen: its store is
+    /// registry:2's tree in the bucket.
+    pub s3: Option<String>,
 }
 
 /// Translates `tree`. `whole`: it is a whole registry:2 configuration (a
@@ -97,7 +100,7 @@ impl Cx<'_> {
     }
 
     /// Whether `path` came from the file (no variable set it).
-    fn from_file(&self, path: &str) -> bool {
+    fn in_file(&self, path: &str) -> bool {
         origin(self.origins, path).is_none()
     }
 
@@ -117,7 +120,7 @@ impl Cx<'_> {
     }
 
     fn problem(&mut self, mut problem: Problem, path: &str) {
-        if self.from_file(path)
+        if self.in_file(path)
             && let Some(file) = self.file
         {
             problem.at = Some(file.display().to_string());
@@ -403,6 +406,7 @@ fn s3_driver(cx: &mut Cx) {
         toml::Value::String("s3".into()),
         "storage.s3",
     );
+    cx.out.s3 = Some(cx.source("storage.s3"));
     cx.copy_text("storage.s3.region", "storage.s3.region");
     cx.copy_text("storage.s3.bucket", "storage.s3.bucket");
     cx.copy_text("storage.s3.accesskey", "storage.s3.access_key_id");
@@ -537,7 +541,7 @@ fn proxy(cx: &mut Cx) {
              instead of the upstream's: require logins (auth.htpasswd) or set \
              storage.maintenance.readonly",
         );
-        if cx.from_file("proxy.remoteurl") {
+        if cx.in_file("proxy.remoteurl") {
             warning.at = cx.file.map(|f| f.display().to_string());
         }
         cx.out.problems.push(warning);
