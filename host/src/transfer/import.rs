@@ -70,7 +70,7 @@ pub async fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
             );
         }
         writer = back;
-        (Source::Tar(staged), progress)
+        (Source::Tar(Box::new(staged)), progress)
     };
     let naming = names::Naming {
         repo: args.repo.as_deref(),

@@ -186,11 +186,7 @@ fn plain_line(label: &str, done: u64, total: Option<u64>, elapsed: Duration) -> 
     let rate = done as f64 / secs;
     let mut line = format!("{label}: {}", HumanBytes(done));
     if let Some(total) = total {
-        let percent = if total == 0 {
-            100
-        } else {
-            (done.min(total) * 100 / total) as u32
-        };
+        let percent = (done.min(total) * 100).checked_div(total).unwrap_or(100);
         line += &format!(" of {} ({percent}%)", HumanBytes(total));
     }
     line += &format!(", {}/s", HumanBytes(rate as u64));

@@ -60,10 +60,12 @@ pub async fn all(blobs: &mut Blobs, naming: &Naming<'_>) -> Result<Report, Strin
         (None, Some(manifest)) => placer.legacy(blobs, &manifest).await?,
         (None, None) => {
             let stopped = match &blobs.source {
-                Source::Tar(Staged {
-                    stopped: Some(why), ..
-                }) => format!(" (reading stopped early: {why})"),
-                _ => String::new(),
+                Source::Tar(staged) => staged
+                    .stopped
+                    .as_ref()
+                    .map(|why| format!(" (reading stopped early: {why})"))
+                    .unwrap_or_default(),
+                Source::Dir(_) => String::new(),
             };
             return Err(format!(
                 "the archive has no {INDEX_JSON} and no {}: neither an OCI image layout nor a \

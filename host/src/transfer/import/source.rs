@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
 
 pub enum Source {
-    Tar(Staged),
+    Tar(Box<Staged>),
     Dir(PathBuf),
 }
 
@@ -81,7 +81,7 @@ impl Blobs {
             },
             Source::Dir(root) => {
                 let path = root.join(layout::blob_path(digest));
-                self.from_file(digest, path).await
+                self.file_blob(digest, path).await
             }
         }
     }
@@ -102,7 +102,7 @@ impl Blobs {
     }
 
     /// A layout directory's blob: not opened when the store has it.
-    async fn from_file(&mut self, digest: &Digest, path: PathBuf) -> Result<u64, String> {
+    async fn file_blob(&mut self, digest: &Digest, path: PathBuf) -> Result<u64, String> {
         let name = |why: String| format!("{} ({digest}): {why}", path.display());
         let file = match self.writer.as_mut() {
             Some(writer) => {
