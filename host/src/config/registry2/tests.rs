@@ -444,6 +444,15 @@ fn registry2_files_are_recognised_by_extension_or_version() {
     let config = Config::load(Some(&path), vars(&[]), &Overrides::default()).expect("load");
     assert_eq!(config.server.addr.to_string(), "127.0.0.1:7000");
     assert!(super::is_yaml(Path::new("a.YAML"), ""));
+    // Empty sections set nothing and are no error.
+    let empty = "version: 0.1
+auth:
+health: {}
+storage:
+  maintenance:
+";
+    let config = yaml(empty, &[]).expect("load");
+    assert!(!config.auth.enabled());
     assert!(!super::is_yaml(Path::new("berth.toml"), "[server]\n"));
 }
 

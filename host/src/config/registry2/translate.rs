@@ -215,9 +215,11 @@ impl Cx<'_> {
     fn leftovers(&mut self) {
         let unread: Vec<String> = self
             .leaves
-            .keys()
-            .filter(|leaf| !self.used.contains(*leaf))
-            .cloned()
+            .iter()
+            .filter(|(leaf, _)| !self.used.contains(*leaf))
+            // `auth:` or `health: {}` left empty sets nothing.
+            .filter(|(leaf, value)| !(is_empty(value) && settings::is_known(leaf)))
+            .map(|(leaf, _)| leaf.clone())
             .collect();
         let mut refused = BTreeSet::new();
         for leaf in unread {
@@ -593,6 +595,15 @@ fn flatten(prefix: &str, map: &Mapping, out: &mut BTreeMap<String, Value>) {
                 out.insert(path, value.clone());
             }
         }
+    }
+}
+
+/// Nothing written: `key:` or `key: {}`.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Mapping(map) => map.is_empty(),
+        _ => false,
     }
 }
 
