@@ -230,7 +230,7 @@ fn registry_variables_alone_configure_a_server() {
 
 #[test]
 fn registry_storage_s3_picks_the_s3_driver_over_the_files() {
-    let file = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /file\n  delete:\n    enabled: true\n";
+    let file = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /file\n  delete:\n    enabled: true\n  redirect:\n    disable: false\n";
     let env = [
         ("REGISTRY_STORAGE", "s3"),
         ("REGISTRY_STORAGE_S3_REGION", "eu-west-1"),
@@ -246,6 +246,13 @@ fn registry_storage_s3_picks_the_s3_driver_over_the_files() {
         ("REGISTRY_STORAGE_S3_FORCEPATHSTYLE", "true"),
         ("REGISTRY_STORAGE_REDIRECT_DISABLE", "true"),
     ];
+    // Without S3 nothing redirects: nothing to warn about.
+    let config = yaml(file, &[]).expect("load");
+    assert!(
+        config.source.warnings.is_empty(),
+        "{:?}",
+        config.source.warnings
+    );
     let config = yaml(file, &env).expect("load");
     let s3 = &config.storage.s3;
     assert_eq!(config.storage.kind, StorageKind::S3);

@@ -369,6 +369,9 @@ fn storage(cx: &mut Cx) {
     }
     if s3 {
         s3_driver(cx);
+    } else {
+        // Only the S3 driver redirects, in registry:2 as in Berth.
+        cx.take("storage.redirect.disable");
     }
     match cx.flag("storage.delete.enabled") {
         Some(on) => cx.set(
