@@ -105,10 +105,10 @@ pub async fn run(config: &Config, args: &ExportArgs) -> anyhow::Result<()> {
         progress.note(line);
     }
     progress.finish(&format!(
-        "exported {} ({} manifests, {} other blobs, {}) to {} in {:.1?}",
+        "exported {} ({}, {}, {}) to {} in {:.1?}",
         count(plan.images, "image"),
-        plan.manifests,
-        plan.blobs,
+        count(plan.manifests, "manifest"),
+        count(plan.blobs, "other blob"),
         human(total),
         args.output.display(),
         started.elapsed()

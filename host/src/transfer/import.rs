@@ -12,6 +12,7 @@
 
 mod names;
 mod place;
+mod refusal;
 mod source;
 mod stage;
 
@@ -64,10 +65,10 @@ pub async fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
                 .await
                 .context("reading the archive")?;
         if back.is_none() && !verify {
-            anyhow::bail!(
-                "storing {} failed: the store writer was lost",
-                input.display()
-            );
+            return Err(refusal::ImportError::WriterLost {
+                input: input.display().to_string(),
+            }
+            .into());
         }
         writer = back;
         (Source::Tar(Box::new(staged)), progress)
@@ -84,11 +85,11 @@ pub async fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
         checked: Checked::default(),
         made: Default::default(),
     };
-    let placed = place::all(&mut blobs, &naming).await;
+    let placed = place::all(&mut blobs, &naming, &input.display().to_string()).await;
     if let Some(writer) = blobs.writer.take() {
         writer.finish().await;
     }
-    let report = placed.map_err(anyhow::Error::msg)?;
+    let report = placed?;
     for line in &report.done {
         progress.note(line);
     }

@@ -87,7 +87,7 @@ pub struct ImageName {
 }
 
 /// Why a name cannot name an image in Berth.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum NameError {
     #[error("{0:?} is not a repository name Berth accepts")]
     Repo(String),

@@ -13,6 +13,22 @@ pub struct Naming<'a> {
     pub prefix: Option<&'a str>,
 }
 
+/// Why an image cannot be named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NamingError {
+    #[error(
+        "its name {0:?} is only a tag and no {CONTAINERD_NAME} annotation names the \
+         repository: give --repo NAME"
+    )]
+    TagOnly(String),
+    #[error("it has no name: give --repo NAME")]
+    NoName,
+    #[error("its name: {0}")]
+    Invalid(#[from] layout::NameError),
+    #[error("{0:?} is not a repository name Berth accepts")]
+    Repo(String),
+}
+
 /// Where an image goes: a repository, and a tag unless it has none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -31,7 +47,7 @@ pub enum Named {
 
 impl Naming<'_> {
     /// The name of an `index.json` entry.
-    pub fn entry(&self, entry: &layout::Entry) -> Result<Named, String> {
+    pub fn entry(&self, entry: &layout::Entry) -> Result<Named, NamingError> {
         let ref_name = entry.annotations.get(REF_NAME).map(String::as_str);
         let full = entry.annotations.get(CONTAINERD_NAME).map(String::as_str);
         match (ref_name, full) {
@@ -44,10 +60,7 @@ impl Naming<'_> {
                 }
                 None => match self.repo {
                     Some(repo) => self.target(repo, Some(tag.to_owned())).map(Named::Image),
-                    None => Err(format!(
-                        "its name {tag:?} is only a tag and no {CONTAINERD_NAME} annotation names \
-                         the repository: give --repo NAME"
-                    )),
+                    None => Err(NamingError::TagOnly(tag.to_owned())),
                 },
             },
             (Some(name), _) | (None, Some(name)) => {
@@ -59,34 +72,34 @@ impl Naming<'_> {
     }
 
     /// An image without a name goes to `--repo`, untagged.
-    pub fn unnamed(&self) -> Result<Target, String> {
+    pub fn unnamed(&self) -> Result<Target, NamingError> {
         match self.repo {
             Some(repo) => self.target(repo, None),
-            None => Err("it has no name: give --repo NAME".to_owned()),
+            None => Err(NamingError::NoName),
         }
     }
 
     /// A `docker save` `RepoTags` entry.
-    pub fn repo_tag(&self, text: &str) -> Result<Target, String> {
+    pub fn repo_tag(&self, text: &str) -> Result<Target, NamingError> {
         let name = parse(text)?;
         self.target(&name.repo, name.tag)
     }
 
-    fn target(&self, repo: &str, tag: Option<String>) -> Result<Target, String> {
+    fn target(&self, repo: &str, tag: Option<String>) -> Result<Target, NamingError> {
         let repo = match self.prefix.map(|p| p.trim_matches('/')) {
             Some(prefix) if !prefix.is_empty() => format!("{prefix}/{repo}"),
             _ => repo.to_owned(),
         };
         if !is_valid_name(&repo) {
-            return Err(format!("{repo:?} is not a repository name Berth accepts"));
+            return Err(NamingError::Repo(repo));
         }
         Ok(Target { repo, tag })
     }
 }
 
 /// A full reference, its registry host dropped.
-fn parse(text: &str) -> Result<ImageName, String> {
-    ImageName::parse_reference(text).map_err(|e| format!("its name: {e}"))
+fn parse(text: &str) -> Result<ImageName, NamingError> {
+    Ok(ImageName::parse_reference(text)?)
 }
 
 /// `v1`, `latest`: what skopeo writes for `oci-archive:x.tar:v1`.
@@ -142,7 +155,12 @@ mod tests {
             Ok(target("a/b", "2"))
         );
         let only_tag = plain.entry(&entry(&[(REF_NAME, "v1")]));
-        assert!(only_tag.expect_err("needs --repo").contains("--repo"));
+        assert_eq!(only_tag, Err(NamingError::TagOnly("v1".into())));
+        assert!(
+            NamingError::TagOnly("v1".into())
+                .to_string()
+                .contains("--repo")
+        );
         assert_eq!(plain.entry(&entry(&[])), Ok(Named::Unnamed));
         let repo = Naming {
             repo: Some("mine"),

@@ -6,6 +6,7 @@
 //! wrong or missing is refused whole; the others go on.
 
 use super::names::{Named, Naming, Target};
+use super::refusal::{At, ImportError, Refusal};
 use super::source::{Blobs, Source};
 use super::stage::{Got, LegacyFile, Staged};
 use crate::transfer::archive::docker;
@@ -39,14 +40,21 @@ struct Desc {
 }
 
 /// Imports every image of the archive `blobs` reads.
-pub async fn all(blobs: &mut Blobs, naming: &Naming<'_>) -> Result<Report, String> {
+pub async fn all(
+    blobs: &mut Blobs,
+    naming: &Naming<'_>,
+    input: &str,
+) -> Result<Report, ImportError> {
     let (index, legacy) = match &blobs.source {
         Source::Tar(staged) => (staged.index.clone(), staged.docker_manifest.clone()),
         Source::Dir(root) => {
             let path = root.join(INDEX_JSON);
             let bytes = tokio::fs::read(&path)
                 .await
-                .map_err(|e| format!("{}: {e} (not an OCI image layout?)", path.display()))?;
+                .map_err(|_| ImportError::NotAnArchive {
+                    input: input.to_owned(),
+                    stopped: None,
+                })?;
             (Some(Bytes::from(bytes)), None)
         }
     };
@@ -56,22 +64,35 @@ pub async fn all(blobs: &mut Blobs, naming: &Naming<'_>) -> Result<Report, Strin
         placed: HashMap::new(),
     };
     match (index, legacy) {
-        (Some(index), _) => placer.oci(blobs, &index).await?,
-        (None, Some(manifest)) => placer.legacy(blobs, &manifest).await?,
+        (Some(index), _) => {
+            placer
+                .oci(blobs, &index)
+                .await
+                .map_err(|why| ImportError::BadIndex {
+                    input: input.to_owned(),
+                    what: INDEX_JSON,
+                    why,
+                })?
+        }
+        (None, Some(manifest)) => {
+            placer
+                .legacy(blobs, &manifest)
+                .await
+                .map_err(|why| ImportError::BadIndex {
+                    input: input.to_owned(),
+                    what: docker::MANIFEST_JSON,
+                    why,
+                })?
+        }
         (None, None) => {
             let stopped = match &blobs.source {
-                Source::Tar(staged) => staged
-                    .stopped
-                    .as_ref()
-                    .map(|why| format!(" (reading stopped early: {why})"))
-                    .unwrap_or_default(),
-                Source::Dir(_) => String::new(),
+                Source::Tar(staged) => staged.stopped.clone(),
+                Source::Dir(_) => None,
             };
-            return Err(format!(
-                "the archive has no {INDEX_JSON} and no {}: neither an OCI image layout nor a \
-                 `docker save` archive{stopped}",
-                docker::MANIFEST_JSON
-            ));
+            return Err(ImportError::NotAnArchive {
+                input: input.to_owned(),
+                stopped,
+            });
         }
     }
     Ok(placer.report)
@@ -86,15 +107,14 @@ struct Placer<'a> {
 
 impl Placer<'_> {
     async fn oci(&mut self, blobs: &mut Blobs, index: &[u8]) -> Result<(), String> {
-        let index: layout::Index =
-            serde_json::from_slice(index).map_err(|e| format!("{INDEX_JSON} is not valid: {e}"))?;
+        let index: layout::Index = serde_json::from_slice(index).map_err(|e| e.to_string())?;
         // (target, descriptor) with the tags of one manifest gathered.
         let mut images: Vec<(String, Desc, Vec<String>)> = Vec::new();
         let mut unnamed = Vec::new();
         for entry in &index.manifests {
             let what = format!("{INDEX_JSON} entry {}", entry.digest);
             let Ok(digest) = Digest::parse(&entry.digest) else {
-                self.refuse(&what, "not a sha256 digest");
+                self.refuse(&what, &"not a sha256 digest");
                 continue;
             };
             let desc = Desc {
@@ -126,7 +146,7 @@ impl Placer<'_> {
             let subject = match blobs.manifest(&desc.digest, desc.size).await {
                 Ok(bytes) => store::parse(&desc.digest, Some(&desc.media_type), &bytes)
                     .map(|p| p.subject)
-                    .map_err(|e| e.to_string()),
+                    .map_err(|e| Refusal::from_put(At::blob(&desc.digest), e)),
                 Err(why) => Err(why),
             };
             match subject {
@@ -262,7 +282,7 @@ impl Placer<'_> {
         }
     }
 
-    fn refuse(&mut self, what: &str, why: &str) {
+    fn refuse(&mut self, what: &str, why: &dyn std::fmt::Display) {
         self.report.refused.push(format!("refused {what}: {why}"));
     }
 }
@@ -282,7 +302,7 @@ async fn import_image(
     repo: &str,
     desc: &Desc,
     tags: &[String],
-) -> Result<Vec<Digest>, String> {
+) -> Result<Vec<Digest>, Refusal> {
     let mut manifests = Vec::new();
     gather(blobs, desc.clone(), &mut manifests, 0).await?;
     let Some(writer) = blobs.writer.as_mut() else {
@@ -291,13 +311,16 @@ async fn import_image(
     let last = manifests.len().saturating_sub(1);
     for (i, manifest) in manifests.iter().enumerate() {
         for blob in &manifest.blobs {
-            writer.link(repo, blob).await.map_err(|e| e.to_string())?;
+            writer
+                .link(repo, blob)
+                .await
+                .map_err(|e| Refusal::from_put(At::blob(blob), e))?;
         }
         let tags = if i == last { tags } else { &[] };
         writer
             .put_manifest(repo, &manifest.bytes, Some(manifest.media_type), tags)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Refusal::from_put(At::blob(&manifest.digest), e))?;
     }
     Ok(manifests.into_iter().map(|m| m.digest).collect())
 }
@@ -308,17 +331,20 @@ fn gather<'a>(
     desc: Desc,
     out: &'a mut Vec<Checked>,
     depth: usize,
-) -> futures::future::BoxFuture<'a, Result<(), String>> {
+) -> futures::future::BoxFuture<'a, Result<(), Refusal>> {
     Box::pin(async move {
         if out.iter().any(|m| m.digest == desc.digest) {
             return Ok(());
         }
         if depth > MAX_DEPTH {
-            return Err(format!("manifest {}: indexes nest too deep", desc.digest));
+            return Err(Refusal::Invalid {
+                at: At::blob(&desc.digest),
+                why: "indexes nest too deep".to_owned(),
+            });
         }
         let bytes = blobs.manifest(&desc.digest, desc.size).await?;
         let parsed = store::parse(&desc.digest, Some(&desc.media_type), &bytes)
-            .map_err(|e| format!("{} ({}): {e}", layout::blob_path(&desc.digest), desc.digest))?;
+            .map_err(|e| Refusal::from_put(At::blob(&desc.digest), e))?;
         let size_of = |digest: &Digest| {
             parsed
                 .descriptors
@@ -337,7 +363,10 @@ fn gather<'a>(
             Kind::Index => {
                 for child in &parsed.descriptors {
                     let Ok(digest) = Digest::parse(&child.digest) else {
-                        return Err(format!("child {}: not a sha256 digest", child.digest));
+                        return Err(Refusal::Invalid {
+                            at: At::blob(&desc.digest),
+                            why: format!("child {} is not a sha256 digest", child.digest),
+                        });
                     };
                     let child = Desc {
                         digest,
@@ -360,9 +389,12 @@ fn gather<'a>(
 
 /// The OCI manifest for a legacy image, its content made known to
 /// `blobs` (layers as staged, config and manifest from memory).
-fn legacy_image(blobs: &mut Blobs, image: &docker::Image) -> Result<Desc, String> {
+fn legacy_image(blobs: &mut Blobs, image: &docker::Image) -> Result<Desc, Refusal> {
     let Source::Tar(staged) = &mut blobs.source else {
-        return Err("a `docker save` archive must be a tar".to_owned());
+        return Err(Refusal::Invalid {
+            at: At::path(docker::MANIFEST_JSON),
+            why: "a `docker save` archive must be a tar".to_owned(),
+        });
     };
     let config = match follow(staged, &image.config) {
         Some(LegacyFile::Json(bytes)) => bytes.clone(),
@@ -377,8 +409,10 @@ fn legacy_image(blobs: &mut Blobs, image: &docker::Image) -> Result<Desc, String
             _ => return Err(not_there(staged, path)),
         }
     }
-    let manifest =
-        docker::oci_manifest(&config, &layers).map_err(|e| format!("{}: {e}", image.config))?;
+    let manifest = docker::oci_manifest(&config, &layers).map_err(|why| Refusal::Invalid {
+        at: At::path(image.config.clone()),
+        why,
+    })?;
     let verify = blobs.writer.is_none();
     for (digest, size) in &layers {
         let got = if verify {
@@ -411,9 +445,10 @@ fn follow<'a>(staged: &'a Staged, path: &str) -> Option<&'a LegacyFile> {
     None
 }
 
-fn not_there(staged: &Staged, path: &str) -> String {
-    match &staged.stopped {
-        Some(why) => format!("{path} is not in the archive: reading stopped early ({why})"),
-        None => format!("{path} is not in the archive"),
+fn not_there(staged: &Staged, path: &str) -> Refusal {
+    Refusal::Missing {
+        at: At::path(path),
+        layout: false,
+        stopped: staged.stopped.clone(),
     }
 }

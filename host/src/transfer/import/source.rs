@@ -2,6 +2,7 @@
 //! staged, see `stage.rs`) or an OCI layout directory, whose files are
 //! opened only when the store lacks the blob.
 
+use super::refusal::{At, Refusal};
 use super::stage::{Got, Staged};
 use crate::transfer::archive::layout;
 use crate::transfer::progress::Progress;
@@ -19,6 +20,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
 
+/// How much a layout's file is read at a time.
+const COPY_CHUNK: usize = 1 << 20;
+
 pub enum Source {
     Tar(Box<Staged>),
     Dir(PathBuf),
@@ -27,7 +31,7 @@ pub enum Source {
 /// Blob checks already made, and what they gave.
 #[derive(Default)]
 pub struct Checked {
-    sizes: HashMap<Digest, Result<u64, String>>,
+    sizes: HashMap<Digest, Result<u64, Refusal>>,
     /// Blobs stored by this run, and found already stored.
     pub stored: usize,
     pub skipped: usize,
@@ -49,9 +53,8 @@ pub struct Blobs {
 
 impl Blobs {
     /// Makes sure blob `digest`, which a manifest says has `size` bytes, is
-    /// stored (or, verifying, is in the archive with the right bytes). The
-    /// error names the entry.
-    pub async fn ensure(&mut self, digest: &Digest, size: u64) -> Result<(), String> {
+    /// stored (or, verifying, is in the archive with the right bytes).
+    pub async fn ensure(&mut self, digest: &Digest, size: u64) -> Result<(), Refusal> {
         let got = match self.checked.sizes.get(digest) {
             Some(got) => got.clone(),
             None => {
@@ -61,15 +64,16 @@ impl Blobs {
             }
         }?;
         if got != size {
-            return Err(format!(
-                "{} ({digest}): {got} bytes, the manifest says {size}",
-                layout::blob_path(digest)
-            ));
+            return Err(Refusal::Size {
+                at: At::blob(digest),
+                expected: size,
+                actual: got,
+            });
         }
         Ok(())
     }
 
-    async fn check(&mut self, digest: &Digest) -> Result<u64, String> {
+    async fn check(&mut self, digest: &Digest) -> Result<u64, Refusal> {
         if let Some(bytes) = self.made.get(digest).cloned() {
             return self.put_made(digest, bytes).await;
         }
@@ -77,7 +81,11 @@ impl Blobs {
             Source::Tar(staged) => match staged.blobs.get(digest) {
                 Some(Got::Stored(size) | Got::Verified(size)) => Ok(*size),
                 Some(Got::Bad(why)) => Err(why.clone()),
-                None => Err(missing(digest, staged.stopped.as_deref())),
+                None => Err(Refusal::Missing {
+                    at: At::blob(digest),
+                    layout: false,
+                    stopped: staged.stopped.clone(),
+                }),
             },
             Source::Dir(root) => {
                 let path = root.join(layout::blob_path(digest));
@@ -87,11 +95,11 @@ impl Blobs {
     }
 
     /// Content the import made itself, stored from memory.
-    async fn put_made(&mut self, digest: &Digest, bytes: Bytes) -> Result<u64, String> {
+    async fn put_made(&mut self, digest: &Digest, bytes: Bytes) -> Result<u64, Refusal> {
         let Some(writer) = self.writer.as_mut() else {
             return Ok(bytes.len() as u64);
         };
-        let failed = |e: crate::transfer::store::PutError| e.to_string();
+        let failed = |e| Refusal::from_put(At::blob(digest), e);
         if let Some(size) = writer.hold_existing(digest).await.map_err(failed)? {
             return Ok(size);
         }
@@ -102,28 +110,32 @@ impl Blobs {
     }
 
     /// A layout directory's blob: not opened when the store has it.
-    async fn file_blob(&mut self, digest: &Digest, path: PathBuf) -> Result<u64, String> {
-        let name = |why: String| format!("{} ({digest}): {why}", path.display());
-        let file = match self.writer.as_mut() {
-            Some(writer) => {
-                if let Some(size) = writer
-                    .hold_existing(digest)
-                    .await
-                    .map_err(|e| name(e.to_string()))?
-                {
-                    self.checked.skipped += 1;
-                    self.progress.add(size);
-                    return Ok(size);
-                }
-                open(&path).await.map_err(&name)?
-            }
-            None => open(&path).await.map_err(&name)?,
+    async fn file_blob(&mut self, digest: &Digest, path: PathBuf) -> Result<u64, Refusal> {
+        let at = At::blob(digest);
+        if let Some(writer) = self.writer.as_mut()
+            && let Some(size) = writer
+                .hold_existing(digest)
+                .await
+                .map_err(|e| Refusal::from_put(at.clone(), e))?
+        {
+            self.checked.skipped += 1;
+            self.progress.add(size);
+            return Ok(size);
+        }
+        let read = |e: io::Error| match e.kind() {
+            io::ErrorKind::NotFound => Refusal::Missing {
+                at: at.clone(),
+                layout: true,
+                stopped: None,
+            },
+            _ => Refusal::Read {
+                at: at.clone(),
+                why: format!("{}: {e}", path.display()),
+            },
         };
-        let size = file
-            .metadata()
-            .await
-            .map_err(|e| name(e.to_string()))?
-            .len();
+        let mut file = tokio::fs::File::open(&path).await.map_err(read)?;
+        file.set_max_buf_size(COPY_CHUNK);
+        let size = file.metadata().await.map_err(read)?.len();
         let counted = Counted {
             inner: file,
             progress: self.progress.clone(),
@@ -132,12 +144,15 @@ impl Blobs {
             Some(writer) => {
                 let stored = writer.put_blob(digest, Some(size), counted).await;
                 self.checked.stored += 1;
-                stored.map_err(|e| name(e.to_string()))
+                stored.map_err(|e| Refusal::from_put(at.clone(), e))
             }
             None => {
-                let actual = hash(counted).await.map_err(|e| name(e.to_string()))?;
+                let actual = hash(counted).await.map_err(read)?;
                 if actual != *digest {
-                    return Err(name(format!("the bytes hash to {actual}")));
+                    return Err(Refusal::Digest {
+                        at,
+                        actual: actual.to_string(),
+                    });
                 }
                 Ok(size)
             }
@@ -146,10 +161,13 @@ impl Blobs {
 
     /// The bytes of manifest `digest` (`size` bytes by its descriptor),
     /// checked against both.
-    pub async fn manifest(&mut self, digest: &Digest, size: u64) -> Result<Bytes, String> {
-        let where_ = || format!("{} ({digest})", layout::blob_path(digest));
+    pub async fn manifest(&mut self, digest: &Digest, size: u64) -> Result<Bytes, Refusal> {
+        let at = At::blob(digest);
         if size > MAX_MANIFEST_BYTES {
-            return Err(format!("{}: a manifest larger than 4 MiB", where_()));
+            return Err(Refusal::Invalid {
+                at,
+                why: "a manifest larger than 4 MiB".to_owned(),
+            });
         }
         let bytes = match self.kept(digest) {
             Some(bytes) => bytes,
@@ -159,15 +177,18 @@ impl Blobs {
             }
         };
         if bytes.len() as u64 != size {
-            return Err(format!(
-                "{}: {} bytes, the descriptor says {size}",
-                where_(),
-                bytes.len()
-            ));
+            return Err(Refusal::Size {
+                at,
+                expected: size,
+                actual: bytes.len() as u64,
+            });
         }
         let actual = Digest::of(&bytes);
         if actual != *digest {
-            return Err(format!("{}: the bytes hash to {actual}", where_()));
+            return Err(Refusal::Digest {
+                at,
+                actual: actual.to_string(),
+            });
         }
         Ok(bytes)
     }
@@ -184,53 +205,35 @@ impl Blobs {
     }
 
     /// A small blob read from the layout directory, or from the store.
-    async fn read_back(&mut self, digest: &Digest, size: u64) -> Result<Bytes, String> {
+    async fn read_back(&mut self, digest: &Digest, size: u64) -> Result<Bytes, Refusal> {
+        let failed = |why: String| Refusal::Read {
+            at: At::blob(digest),
+            why,
+        };
         if let Source::Dir(root) = &self.source {
             let path = root.join(layout::blob_path(digest));
             return tokio::fs::read(&path)
                 .await
                 .map(Bytes::from)
-                .map_err(|e| format!("{} ({digest}): {e}", path.display()));
+                .map_err(|e| failed(format!("{}: {e}", path.display())));
         }
-        let failed = |e: String| {
-            format!(
-                "{} ({digest}): reading it back: {e}",
-                layout::blob_path(digest)
-            )
-        };
         let Some(store) = &self.store else {
-            return Err(failed("too many manifests to keep in memory".to_owned()));
+            return Err(failed(
+                "too many manifests to keep in memory while verifying".to_owned(),
+            ));
         };
         let mut reader = store
             .read(digest, 0, size)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(format!("reading it back from the store: {e}")))?;
         let mut bytes = Vec::with_capacity(size as usize);
         while let Some(chunk) = reader.next().await {
-            bytes.extend_from_slice(&chunk.map_err(|e| failed(e.to_string()))?);
+            let chunk =
+                chunk.map_err(|e| failed(format!("reading it back from the store: {e}")))?;
+            bytes.extend_from_slice(&chunk);
         }
         Ok(Bytes::from(bytes))
     }
-}
-
-/// Why a blob is not in a tar.
-fn missing(digest: &Digest, stopped: Option<&str>) -> String {
-    let path = layout::blob_path(digest);
-    match stopped {
-        Some(why) => {
-            format!("{path} ({digest}) is not in the archive: reading stopped early ({why})")
-        }
-        None => format!("{path} ({digest}) is not in the archive"),
-    }
-}
-
-async fn open(path: &std::path::Path) -> Result<tokio::fs::File, String> {
-    tokio::fs::File::open(path)
-        .await
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => "not in the layout".to_owned(),
-            _ => e.to_string(),
-        })
 }
 
 /// The sha256 of everything `reader` yields.

@@ -11,6 +11,7 @@
 //! layers, which are tars) are also kept in memory, within a budget, so
 //! that they need not be read back.
 
+use super::refusal::{At, Refusal};
 use crate::transfer::archive::docker::MANIFEST_JSON;
 use crate::transfer::archive::layout::{self, INDEX_JSON, OCI_LAYOUT};
 use crate::transfer::archive::tar_in::{self, Kind, Stop};
@@ -43,7 +44,7 @@ pub enum Got {
     /// Hashed and found right (`--verify-only`); its size.
     Verified(u64),
     /// Refused: why, naming the entry.
-    Bad(String),
+    Bad(Refusal),
 }
 
 /// A file of a legacy `docker save` archive (not under `blobs/`).
@@ -57,7 +58,7 @@ pub enum LegacyFile {
     /// A small JSON file (a config), kept.
     Json(Bytes),
     Link(String),
-    Bad(String),
+    Bad(Refusal),
 }
 
 /// What one pass over a tar found.
@@ -96,7 +97,7 @@ pub fn stage(
     if let Err(stop) = result {
         let why = match stop {
             Stop::Archive { .. } => stop.to_string(),
-            Stop::Visitor(why) => why,
+            Stop::Visitor(why) => why.to_string(),
         };
         tracing::warn!(archive = %path.display(), %why, "reading stopped early");
         state.staged.stopped = Some(why);
@@ -123,7 +124,7 @@ struct Pumped {
 
 impl Stager {
     /// One entry. An `Err` stops the pass (the archive cannot be read on).
-    fn entry(&mut self, entry: &tar_in::Entry, reader: &mut dyn Read) -> Result<(), String> {
+    fn entry(&mut self, entry: &tar_in::Entry, reader: &mut dyn Read) -> Result<(), Refusal> {
         let path = entry.path.as_str();
         match &entry.kind {
             Kind::Other => return Ok(()),
@@ -159,17 +160,28 @@ impl Stager {
     }
 
     /// A small file read whole.
-    fn small(&mut self, entry: &tar_in::Entry, reader: &mut dyn Read) -> Result<Bytes, String> {
+    fn small(&mut self, entry: &tar_in::Entry, reader: &mut dyn Read) -> Result<Bytes, Refusal> {
+        let at = || At::path(entry.path.clone());
         if entry.size > MAX_MANIFEST_BYTES {
-            return Err(format!("{}: larger than 4 MiB", entry.path));
+            return Err(Refusal::Invalid {
+                at: at(),
+                why: "larger than 4 MiB".to_owned(),
+            });
         }
         let mut bytes = Vec::with_capacity(entry.size as usize);
         reader
             .take(entry.size)
             .read_to_end(&mut bytes)
-            .map_err(|e| format!("{}: {e}", entry.path))?;
+            .map_err(|e| Refusal::Read {
+                at: at(),
+                why: e.to_string(),
+            })?;
         if bytes.len() as u64 != entry.size {
-            return Err(ends_inside(&entry.path, bytes.len() as u64, entry.size));
+            return Err(Refusal::Truncated {
+                at: at(),
+                read: bytes.len() as u64,
+                size: entry.size,
+            });
         }
         Ok(Bytes::from(bytes))
     }
@@ -180,30 +192,25 @@ impl Stager {
         entry: &tar_in::Entry,
         digest: Digest,
         reader: &mut dyn Read,
-    ) -> Result<(), String> {
-        let path = &entry.path;
-        let named = |why: String| format!("{path} ({digest}): {why}");
+    ) -> Result<(), Refusal> {
+        let at = At {
+            path: entry.path.clone(),
+            digest: Some(digest.clone()),
+        };
         if self.verify {
             let pumped = self.hash(entry, reader);
-            let got = match &pumped {
-                Pumped { error: Some(e), .. } => Got::Bad(named(e.to_string())),
-                Pumped {
-                    short: true, read, ..
-                } => Got::Bad(ends_inside(
-                    &format!("{path} ({digest})"),
-                    *read,
-                    entry.size,
-                )),
-                Pumped {
-                    sha256: Some(actual),
-                    ..
-                } if *actual != digest => Got::Bad(named(format!("the bytes hash to {actual}"))),
-                _ => Got::Verified(entry.size),
+            let checked = match &pumped.sha256 {
+                Some(actual) if *actual != digest => Err(Refusal::Digest {
+                    at: at.clone(),
+                    actual: actual.to_string(),
+                }),
+                _ => Ok(Got::Verified(entry.size)),
             };
+            let got = read_outcome(&at, entry.size, &pumped).and(checked);
             return self.settle(digest, got, pumped);
         }
         let Some(mut writer) = self.writer.take() else {
-            return Err("the store writer is gone".to_owned());
+            return Err(writer_gone(at));
         };
         let held = self.handle.block_on(writer.hold_existing(&digest));
         self.writer = Some(writer);
@@ -214,38 +221,38 @@ impl Stager {
                 return Ok(());
             }
             Ok(Some(size)) => {
-                let why = format!("{} bytes, but the stored blob has {size}", entry.size);
-                self.staged
-                    .blobs
-                    .insert(digest.clone(), Got::Bad(named(why)));
+                let wrong = Refusal::Size {
+                    at,
+                    expected: size,
+                    actual: entry.size,
+                };
+                self.staged.blobs.insert(digest, Got::Bad(wrong));
                 return Ok(());
             }
             Ok(None) => {}
-            Err(e) => return Err(named(e.to_string())),
+            Err(e) => return Err(Refusal::from_put(at, e)),
         }
         let (result, pumped) = self.store(entry, reader, Some(digest.clone()));
-        let got = match result {
-            Ok((_, size)) => {
-                self.staged.stored += 1;
-                Got::Stored(size)
-            }
-            Err(_) if pumped.short => Got::Bad(ends_inside(
-                &format!("{path} ({digest})"),
-                pumped.read,
-                entry.size,
-            )),
-            Err(PutError::DigestMismatch { actual, .. }) => {
-                Got::Bad(named(format!("the bytes hash to {actual}")))
-            }
-            Err(e) => Got::Bad(named(e.to_string())),
-        };
+        let stored = result
+            .map(|(_, size)| Got::Stored(size))
+            .map_err(|e| Refusal::from_put(at.clone(), e));
+        let got = read_outcome(&at, entry.size, &pumped).and(stored);
+        if got.is_ok() {
+            self.staged.stored += 1;
+        }
         self.settle(digest, got, pumped)
     }
 
     /// Records a blob's fate; a read error or a short entry stops the pass.
-    fn settle(&mut self, digest: Digest, got: Got, pumped: Pumped) -> Result<(), String> {
+    fn settle(
+        &mut self,
+        digest: Digest,
+        got: Result<Got, Refusal>,
+        pumped: Pumped,
+    ) -> Result<(), Refusal> {
+        let got = got.unwrap_or_else(Got::Bad);
         let stop = match &got {
-            Got::Bad(why) if pumped.error.is_some() || pumped.short => Some(why.clone()),
+            Got::Bad(why) if why.stops_reading() => Some(why.clone()),
             _ => None,
         };
         if let (Got::Stored(_) | Got::Verified(_), Some(json)) = (&got, pumped.json) {
@@ -260,38 +267,40 @@ impl Stager {
     }
 
     /// A legacy layer file, whose digest its bytes decide.
-    fn legacy_layer(&mut self, entry: &tar_in::Entry, reader: &mut dyn Read) -> Result<(), String> {
-        let path = entry.path.clone();
+    fn legacy_layer(
+        &mut self,
+        entry: &tar_in::Entry,
+        reader: &mut dyn Read,
+    ) -> Result<(), Refusal> {
+        let at = At::path(entry.path.clone());
         let (result, pumped) = if self.verify {
             let pumped = self.hash(entry, reader);
             let result = match &pumped.sha256 {
-                Some(d) if pumped.error.is_none() => Ok((d.clone(), pumped.read)),
-                _ => Err(()),
+                Some(digest) => Ok((digest.clone(), pumped.read)),
+                None => Err(writer_gone(at.clone())),
             };
             (result, pumped)
         } else {
             let (result, pumped) = self.store(entry, reader, None);
-            (result.map_err(|_| ()), pumped)
+            (result.map_err(|e| Refusal::from_put(at.clone(), e)), pumped)
         };
-        let file = match (result, &pumped.error) {
-            (_, Some(e)) => LegacyFile::Bad(format!("{path}: {e}")),
-            _ if pumped.short => LegacyFile::Bad(ends_inside(&path, pumped.read, entry.size)),
-            (Ok((digest, size)), None) => {
+        let file = match read_outcome(&at, entry.size, &pumped).and(result) {
+            Ok((digest, size)) => {
                 if !self.verify {
                     self.staged.stored += 1;
                 }
                 LegacyFile::Layer { digest, size }
             }
-            (Err(()), None) => LegacyFile::Bad(format!("{path}: could not be stored")),
+            Err(why) => LegacyFile::Bad(why),
         };
         let stop = match &file {
-            LegacyFile::Bad(why) => Some(why.clone()),
+            LegacyFile::Bad(why) if why.stops_reading() => Some(why.clone()),
             _ => None,
         };
-        self.staged.legacy.insert(path, file);
+        self.staged.legacy.insert(entry.path.clone(), file);
         match stop {
-            Some(why) if pumped.error.is_some() || pumped.short => Err(why),
-            _ => Ok(()),
+            Some(why) => Err(why),
+            None => Ok(()),
         }
     }
 
@@ -425,8 +434,27 @@ impl Stager {
     }
 }
 
-fn ends_inside(what: &str, read: u64, size: u64) -> String {
-    format!("{what}: the archive ends inside it, after {read} of {size} bytes (truncated?)")
+/// A read error or a cut entry, which outweigh whatever the store said.
+fn read_outcome(at: &At, size: u64, pumped: &Pumped) -> Result<(), Refusal> {
+    match &pumped.error {
+        Some(e) => Err(Refusal::Read {
+            at: at.clone(),
+            why: e.to_string(),
+        }),
+        None if pumped.short => Err(Refusal::Truncated {
+            at: at.clone(),
+            read: pumped.read,
+            size,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn writer_gone(at: At) -> Refusal {
+    Refusal::Store {
+        at,
+        why: "the store writer is gone".to_owned(),
+    }
 }
 
 /// The chunks the reading thread sends, as an `AsyncRead` for the store
