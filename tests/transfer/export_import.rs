@@ -486,6 +486,39 @@ fn skopeo_and_docker_on_the_other_side() {
         404
     );
 
+    // A flipped byte in a legacy layer.tar: its digest no longer matches
+    // the config's diff_id.
+    let layer_entry = {
+        let mut tar = tar::Archive::new(std::fs::File::open(&saved).expect("saved"));
+        let found = tar
+            .entries()
+            .expect("entries")
+            .map(|e| e.expect("entry"))
+            .find(|e| {
+                e.header().entry_type().is_file() && e.path().expect("path").ends_with("layer.tar")
+            })
+            .map(|e| {
+                (
+                    e.path().expect("path").display().to_string(),
+                    e.raw_file_position(),
+                )
+            });
+        found.expect("a layer.tar in docker save's archive")
+    };
+    let mut damaged = std::fs::read(&saved).expect("saved");
+    damaged[layer_entry.1 as usize + 700] ^= 0x01;
+    let flipped = tmp.path().join("flipped-save.tar");
+    std::fs::write(&flipped, damaged).expect("write");
+    let dst = Berth::start();
+    let refused = berth(&["import", "--root", path(&dst.root), path(&flipped)]);
+    assert_eq!(refused.status.code(), Some(1), "{}", refused.describe());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains(&layer_entry.0) && said.contains("hash to"),
+        "{said}"
+    );
+    assert_eq!(status(&dst, "small", "v1"), 404);
+
     // docker load of --format docker.
     let for_docker = tmp.path().join("for-docker.tar");
     berth_ok(&[

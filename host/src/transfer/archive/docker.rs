@@ -41,27 +41,43 @@ struct RootFs {
     diff_ids: Vec<String>,
 }
 
+/// Why a legacy image cannot become an OCI manifest.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LegacyError {
+    #[error("the config is not valid: {0}")]
+    Config(String),
+    #[error("the config names {config} layers, manifest.json {listed}")]
+    LayerCount { config: usize, listed: usize },
+    /// Layer `index` (from 0) does not hash to the config's diff_id.
+    #[error("layer {} hashes to {actual}, the config says {expected}", .index + 1)]
+    Layer {
+        index: usize,
+        actual: String,
+        expected: String,
+    },
+}
+
 /// The OCI image manifest for a legacy image whose config is
 /// `config` and whose layer files hash to `layers` (digest, size), in
 /// order. The config's `rootfs.diff_ids` name the uncompressed layers,
 /// which `layer.tar` files are: each must match, which verifies them.
-pub fn oci_manifest(config: &[u8], layers: &[(Digest, u64)]) -> Result<Vec<u8>, String> {
+pub fn oci_manifest(config: &[u8], layers: &[(Digest, u64)]) -> Result<Vec<u8>, LegacyError> {
     let parsed: Config =
-        serde_json::from_slice(config).map_err(|e| format!("the config is not valid: {e}"))?;
+        serde_json::from_slice(config).map_err(|e| LegacyError::Config(e.to_string()))?;
     let diff_ids = parsed.rootfs.diff_ids;
     if diff_ids.len() != layers.len() {
-        return Err(format!(
-            "the config names {} layers, manifest.json {}",
-            diff_ids.len(),
-            layers.len()
-        ));
+        return Err(LegacyError::LayerCount {
+            config: diff_ids.len(),
+            listed: layers.len(),
+        });
     }
-    for (i, ((digest, _), diff_id)) in layers.iter().zip(&diff_ids).enumerate() {
+    for (index, ((digest, _), diff_id)) in layers.iter().zip(&diff_ids).enumerate() {
         if digest.as_str() != diff_id {
-            return Err(format!(
-                "layer {} hashes to {digest}, the config says {diff_id}",
-                i + 1
-            ));
+            return Err(LegacyError::Layer {
+                index,
+                actual: digest.to_string(),
+                expected: diff_id.clone(),
+            });
         }
     }
     let descriptor = |media_type, digest: &Digest, size| serde_json::json!({"mediaType": media_type, "digest": digest.as_str(), "size": size});
@@ -71,7 +87,7 @@ pub fn oci_manifest(config: &[u8], layers: &[(Digest, u64)]) -> Result<Vec<u8>, 
         "config": descriptor(OCI_CONFIG, &Digest::of(config), config.len() as u64),
         "layers": layers.iter().map(|(d, s)| descriptor(OCI_LAYER_TAR, d, *s)).collect::<Vec<_>>(),
     });
-    serde_json::to_vec(&manifest).map_err(|e| e.to_string())
+    serde_json::to_vec(&manifest).map_err(|e| LegacyError::Config(e.to_string()))
 }
 
 /// Where a symlink at `link` pointing at `target` leads, inside the
@@ -109,7 +125,7 @@ mod tests {
         assert_eq!(parsed.required[0], Digest::of(config.as_bytes()));
         assert_eq!(parsed.descriptors[1].media_type, OCI_LAYER_TAR);
         let wrong = oci_manifest(config.as_bytes(), &[(Digest::of(b"other"), 5)]);
-        assert!(wrong.expect_err("mismatch").contains("the config says"));
+        assert!(matches!(wrong, Err(LegacyError::Layer { index: 0, .. })));
         assert!(oci_manifest(config.as_bytes(), &[]).is_err());
     }
 

@@ -401,6 +401,25 @@ fn legacy_image(blobs: &mut Blobs, image: &docker::Image) -> Result<Desc, Refusa
         Some(LegacyFile::Bad(why)) => return Err(why.clone()),
         _ => return Err(not_there(staged, &image.config)),
     };
+    // `docker save` names a config by its digest (the image id): the one
+    // check its bytes can get.
+    let named = image
+        .config
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.strip_suffix(".json"))
+        .and_then(|hex| Digest::parse(&format!("sha256:{hex}")).ok());
+    if let Some(named) = named
+        && Digest::of(&config) != named
+    {
+        return Err(Refusal::Digest {
+            at: At {
+                path: image.config.clone(),
+                digest: Some(named),
+            },
+            actual: Digest::of(&config).to_string(),
+        });
+    }
     let mut layers = Vec::new();
     for path in &image.layers {
         match follow(staged, path) {
@@ -409,9 +428,22 @@ fn legacy_image(blobs: &mut Blobs, image: &docker::Image) -> Result<Desc, Refusa
             _ => return Err(not_there(staged, path)),
         }
     }
-    let manifest = docker::oci_manifest(&config, &layers).map_err(|why| Refusal::Invalid {
-        at: At::path(image.config.clone()),
-        why,
+    let manifest = docker::oci_manifest(&config, &layers).map_err(|e| match e {
+        docker::LegacyError::Layer {
+            index,
+            actual,
+            expected,
+        } => Refusal::Digest {
+            at: At {
+                path: image.layers.get(index).cloned().unwrap_or_default(),
+                digest: Digest::parse(&expected).ok(),
+            },
+            actual,
+        },
+        e => Refusal::Invalid {
+            at: At::path(image.config.clone()),
+            why: e.to_string(),
+        },
     })?;
     let verify = blobs.writer.is_none();
     for (digest, size) in &layers {
