@@ -70,6 +70,13 @@ pub enum RootError {
          on an existing store and creates none"
     )]
     EmptyBucket { where_: String },
+    #[error(
+        "the data root {} is not writable by this process (it belongs to uid {owner}): \
+         give it to the user Berth runs as (e.g. chown -R 65534:65534 for the container \
+         image) or run Berth as its owner",
+        .root.display()
+    )]
+    NotWritable { root: PathBuf, owner: u32 },
     #[error("reading the data root {}: {source}", .root.display())]
     Io {
         root: PathBuf,
@@ -104,6 +111,9 @@ pub fn check(config: &Config, may_create: bool) -> Result<(), RootError> {
     if !meta.is_dir() {
         return Err(RootError::NotADirectory(root.clone()));
     }
+    if may_create && !config.server.read_only {
+        writable(root, &meta)?;
+    }
     let has = |rel: &str| exists(&root.join(rel)).map_err(io);
     match (config.storage.kind, config.metadata.kind) {
         (StorageKind::Filesystem, MetadataKind::Sqlite) if has(REGISTRY2_TREE)? => {
@@ -134,6 +144,28 @@ pub fn check(config: &Config, may_create: bool) -> Result<(), RootError> {
             }
         }
         _ => Ok(()),
+    }
+}
+
+/// Whether this process may write under `root`: tried with a probe file,
+/// because a store opened without the right is refused deep inside (SQLite,
+/// an upload directory) with an error that names no path. A registry:2
+/// volume is root's, and the container image runs as nobody.
+fn writable(root: &Path, meta: &std::fs::Metadata) -> Result<(), RootError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let probe = root.join(format!(".berth-write-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => std::fs::remove_file(&probe).map_err(|source| RootError::Io {
+            root: root.to_path_buf(),
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(RootError::NotWritable {
+            root: root.to_path_buf(),
+            owner: meta.uid(),
+        }),
+        // A read-only file system and the like: left to the store's own
+        // error, which says what it could not do.
+        Err(_) => Ok(()),
     }
 }
 

@@ -266,6 +266,34 @@ fn image_is_a_registry2_drop_in() {
         !logged.contains(" WARN ") && !logged.contains(" ERROR "),
         "the image's own configuration gave warnings:\n{logged}"
     );
+
+    // A volume registry:2 (which runs as root) wrote belongs to root: the
+    // refusal names the directory and what to do, not just EACCES.
+    let roots_volume = image.rootfs.join("var/lib/root-owned");
+    std::fs::create_dir_all(&roots_volume).expect("root-owned volume");
+    let argv = image.argv();
+    let out = exec(
+        image.command(
+            &argv,
+            &[
+                ("REGISTRY_HTTP_ADDR", "127.0.0.1:1"),
+                (
+                    "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                    "/var/lib/root-owned",
+                ),
+            ],
+        ),
+        Duration::from_secs(30),
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "served a root-owned volume as nobody"
+    );
+    assert!(
+        said.contains("/var/lib/root-owned is not writable") && said.contains("chown"),
+        "{said}"
+    );
 }
 
 /// The image's server under chroot; killed if a test fails midway.
