@@ -753,25 +753,63 @@ fn an_import_killed_mid_layer_resumes() {
     image(&http, &base, "big", "1", "amd64", &[&before, &big]);
     drop(big);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let archive = tmp.path().join("big.tar");
-    berth_ok(&[
-        "export",
-        "--root",
-        path(&src.root),
-        "-o",
-        path(&archive),
-        "big:1",
-    ]);
+    // A plain tar is seeked through on the second run, a compressed one
+    // decompressed through.
+    for name in ["big.tar", "big.tar.zst"] {
+        let archive = tmp.path().join(name);
+        berth_ok(&[
+            "export",
+            "--root",
+            path(&src.root),
+            "-o",
+            path(&archive),
+            "big:1",
+        ]);
+        let dst_root = tmp.path().join(format!("{name}-dst"));
+        kill_mid_layer(&dst_root, &archive);
 
-    let dst_root = tmp.path().join("dst");
+        // Nothing of the image is visible; the second run completes while
+        // a server uses the store.
+        let dst = Berth::builder().root(&dst_root).start();
+        assert_eq!(
+            status(&dst, "big", "1"),
+            404,
+            "{name}: visible after the kill"
+        );
+        let again = berth_ok(&["import", "--root", path(&dst_root), path(&archive)]);
+        let said = again.stdout_str();
+        assert!(
+            said.contains("imported 1 of 1 image"),
+            "{}",
+            again.describe()
+        );
+        // The config and the small layer were stored before the kill.
+        assert!(
+            said.contains("2 already there"),
+            "{name}: {}",
+            again.describe()
+        );
+        let fsck = berth_ok(&["fsck", "--root", path(&dst_root)]);
+        assert!(
+            fsck.stdout_str().contains("nothing is wrong"),
+            "{}",
+            fsck.describe()
+        );
+        assert_same(&src, &dst, "big", "1");
+    }
+}
+
+/// Runs `berth import` of `archive` into `root` and kills it (SIGKILL)
+/// once more than 8 MiB of an upload are on disk: inside the big layer.
+fn kill_mid_layer(root: &Path, archive: &Path) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["import", "--root", path(&dst_root), path(&archive)])
+        .args(["import", "--root", path(root), path(archive)])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start the import");
-    let uploads = dst_root.join("uploads");
+    let uploads = root.join("uploads");
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut killed_at = 0;
     while Instant::now() < deadline {
@@ -782,14 +820,14 @@ fn an_import_killed_mid_layer_resumes() {
             .map(|m| m.len())
             .max()
             .unwrap_or(0);
-        // Past the small layer: inside the big one.
         if partial > 8 << 20 {
             killed_at = partial;
             break;
         }
         assert!(
             child.try_wait().expect("wait").is_none(),
-            "the import finished before it was killed"
+            "the import of {} finished before it was killed",
+            archive.display()
         );
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -800,22 +838,4 @@ fn an_import_killed_mid_layer_resumes() {
         "no upload appeared under {}",
         uploads.display()
     );
-
-    let again = berth_ok(&["import", "--root", path(&dst_root), path(&archive)]);
-    let said = again.stdout_str();
-    assert!(
-        said.contains("imported 1 of 1 image"),
-        "{}",
-        again.describe()
-    );
-    // The config and the small layer were stored before the kill.
-    assert!(said.contains("2 already there"), "{}", again.describe());
-    let fsck = berth_ok(&["fsck", "--root", path(&dst_root)]);
-    assert!(
-        fsck.stdout_str().contains("nothing is wrong"),
-        "{}",
-        fsck.describe()
-    );
-    let dst = Berth::builder().root(&dst_root).start();
-    assert_same(&src, &dst, "big", "1");
 }

@@ -55,6 +55,8 @@ pub enum ExportError {
         platform: String,
         available: String,
     },
+    #[error("writing {what}: {why}")]
+    Encode { what: &'static str, why: String },
     #[error("--platform {0:?}: expected OS/ARCH or OS/ARCH/VARIANT")]
     BadPlatform(String),
     #[error("reading {what} {digest} from the store: {source}")]

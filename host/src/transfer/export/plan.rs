@@ -305,8 +305,12 @@ pub async fn oci(store: &Backends, roots: &[Root], referrers: bool) -> Result<Pl
         ));
     }
     entries.append(&mut walker.referrer_entries);
-    let index = serde_json::to_vec_pretty(&layout::Index::new(entries))
-        .map_err(|e| bad(&roots[0].name, "index.json", &e.to_string()))?;
+    let index = serde_json::to_vec_pretty(&layout::Index::new(entries)).map_err(|e| {
+        ExportError::Encode {
+            what: layout::INDEX_JSON,
+            why: e.to_string(),
+        }
+    })?;
     plan.add_bytes(layout::INDEX_JSON, Bytes::from(index));
     let body = walker.body;
     plan.manifests = body.manifests;
@@ -478,8 +482,10 @@ pub async fn docker(
     }
     let mut plan = Plan::default();
     let manifest: Vec<&docker::Image> = images.iter().map(|(_, i)| i).collect();
-    let json = serde_json::to_vec(&manifest)
-        .map_err(|e| bad(&roots[0].name, docker::MANIFEST_JSON, &e.to_string()))?;
+    let json = serde_json::to_vec(&manifest).map_err(|e| ExportError::Encode {
+        what: docker::MANIFEST_JSON,
+        why: e.to_string(),
+    })?;
     plan.add_bytes(docker::MANIFEST_JSON, Bytes::from(json));
     plan.images = images.len();
     plan.blobs = body.files.len();
