@@ -739,6 +739,18 @@ fn verify_only_checks_everything_and_stores_nothing() {
         );
         assert!(!root.exists(), "--verify-only created {}", root.display());
     }
+    // A damaged blob no image uses: the images are good, the archive not.
+    let layout = tmp.path().join("layout");
+    let stray = sha256_digest(b"what it should be");
+    let stray_path = format!("blobs/sha256/{}", stray.trim_start_matches("sha256:"));
+    std::fs::write(layout.join(&stray_path), b"what it is").expect("stray blob");
+    let out = berth(&["import", "--verify-only", path(&layout)]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.describe());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("no image uses it") && said.contains(&stray_path),
+        "{said}"
+    );
 }
 
 /// An import killed (SIGKILL) while it stores a 200 MiB layer completes

@@ -96,7 +96,7 @@ pub async fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
     for line in &report.notes {
         progress.note(line);
     }
-    for line in &report.refused {
+    for line in report.refused.iter().chain(&report.unused_bad) {
         progress.warn(line);
     }
     let (stored, skipped) = match &blobs.source {
@@ -125,6 +125,12 @@ pub async fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
         )
     };
     progress.finish(&summary);
+    if report.refused.is_empty() && !report.unused_bad.is_empty() {
+        return Err(refusal::ImportError::DamagedBlobs {
+            count: report.unused_bad.len(),
+        }
+        .into());
+    }
     if !report.refused.is_empty() {
         return Err(Refused {
             refused: report.refused.len(),

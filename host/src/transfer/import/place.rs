@@ -29,6 +29,8 @@ pub struct Report {
     pub refused: Vec<String>,
     /// Referrers whose subject went nowhere.
     pub notes: Vec<String>,
+    /// Damaged blobs no image uses (`--verify-only` looks at every blob).
+    pub unused_bad: Vec<String>,
 }
 
 /// A manifest to import.
@@ -94,6 +96,14 @@ pub async fn all(
                 stopped,
             });
         }
+    }
+    if blobs.writer.is_none() {
+        placer.report.unused_bad = blobs
+            .unused()
+            .await
+            .into_iter()
+            .map(|why| format!("damaged, and no image uses it: {why}"))
+            .collect();
     }
     Ok(placer.report)
 }

@@ -128,6 +128,8 @@ pub enum ImportError {
         what: &'static str,
         why: String,
     },
+    #[error("the images are good, but {count} blobs no image uses are damaged (see above)")]
+    DamagedBlobs { count: usize },
     #[error("storing {input} failed: the store writer was lost")]
     WriterLost { input: String },
 }

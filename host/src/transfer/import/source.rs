@@ -73,6 +73,31 @@ impl Blobs {
         Ok(())
     }
 
+    /// What is wrong with the blobs no image asked for: every blob of a
+    /// tar was read anyway; a directory's are hashed now.
+    pub async fn unused(&mut self) -> Vec<Refusal> {
+        let digests: Vec<Digest> = match &self.source {
+            Source::Tar(staged) => staged.blobs.keys().cloned().collect(),
+            Source::Dir(root) => std::fs::read_dir(root.join("blobs").join("sha256"))
+                .into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    layout::blob_digest(&format!("blobs/sha256/{}", e.ok()?.file_name().to_str()?))
+                })
+                .collect(),
+        };
+        let mut bad = Vec::new();
+        for digest in digests {
+            if self.checked.sizes.contains_key(&digest) {
+                continue;
+            }
+            if let Err(why) = self.check(&digest).await {
+                bad.push(why);
+            }
+        }
+        bad
+    }
+
     async fn check(&mut self, digest: &Digest) -> Result<u64, Refusal> {
         if let Some(bytes) = self.made.get(digest).cloned() {
             return self.put_made(digest, bytes).await;
