@@ -13,7 +13,7 @@
 
 use super::refusal::{At, Refusal};
 use crate::transfer::archive::docker::MANIFEST_JSON;
-use crate::transfer::archive::layout::{self, INDEX_JSON, OCI_LAYOUT};
+use crate::transfer::archive::layout::{self, INDEX_JSON};
 use crate::transfer::archive::tar_in::{self, Kind, Stop};
 use crate::transfer::progress::Progress;
 use crate::transfer::store::{PutError, StoreWriter};
@@ -69,7 +69,6 @@ pub struct Staged {
     pub legacy: HashMap<String, LegacyFile>,
     pub index: Option<Bytes>,
     pub docker_manifest: Option<Bytes>,
-    pub oci_layout: bool,
     /// Why reading stopped before the end, naming where.
     pub stopped: Option<String>,
     /// Blobs stored now / found already stored (not read).
@@ -99,7 +98,8 @@ pub fn stage(
             Stop::Archive { .. } => stop.to_string(),
             Stop::Visitor(why) => why.to_string(),
         };
-        tracing::warn!(archive = %path.display(), %why, "reading stopped early");
+        // Each image it cuts off says so; this is for the log.
+        tracing::debug!(archive = %path.display(), %why, "reading stopped early");
         state.staged.stopped = Some(why);
     }
     (state.writer, state.staged)
@@ -136,13 +136,12 @@ impl Stager {
             }
             Kind::File => {}
         }
-        if matches!(path, INDEX_JSON | MANIFEST_JSON | OCI_LAYOUT) {
-            let bytes = self.small(entry, reader)?;
-            match path {
-                INDEX_JSON => self.staged.index = Some(bytes),
-                MANIFEST_JSON => self.staged.docker_manifest = Some(bytes),
-                _ => self.staged.oci_layout = true,
-            }
+        if path == INDEX_JSON {
+            self.staged.index = Some(self.small(entry, reader)?);
+            return Ok(());
+        }
+        if path == MANIFEST_JSON {
+            self.staged.docker_manifest = Some(self.small(entry, reader)?);
             return Ok(());
         }
         if let Some(digest) = layout::blob_digest(path) {
