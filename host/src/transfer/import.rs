@@ -90,15 +90,6 @@ pub async fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
         writer.finish().await;
     }
     let report = placed?;
-    for line in &report.done {
-        progress.note(line);
-    }
-    for line in &report.notes {
-        progress.note(line);
-    }
-    for line in report.refused.iter().chain(&report.unused_bad) {
-        progress.warn(line);
-    }
     let (stored, skipped) = match &blobs.source {
         Source::Tar(staged) => (staged.stored, staged.skipped),
         Source::Dir(_) => (blobs.checked.stored, blobs.checked.skipped),

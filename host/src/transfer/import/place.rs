@@ -11,6 +11,7 @@ use super::source::{Blobs, Source};
 use super::stage::{Got, LegacyFile, Staged};
 use crate::transfer::archive::docker;
 use crate::transfer::archive::layout::{self, INDEX_JSON};
+use crate::transfer::progress::Progress;
 use crate::transfer::store;
 use berth_oci::Digest;
 use berth_oci::manifest::Kind;
@@ -20,15 +21,14 @@ use std::collections::{HashMap, HashSet};
 /// How deep indexes may nest.
 const MAX_DEPTH: usize = 8;
 
-/// What became of the archive's images.
+/// What became of the archive's images; each line is also shown as it
+/// happens (the progress's notes and warnings).
 #[derive(Default)]
 pub struct Report {
     /// One line per image imported (or verified).
     pub done: Vec<String>,
     /// One line per image refused, with why.
     pub refused: Vec<String>,
-    /// Referrers whose subject went nowhere.
-    pub notes: Vec<String>,
     /// Damaged blobs no image uses (`--verify-only` looks at every blob).
     pub unused_bad: Vec<String>,
 }
@@ -62,6 +62,7 @@ pub async fn all(
     };
     let mut placer = Placer {
         naming,
+        progress: blobs.progress.clone(),
         report: Report::default(),
         placed: HashMap::new(),
     };
@@ -103,6 +104,7 @@ pub async fn all(
             .await
             .into_iter()
             .map(|why| format!("damaged, and no image uses it: {why}"))
+            .inspect(|line| placer.progress.warn(line))
             .collect();
     }
     Ok(placer.report)
@@ -110,6 +112,7 @@ pub async fn all(
 
 struct Placer<'a> {
     naming: &'a Naming<'a>,
+    progress: Progress,
     report: Report,
     /// Per repository, the manifests imported into it (where referrers go).
     placed: HashMap<String, HashSet<Digest>>,
@@ -211,7 +214,7 @@ impl Placer<'_> {
                     "referrer {} left out: its subject {subject} is in no imported repository",
                     desc.digest
                 );
-                self.report.notes.push(note);
+                blobs.progress.note(&note);
             }
         }
     }
@@ -274,11 +277,13 @@ impl Placer<'_> {
                 } else {
                     "verified"
                 };
-                self.report.done.push(format!(
+                let line = format!(
                     "{verb} {name} {} ({})",
                     desc.digest,
                     crate::transfer::export::count(manifests.len(), "manifest")
-                ));
+                );
+                blobs.progress.note(&line);
+                self.report.done.push(line);
                 self.placed
                     .entry(repo.to_owned())
                     .or_default()
@@ -293,7 +298,9 @@ impl Placer<'_> {
     }
 
     fn refuse(&mut self, what: &str, why: &dyn std::fmt::Display) {
-        self.report.refused.push(format!("refused {what}: {why}"));
+        let line = format!("refused {what}: {why}");
+        self.progress.warn(&line);
+        self.report.refused.push(line);
     }
 }
 
