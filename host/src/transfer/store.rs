@@ -30,6 +30,9 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 const PIN_REQUEST_BIT: u64 = 1 << 62;
 static NEXT_PIN_REQUEST: AtomicU64 = AtomicU64::new(1);
 
+/// How errors name a blob whose digest is not known yet.
+const UNNAMED: &str = "(unnamed)";
+
 /// How much is copied from the source to the store at a time.
 const COPY_CHUNK: usize = 1 << 20;
 
@@ -130,15 +133,11 @@ impl StoreWriter {
     ) -> Result<u64, PutError> {
         let created = PutError::storage("starting upload of blob", digest.as_str());
         let id = self.blobs.create_upload().await.map_err(created)?;
-        match self.write_and_commit(&id, digest, size, reader).await {
-            Ok(size) => Ok(size),
-            Err(e) => {
-                if let Err(abort) = self.blobs.abort(&id).await {
-                    tracing::warn!(upload = id, error = %abort, "aborting a failed upload");
-                }
-                Err(e)
-            }
+        let result = self.write_and_commit(&id, digest, size, reader).await;
+        if result.is_err() {
+            self.abort(&id).await;
         }
+        result
     }
 
     async fn write_and_commit<R: AsyncRead + Unpin>(
@@ -146,46 +145,9 @@ impl StoreWriter {
         id: &str,
         digest: &Digest,
         size: Option<u64>,
-        mut reader: R,
+        reader: R,
     ) -> Result<u64, PutError> {
-        let write = |digest: &Digest| {
-            let digest = digest.as_str().to_owned();
-            move |source| PutError::Storage {
-                what: "writing blob",
-                digest,
-                source,
-            }
-        };
-        let mut sink = self.blobs.append(id).await.map_err(write(digest))?;
-        let mut buf = vec![0; COPY_CHUNK];
-        let mut written = 0u64;
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .await
-                .map_err(|source| PutError::Read {
-                    digest: digest.clone(),
-                    source,
-                })?;
-            if n == 0 {
-                break;
-            }
-            written += n as u64;
-            if let Some(expected) = size
-                && written > expected
-            {
-                return Err(PutError::SizeMismatch {
-                    digest: digest.clone(),
-                    expected,
-                    actual: written,
-                });
-            }
-            sink.write_all(&buf[..n])
-                .await
-                .map_err(|e| write(digest)(e.into()))?;
-        }
-        sink.shutdown().await.map_err(|e| write(digest)(e.into()))?;
-        drop(sink);
+        let written = self.copy(id, reader, digest, size, None).await?;
         if let Some(expected) = size
             && written != expected
         {
@@ -215,70 +177,101 @@ impl StoreWriter {
     /// keeps one.
     pub async fn put_unnamed_blob<R: AsyncRead + Unpin>(
         &mut self,
-        mut reader: R,
+        reader: R,
     ) -> Result<(Digest, u64), PutError> {
-        // Until the digest is known, errors name the content by a
-        // placeholder digest: that of no bytes.
-        let unknown = Digest::of(b"");
-        let created = PutError::storage("starting upload of blob", "(unnamed)");
+        let created = PutError::storage("starting upload of blob", UNNAMED);
         let id = self.blobs.create_upload().await.map_err(created)?;
-        let result: Result<(Digest, u64), PutError> = async {
-            let write = |source: StorageError| PutError::Storage {
-                what: "writing blob",
-                digest: "(unnamed)".to_owned(),
-                source,
-            };
-            let mut sink = self.blobs.append(&id).await.map_err(write)?;
-            let mut own_hash = (!self.blobs.hashes_uploads()).then(sha2::Sha256::default);
-            let mut buf = vec![0; COPY_CHUNK];
-            let mut written = 0u64;
-            loop {
-                let n = reader
-                    .read(&mut buf)
-                    .await
-                    .map_err(|source| PutError::Read {
-                        digest: unknown.clone(),
-                        source,
-                    })?;
-                if n == 0 {
-                    break;
-                }
-                if let Some(hash) = own_hash.as_mut() {
-                    sha2::Digest::update(hash, &buf[..n]);
-                }
-                sink.write_all(&buf[..n])
-                    .await
-                    .map_err(|e| write(e.into()))?;
-                written += n as u64;
-            }
-            sink.shutdown().await.map_err(|e| write(e.into()))?;
-            drop(sink);
-            let digest = match own_hash {
-                Some(hash) => Digest::from_sha256(&sha2::Digest::finalize(hash)),
-                None => self
-                    .blobs
-                    .upload_digest(&id)
-                    .await
-                    .map_err(write)?
-                    .ok_or_else(|| {
-                        write(StorageError::Invalid(
-                            "the store lost the upload's hash".into(),
-                        ))
-                    })?,
-            };
-            self.pin(&digest).await?;
-            let committed = PutError::storage("committing blob", digest.as_str());
-            let size = self.blobs.commit(&id, &digest).await.map_err(committed)?;
-            debug_assert_eq!(size, written);
-            Ok((digest, size))
-        }
-        .await;
-        if result.is_err()
-            && let Err(abort) = self.blobs.abort(&id).await
-        {
-            tracing::warn!(upload = id, error = %abort, "aborting a failed upload");
+        let result = self.write_and_commit_unnamed(&id, reader).await;
+        if result.is_err() {
+            self.abort(&id).await;
         }
         result
+    }
+
+    async fn write_and_commit_unnamed<R: AsyncRead + Unpin>(
+        &mut self,
+        id: &str,
+        reader: R,
+    ) -> Result<(Digest, u64), PutError> {
+        // Until the digest is known, read errors name the content by a
+        // placeholder digest: that of no bytes.
+        let unknown = Digest::of(b"");
+        let mut own_hash = (!self.blobs.hashes_uploads()).then(sha2::Sha256::default);
+        let written = self
+            .copy(id, reader, &unknown, None, own_hash.as_mut())
+            .await?;
+        let lost = || StorageError::Invalid("the store lost the upload's hash".into());
+        let digest = match own_hash {
+            Some(hash) => Digest::from_sha256(&sha2::Digest::finalize(hash)),
+            None => self
+                .blobs
+                .upload_digest(id)
+                .await
+                .and_then(|digest| digest.ok_or_else(lost))
+                .map_err(PutError::storage("writing blob", UNNAMED))?,
+        };
+        self.pin(&digest).await?;
+        let committed = PutError::storage("committing blob", digest.as_str());
+        let size = self.blobs.commit(id, &digest).await.map_err(committed)?;
+        debug_assert_eq!(size, written);
+        Ok((digest, size))
+    }
+
+    /// Copies `reader` into upload `id` (stopping once it passes `limit`
+    /// bytes), feeding `hash` too when given; the number of bytes copied.
+    /// `digest` names the content in errors.
+    async fn copy<R: AsyncRead + Unpin>(
+        &self,
+        id: &str,
+        mut reader: R,
+        digest: &Digest,
+        limit: Option<u64>,
+        mut hash: Option<&mut sha2::Sha256>,
+    ) -> Result<u64, PutError> {
+        let write = |source: StorageError| PutError::Storage {
+            what: "writing blob",
+            digest: digest.to_string(),
+            source,
+        };
+        let mut sink = self.blobs.append(id).await.map_err(write)?;
+        let mut buf = vec![0; COPY_CHUNK];
+        let mut written = 0u64;
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .await
+                .map_err(|source| PutError::Read {
+                    digest: digest.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                break;
+            }
+            written += n as u64;
+            if let Some(expected) = limit
+                && written > expected
+            {
+                return Err(PutError::SizeMismatch {
+                    digest: digest.clone(),
+                    expected,
+                    actual: written,
+                });
+            }
+            if let Some(hash) = hash.as_deref_mut() {
+                sha2::Digest::update(hash, &buf[..n]);
+            }
+            sink.write_all(&buf[..n])
+                .await
+                .map_err(|e| write(e.into()))?;
+        }
+        sink.shutdown().await.map_err(|e| write(e.into()))?;
+        Ok(written)
+    }
+
+    async fn abort(&self, id: &str) {
+        if let Err(e) = self.blobs.abort(id).await {
+            tracing::warn!(upload = id, error = %e, "aborting a failed upload");
+        }
     }
 
     async fn pin(&mut self, digest: &Digest) -> Result<(), PutError> {
