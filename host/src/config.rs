@@ -126,6 +126,9 @@ pub struct ServerConfig {
     /// spec's UNSUPPORTED error, as registry:2 without
     /// `storage.delete.enabled` answers.
     pub delete: bool,
+    /// Allow pushes (uploads, mounts, manifest PUTs). Off: each gets the
+    /// spec's UNSUPPORTED error, as registry:2 answers in proxy mode.
+    pub push: bool,
     pub tls: TlsConfig,
     /// Load balancers and reverse proxies (addresses or CIDR ranges) whose
     /// `X-Forwarded-For`, `-Proto` and `-Host` are believed. Empty: the
@@ -147,6 +150,7 @@ impl Default for ServerConfig {
             guest: None,
             read_only: false,
             delete: true,
+            push: true,
             tls: TlsConfig::default(),
             trusted_proxies: Vec::new(),
             health_interval: Span::secs(10),

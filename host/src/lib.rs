@@ -107,6 +107,7 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
         clients: client::Clients::new(config.server.trusted_proxies.clone(), tls.is_some()),
         read_only: config.server.read_only,
         deletes: config.server.delete,
+        pushes: config.server.push,
         auth,
         uploads: limits::UploadLimiter::new(config.limits.uploads_per_client),
         namespaces: front::namespaces::Namespaces::new(

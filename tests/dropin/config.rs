@@ -262,6 +262,53 @@ fn registry_addr_and_rootdirectory_alone_start_a_server() {
     );
 }
 
+/// `REGISTRY_PROXY_REMOTEURL`: a mirror of the upstream that, like
+/// registry:2's, takes no pushes (a push must not stand in for the
+/// upstream's image of the same name).
+#[test]
+fn a_registry2_proxy_serves_the_upstream_and_takes_no_pushes() {
+    let upstream = Berth::start();
+    let pushed = push_small(&upstream.client(), &upstream.url(), "library/tool")
+        .expect("push into the upstream");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let root = dir.path().join("cache");
+    let mut berth = Plain::spawn(
+        dir.path(),
+        &[],
+        &[
+            ("REGISTRY_HTTP_ADDR", &addr),
+            (
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                &root.to_string_lossy(),
+            ),
+            ("REGISTRY_PROXY_REMOTEURL", &upstream.url()),
+        ],
+    );
+    let base = format!("http://{addr}");
+    berth.wait_ready(&base);
+    let http = Client::new();
+    let pulled = http
+        .get(format!("{base}/v2/library/tool/manifests/{pushed}"))
+        .header("accept", push::MANIFEST)
+        .send()
+        .expect("pull through");
+    assert_eq!(pulled.status(), 200);
+    assert_eq!(sha256_digest(&pulled.bytes().expect("body")), pushed);
+    let refused = http
+        .post(format!("{base}/v2/mine/blobs/uploads/"))
+        .send()
+        .expect("POST");
+    assert_eq!(refused.status(), 405);
+    let body: serde_json::Value = refused.json().expect("error body");
+    assert_eq!(body["errors"][0]["code"], "UNSUPPORTED", "{body}");
+    assert_eq!(
+        push::manifest(&http, &base, "library/tool", "mine", b"{}"),
+        405,
+        "a manifest PUT over the upstream's name"
+    );
+}
+
 #[test]
 fn token_auth_in_a_config_yml_stops_the_start() {
     let dir = tempfile::tempdir().expect("tempdir");

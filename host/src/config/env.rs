@@ -33,6 +33,7 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("server.guest", ValueKind::Text),
     ("server.read_only", ValueKind::Bool),
     ("server.delete", ValueKind::Bool),
+    ("server.push", ValueKind::Bool),
     ("server.tls.cert", ValueKind::Text),
     ("server.tls.key", ValueKind::Text),
     ("server.tls.self_signed", ValueKind::Bool),

@@ -28,6 +28,9 @@ pub struct Front {
     pub read_only: bool,
     /// Off: every DELETE is refused (`server.delete`).
     pub deletes: bool,
+    /// Off: every push (upload, mount, manifest PUT) is refused
+    /// (`server.push`).
+    pub pushes: bool,
     pub auth: Option<Arc<Auth>>,
     pub uploads: UploadLimiter,
     /// containerd's `?ns=` registries that name a prefixed upstream.
@@ -53,8 +56,13 @@ pub fn router(guest: GuestRuntime, front: Front) -> Router {
     ));
     if front.read_only {
         to_guest_routes = to_guest_routes.layer(middleware::from_fn(refuse_writes));
-    } else if !front.deletes {
-        to_guest_routes = to_guest_routes.layer(middleware::from_fn(refuse_deletes));
+    } else {
+        if !front.deletes {
+            to_guest_routes = to_guest_routes.layer(middleware::from_fn(refuse_deletes));
+        }
+        if !front.pushes {
+            to_guest_routes = to_guest_routes.layer(middleware::from_fn(refuse_pushes));
+        }
     }
     let auth = front.auth.as_ref();
     if let Some(auth) = auth {
@@ -145,6 +153,32 @@ async fn refuse_deletes(req: Request, next: Next) -> Response {
         "UNSUPPORTED",
         "deletes are switched off on this registry (server.delete, or registry:2's \
          storage.delete.enabled)",
+    );
+    resp.headers_mut()
+        .insert(axum::http::header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+/// Pushes switched off (`server.push = false`; registry:2's proxy mode,
+/// which takes no pushes): every upload, mount and manifest PUT gets
+/// registry:2's answer there, the spec's UNSUPPORTED error with 405.
+async fn refuse_pushes(req: Request, next: Next) -> Response {
+    use axum::http::Method;
+    let path = req.uri().path();
+    let push = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    if !push || !path.starts_with("/v2/") {
+        return next.run(req).await;
+    }
+    let allow = if path.contains("/manifests/") {
+        "GET, HEAD, DELETE"
+    } else {
+        "GET, HEAD"
+    };
+    let mut resp = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UNSUPPORTED",
+        "pushes are switched off on this registry (server.push; a registry:2 proxy \
+         configuration switches them off, as registry:2 takes no pushes as a cache)",
     );
     resp.headers_mut()
         .insert(axum::http::header::ALLOW, HeaderValue::from_static(allow));

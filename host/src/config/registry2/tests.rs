@@ -410,16 +410,18 @@ fn proxy_ttl_is_the_eviction_age() {
     assert_eq!(config.proxy[0].unused_after, Some(Span::hours(168)));
     let config = yaml(file, &[("REGISTRY_PROXY_TTL", "0")]).expect("load");
     assert_eq!(config.proxy[0].unused_after, None);
-    let warning = config
-        .source
-        .warnings
-        .iter()
-        .find(|w| w.key == "proxy.remoteurl");
-    assert!(
-        warning.is_some_and(|w| w.message.contains("refuses pushes")),
-        "{:?}",
-        config.source.warnings
-    );
+    // A cache takes no pushes in registry:2, and so none here; Berth's
+    // own variable may still switch them on.
+    assert!(!config.server.push);
+    let config = yaml(file, &[("BERTH_SERVER_PUSH", "true")]).expect("load");
+    assert!(config.server.push);
+    let config = Config::load(
+        None,
+        vars(&[("REGISTRY_PROXY_REMOTEURL", "https://registry-1.docker.io")]),
+        &Overrides::default(),
+    )
+    .expect("load");
+    assert!(!config.server.push, "REGISTRY_PROXY_REMOTEURL alone");
     // Onto Berth's file: the unprefixed entry gets the variables' keys.
     let dir = tempfile::tempdir().expect("tempdir");
     let toml = write(

@@ -539,17 +539,13 @@ fn proxy(cx: &mut Cx) {
         return;
     }
     if entry.contains_key("url") {
-        let mut warning = Problem::warning(
-            cx.name("proxy.remoteurl"),
-            "registry:2 refuses pushes while it is a pull-through cache; Berth accepts them \
-             from whoever may push (anyone, without logins) and serves a pushed repository \
-             instead of the upstream's: require logins (auth.htpasswd) or set \
-             storage.maintenance.readonly",
+        // registry:2 takes no pushes as a pull-through cache; taking them
+        // would let a push stand in for the upstream's image of that name.
+        cx.set(
+            "server.push",
+            toml::Value::Boolean(false),
+            "proxy.remoteurl",
         );
-        if cx.in_file("proxy.remoteurl") {
-            warning.at = cx.file.map(|f| f.display().to_string());
-        }
-        cx.out.problems.push(warning);
     } else if cx.whole {
         cx.error(
             "proxy.remoteurl",
