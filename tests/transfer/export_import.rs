@@ -5,10 +5,10 @@
 //! nothing, and an import killed in the middle of a big layer finishing
 //! on the next run.
 
-use crate::common::clients::{self, Dockerd, Output, exec, skopeo};
+use super::support::{OCI_INDEX, OCI_MANIFEST, berth, berth_ok, image, path, put, sign};
+use crate::common::clients::{self, Dockerd, skopeo};
 use crate::common::content::{bytes, descriptor};
-use crate::common::{Berth, images, push, sha256_digest};
-use reqwest::blocking::Client;
+use crate::common::{Berth, images, sha256_digest};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
 use std::io::Read as _;
@@ -16,81 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
-const SIGNATURE: &str = "application/vnd.example.signature.v1";
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json, \
     application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// Runs `berth ARGS` to completion.
-fn berth(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-    cmd.args(args).env("RUST_LOG", "warn");
-    exec(cmd, Duration::from_secs(600))
-}
-
-/// Runs `berth ARGS`, which must succeed.
-fn berth_ok(args: &[&str]) -> Output {
-    let out = berth(args);
-    assert!(out.status.success(), "berth {args:?}: {}", out.describe());
-    out
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn put(http: &Client, base: &str, repo: &str, reference: &str, media_type: &str, body: &[u8]) {
-    let url = format!("{base}/v2/{repo}/manifests/{reference}");
-    let resp = http
-        .put(&url)
-        .header("content-type", media_type)
-        .body(body.to_vec())
-        .send()
-        .unwrap_or_else(|e| panic!("PUT {url}: {e}"));
-    assert_eq!(resp.status(), 201, "PUT {url}: {:?}", resp.text());
-}
-
-/// Uploads a blob unless the repository has it; returns its digest.
-fn blob(http: &Client, base: &str, repo: &str, data: &[u8]) -> String {
-    let digest = sha256_digest(data);
-    if !push::blob_exists(http, base, repo, &digest) {
-        push::blob(http, base, repo, data).expect("blob upload");
-    }
-    digest
-}
-
-/// An image of one config and `layers`, pushed under `reference`.
-fn image(
-    http: &Client,
-    base: &str,
-    repo: &str,
-    reference: &str,
-    arch: &str,
-    layers: &[&[u8]],
-) -> (String, usize) {
-    let config =
-        json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
-            .to_string()
-            .into_bytes();
-    let config_digest = blob(http, base, repo, &config);
-    let descs: Vec<(String, usize)> = layers
-        .iter()
-        .map(|l| (blob(http, base, repo, l), l.len()))
-        .collect();
-    let manifest = push::image_manifest((&config_digest, config.len()), &descs);
-    let digest = sha256_digest(&manifest);
-    let reference = if reference.is_empty() {
-        digest.as_str()
-    } else {
-        reference
-    };
-    put(http, base, repo, reference, OCI_MANIFEST, &manifest);
-    (digest, manifest.len())
-}
 
 /// What the source store holds.
 struct Source {
@@ -124,28 +53,7 @@ fn source() -> Source {
         .into_bytes();
     let index_digest = sha256_digest(&index);
     put(&http, &base, "multi", "1", OCI_INDEX, &index);
-    let empty = blob(&http, &base, "multi", b"{}");
-    let sig_bytes = b"a signature of the index";
-    let sig = blob(&http, &base, "multi", sig_bytes);
-    let signature = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": SIGNATURE,
-        "config": descriptor(OCI_EMPTY, &empty, 2),
-        "layers": [descriptor(SIGNATURE, &sig, sig_bytes.len())],
-        "subject": descriptor(OCI_INDEX, &index_digest, index.len()),
-    })
-    .to_string()
-    .into_bytes();
-    let signature_digest = sha256_digest(&signature);
-    put(
-        &http,
-        &base,
-        "multi",
-        &signature_digest,
-        OCI_MANIFEST,
-        &signature,
-    );
+    let (signature_digest, _) = sign(&http, &base, "multi", &index_digest, index.len());
     let common = bytes("common layer", 2 << 20);
     for name in ["a", "b"] {
         let own = bytes(format!("{name} own layer"), 100_000);

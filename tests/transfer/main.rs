@@ -6,4 +6,5 @@
 mod common;
 
 mod export_import;
+mod support;
 mod sync;

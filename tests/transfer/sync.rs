@@ -3,14 +3,11 @@
 //! nothing, a configured proxy's login and prefix are used, and failures
 //! name what failed.
 
+use super::support::{OCI_INDEX, OCI_MANIFEST, berth, image, path, put, sign};
 use crate::common::content::{bytes, descriptor};
 use crate::common::{Berth, push, sha256_digest};
 use reqwest::blocking::Client;
-use std::path::Path;
-use std::process::Command;
 
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
                       application/vnd.oci.image.manifest.v1+json";
 
@@ -24,16 +21,6 @@ pub struct Pushed {
     pub layers: Vec<(String, Vec<u8>)>,
 }
 
-fn put(http: &Client, url: &str, media_type: &str, body: &[u8]) {
-    let resp = http
-        .put(url)
-        .header("content-type", media_type)
-        .body(body.to_vec())
-        .send()
-        .unwrap_or_else(|e| panic!("PUT {url}: {e}"));
-    assert_eq!(resp.status(), 201, "PUT {url}: {:?}", resp.text());
-}
-
 /// Pushes [`Pushed`] into `repo` of `base`.
 pub fn push_multi_arch(http: &Client, base: &str, repo: &str) -> Pushed {
     let shared = bytes("shared layer", 300_000);
@@ -41,12 +28,10 @@ pub fn push_multi_arch(http: &Client, base: &str, repo: &str) -> Pushed {
     let mut children = Vec::new();
     let mut entries = Vec::new();
     for arch in ["amd64", "arm64"] {
-        let config = format!(r#"{{"architecture":"{arch}","os":"linux"}}"#).into_bytes();
         let own = bytes(format!("{arch} layer"), 200_000);
-        layers.push((sha256_digest(&own), own.clone()));
-        let digest = push::image(http, base, repo, arch, &config, &[shared.clone(), own])
-            .expect("push a platform image");
-        let size = get(http, &format!("{base}/v2/{repo}/manifests/{digest}")).len();
+        // Tagged with its architecture, so the upstream lists 4 tags.
+        let (digest, size) = image(http, base, repo, arch, arch, &[&shared, &own]);
+        layers.push((sha256_digest(&own), own));
         let mut entry = descriptor(OCI_MANIFEST, &digest, size);
         entry["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
         entries.push(entry);
@@ -57,50 +42,17 @@ pub fn push_multi_arch(http: &Client, base: &str, repo: &str) -> Pushed {
     })
     .to_string()
     .into_bytes();
-    put(
-        http,
-        &format!("{base}/v2/{repo}/manifests/v1"),
-        OCI_INDEX,
-        &index,
-    );
+    put(http, base, repo, "v1", OCI_INDEX, &index);
     let index_digest = sha256_digest(&index);
-
-    let payload = b"a signature".to_vec();
-    let payload_digest = push::blob(http, base, repo, &payload).expect("signature blob");
-    let empty = b"{}".to_vec();
-    let empty_digest = push::blob(http, base, repo, &empty).expect("empty config");
-    let signature = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": "application/vnd.example.signature",
-        "config": descriptor("application/vnd.oci.empty.v1+json", &empty_digest, 2),
-        "layers": [descriptor("application/octet-stream", &payload_digest, payload.len())],
-        "subject": descriptor(OCI_INDEX, &index_digest, index.len()),
-    })
-    .to_string()
-    .into_bytes();
-    let signature_digest = sha256_digest(&signature);
-    put(
-        http,
-        &format!("{base}/v2/{repo}/manifests/{signature_digest}"),
-        OCI_MANIFEST,
-        &signature,
-    );
-    layers.push((payload_digest, payload));
-
-    let single = push::image(
-        http,
-        base,
-        repo,
-        "v2",
-        br#"{"architecture":"amd64","os":"linux","v":2}"#,
-        &[bytes("v2 layer", 100_000)],
-    )
-    .expect("push v2");
+    let (signature, payload) = sign(http, base, repo, &index_digest, index.len());
+    layers.push((sha256_digest(&payload), payload));
+    let v2_layer = bytes("v2 layer", 100_000);
+    let (single, _) = image(http, base, repo, "v2", "amd64", &[&v2_layer]);
+    layers.push((sha256_digest(&v2_layer), v2_layer));
     Pushed {
         index: index_digest,
         children,
-        signature: signature_digest,
+        signature,
         single,
         layers,
     }
@@ -147,21 +99,10 @@ pub fn assert_serves(http: &Client, base: &str, repo: &str, pushed: &Pushed, ups
 }
 
 /// Runs `berth ARGS`, returning (success, stdout, stderr).
-pub fn berth(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .env("BERTH_LOG_LEVEL", "warn")
-        .output()
-        .expect("run berth");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn root_arg(root: &Path) -> String {
-    root.display().to_string()
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = berth(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), out.stdout_str(), stderr)
 }
 
 #[test]
@@ -174,16 +115,9 @@ fn sync_copies_every_platform_and_referrer_then_fetches_nothing() {
     let url = upstream.url();
 
     // NAME alone: every tag.
-    let (ok, out, err) = berth(&[
-        "sync",
-        "--root",
-        &root_arg(&root),
-        "--from",
-        &url,
-        "team/app",
-    ]);
+    let (ok, out, err) = run(&["sync", "--root", path(&root), "--from", &url, "team/app"]);
     assert!(ok, "sync failed: {out}{err}");
-    // v1, v2, and the platform images' own tags (push::image tags them).
+    // v1, v2, and the platform images' own tags (tagged with their architecture).
     assert!(out.contains("synced 4 images"), "{out}");
     for tag in ["v1", "v2", "amd64", "arm64"] {
         assert!(out.contains(&format!("team/app:{tag} ")), "{tag}: {out}");
@@ -194,10 +128,10 @@ fn sync_copies_every_platform_and_referrer_then_fetches_nothing() {
     drop(local);
 
     // Everything is stored: a second run reads no blob from the upstream.
-    let (ok, out, err) = berth(&[
+    let (ok, out, err) = run(&[
         "sync",
         "--root",
-        &root_arg(&root),
+        path(&root),
         "--from",
         &url,
         "team/app:v1",
@@ -207,10 +141,10 @@ fn sync_copies_every_platform_and_referrer_then_fetches_nothing() {
     assert!(out.contains("fetched 0 bytes"), "{out}");
 
     // Under another prefix, without referrers.
-    let (ok, out, err) = berth(&[
+    let (ok, out, err) = run(&[
         "sync",
         "--root",
-        &root_arg(&root),
+        path(&root),
         "--from",
         &url,
         "--repo-prefix",
@@ -286,12 +220,12 @@ fn sync_from_a_configured_proxy_uses_its_login_and_prefix() {
     let root = dir.path().join("synced");
 
     let wrong = config("wrong");
-    let (ok, out, err) = berth(&[
+    let (ok, out, err) = run(&[
         "sync",
         "--config",
         &wrong,
         "--root",
-        &root_arg(&root),
+        path(&root),
         "--from",
         "mirror",
         "lib/tool:1",
@@ -303,12 +237,12 @@ fn sync_from_a_configured_proxy_uses_its_login_and_prefix() {
     );
 
     let good = config("s3cret");
-    let (ok, out, err) = berth(&[
+    let (ok, out, err) = run(&[
         "sync",
         "--config",
         &good,
         "--root",
-        &root_arg(&root),
+        path(&root),
         "--from",
         "mirror",
         "lib/tool:1",
@@ -340,19 +274,20 @@ fn sync_from_a_configured_proxy_uses_its_login_and_prefix() {
 fn sync_failures_name_what_failed() {
     let upstream = Berth::start();
     let dir = tempfile::tempdir().expect("tmp");
-    let root = root_arg(&dir.path().join("synced"));
+    let root = dir.path().join("synced");
+    let root = path(&root);
     let url = upstream.url();
 
-    let (ok, _, err) = berth(&["sync", "--root", &root, "--from", &url, "nothere:v1"]);
+    let (ok, _, err) = run(&["sync", "--root", root, "--from", &url, "nothere:v1"]);
     assert!(!ok);
     assert!(err.contains("nothere:v1"), "{err}");
 
-    let (ok, _, err) = berth(&["sync", "--root", &root, "--from", "hub", "library/busybox"]);
+    let (ok, _, err) = run(&["sync", "--root", root, "--from", "hub", "library/busybox"]);
     assert!(!ok);
     assert!(err.contains("--from hub"), "{err}");
     assert!(err.contains("none configured"), "{err}");
 
-    let (ok, _, err) = berth(&["sync", "--root", &root, "--from", &url, "Bad:Name"]);
+    let (ok, _, err) = run(&["sync", "--root", root, "--from", &url, "Bad:Name"]);
     assert!(!ok);
     assert!(err.contains("not a repository name"), "{err}");
 }
@@ -363,22 +298,23 @@ fn the_air_gap_story_sync_export_import() {
     let http = upstream.client();
     let pushed = push_multi_arch(&http, &upstream.url(), "team/app");
     let dir = tempfile::tempdir().expect("tmp");
-    let connected = root_arg(&dir.path().join("connected"));
+    let connected = dir.path().join("connected");
+    let connected = path(&connected);
     let isolated = dir.path().join("isolated");
     let archive = dir.path().join("transfer.tar.zst");
     let archive = archive.display().to_string();
     let url = upstream.url();
 
-    let (ok, out, err) = berth(&["sync", "--root", &connected, "--from", &url, "team/app"]);
+    let (ok, out, err) = run(&["sync", "--root", connected, "--from", &url, "team/app"]);
     assert!(ok, "sync: {out}{err}");
-    let (ok, out, err) = berth(&["export", "--root", &connected, "-o", &archive, "--all"]);
+    let (ok, out, err) = run(&["export", "--root", connected, "-o", &archive, "--all"]);
     assert!(ok, "export: {out}{err}");
     // Imported while a server already serves that store, as `gc` may run.
     let local = Berth::builder().root(&isolated).start();
-    let (ok, out, err) = berth(&["import", "--root", &root_arg(&isolated), &archive]);
+    let (ok, out, err) = run(&["import", "--root", path(&isolated), &archive]);
     assert!(ok, "import: {out}{err}");
     assert_serves(&http, &local.url(), "team/app", &pushed, &url);
     drop(local);
-    let (ok, out, err) = berth(&["fsck", "--root", &root_arg(&isolated)]);
+    let (ok, out, err) = run(&["fsck", "--root", path(&isolated)]);
     assert!(ok, "fsck: {out}{err}");
 }
