@@ -7,9 +7,21 @@ fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+/// Environment variables as `Config::load` takes them (also for the
+/// registry:2 translation's tests).
+pub(super) fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The warnings reading `config` gave, as they are printed.
+pub(super) fn warnings(config: &Config) -> Vec<String> {
+    config
+        .source
+        .warnings
+        .iter()
+        .map(ToString::to_string)
         .collect()
 }
 
@@ -210,12 +222,7 @@ fn unknown_variables_outside_the_sections_are_warnings() {
         ("BERTH_STORAGE_ROOT", "/srv"),
     ]);
     let config = Config::load(None, env, &Overrides::default()).expect("load");
-    let warnings: Vec<String> = config
-        .source
-        .warnings
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let warnings = warnings(&config);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].starts_with("warning: BERTH_FOO: not a configuration variable"),

@@ -1,12 +1,7 @@
+use crate::config::tests::{vars, warnings};
 use crate::config::{AuthMode, Config, ConfigError, LogFormat, MetadataKind, Overrides};
 use crate::config::{Span, StorageKind};
 use std::path::{Path, PathBuf};
-
-fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -109,12 +104,7 @@ fn every_mapped_setting_of_a_config_yml_is_read() {
     assert_eq!(proxy.unused_after, Some(Span::hours(72)));
     assert_eq!(proxy.tag_ttl, crate::config::proxy::DEFAULT_TAG_TTL);
     // Everything is accounted for: nothing ignored, two settings not needed.
-    let warnings: Vec<String> = config
-        .source
-        .warnings
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let warnings = warnings(&config);
     assert!(
         !warnings.iter().any(|w| w.contains("ignores")),
         "{warnings:?}"
@@ -304,12 +294,7 @@ http:
     assert!(err.contains("more than one storage driver"), "{err}");
     let file = file.replace("  s3:\n    chunksize: 5242880\n", "");
     let config = yaml(&file, &[("REGISTRY_LOG_FIELDS_SERVICE", "registry")]).expect("load");
-    let warnings: Vec<String> = config
-        .source
-        .warnings
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let warnings = warnings(&config);
     let [warning] = warnings.as_slice() else {
         panic!("one warning: {warnings:?}");
     };
