@@ -18,6 +18,7 @@ use crate::backends::{Backends, past_tombstones};
 use berth_oci::Digest;
 use berth_oci::manifest::{self, Parsed};
 use berth_storage::{BlobStore, ManifestInfo, MetadataStore, StorageError};
+use bytes::Bytes;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -301,24 +302,23 @@ impl StoreWriter {
         Ok(())
     }
 
-    /// Stores manifest `bytes` (served as `media_type`) in `repo` and
-    /// points each of `tags` at it. Everything it names (blobs for an
-    /// image, child manifests for an index) must be linked or stored in
-    /// `repo` first; the metadata store refuses it otherwise.
+    /// Stores `manifest` in `repo` and points each of `tags` at it.
+    /// Everything it names (blobs for an image, child manifests for an
+    /// index) must be linked or stored in `repo` first; the metadata store
+    /// refuses it otherwise.
     pub async fn put_manifest(
         &mut self,
         repo: &str,
-        bytes: &[u8],
-        media_type: Option<&str>,
+        manifest: &Manifest,
         tags: &[String],
-    ) -> Result<Digest, PutError> {
-        let digest = Digest::of(bytes);
-        if bytes.len() as u64 > manifest::MAX_MANIFEST_BYTES {
-            return Err(PutError::ManifestTooLarge { digest });
-        }
-        let parsed = parse(&digest, media_type, bytes)?;
-        if self.hold_existing(&digest).await?.is_none() {
-            self.put_blob(&digest, Some(bytes.len() as u64), bytes)
+    ) -> Result<(), PutError> {
+        let Manifest {
+            digest,
+            bytes,
+            parsed,
+        } = manifest;
+        if self.hold_existing(digest).await?.is_none() {
+            self.put_blob(digest, Some(bytes.len() as u64), bytes.as_ref())
                 .await?;
         }
         let info = ManifestInfo {
@@ -348,7 +348,7 @@ impl StoreWriter {
                 .await
                 .map_err(stored)?;
         }
-        Ok(digest)
+        Ok(())
     }
 
     /// Drops the pins no link or manifest used (content of an image that
@@ -360,6 +360,30 @@ impl StoreWriter {
         if let Err(e) = self.metadata.unpin(self.request).await {
             tracing::warn!(request = self.request, error = %e, "dropping transfer pins");
         }
+    }
+}
+
+/// A manifest checked the way a push checks it (size, schema, media
+/// type), parsed once for both its caller and [`StoreWriter::put_manifest`].
+pub struct Manifest {
+    pub digest: Digest,
+    pub bytes: Bytes,
+    pub parsed: Parsed,
+}
+
+impl Manifest {
+    /// `bytes` as a manifest served as `media_type`.
+    pub fn parse(media_type: Option<&str>, bytes: Bytes) -> Result<Self, PutError> {
+        let digest = Digest::of(&bytes);
+        if bytes.len() as u64 > manifest::MAX_MANIFEST_BYTES {
+            return Err(PutError::ManifestTooLarge { digest });
+        }
+        let parsed = parse(&digest, media_type, &bytes)?;
+        Ok(Self {
+            digest,
+            bytes,
+            parsed,
+        })
     }
 }
 

@@ -12,7 +12,7 @@
 //! once all of its content is stored (`store.rs`).
 
 use super::progress::Progress;
-use super::store::{self, PutError, StoreWriter};
+use super::store::{Manifest, PutError, StoreWriter};
 use crate::backends::{self, Backends};
 use crate::cli::SyncArgs;
 use crate::config::{Config, ProxyConfig};
@@ -285,7 +285,8 @@ impl Sync<'_> {
             .manifest_get(name, reference, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES)
             .await?;
         seen.insert(fetched.digest.clone());
-        let parsed = store::parse(&fetched.digest, Some(&fetched.media_type), &fetched.bytes)?;
+        let manifest = Manifest::parse(Some(&fetched.media_type), fetched.bytes)?;
+        let parsed = &manifest.parsed;
         match parsed.kind {
             Kind::Index => {
                 for child in &parsed.required {
@@ -302,10 +303,8 @@ impl Sync<'_> {
                 }
             }
         }
-        let digest = self
-            .writer
-            .put_manifest(local, &fetched.bytes, Some(&fetched.media_type), tags)
-            .await?;
+        self.writer.put_manifest(local, &manifest, tags).await?;
+        let digest = manifest.digest;
         if self.referrers {
             for referrer in self.upstream.referrers(name, &digest).await? {
                 let Ok(referrer) = Digest::parse(&referrer.digest) else {

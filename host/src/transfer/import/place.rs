@@ -12,7 +12,7 @@ use super::stage::{Got, LegacyFile, Staged};
 use crate::transfer::archive::docker;
 use crate::transfer::archive::layout::{self, INDEX_JSON};
 use crate::transfer::progress::Progress;
-use crate::transfer::store;
+use crate::transfer::store::{self, Manifest};
 use berth_oci::Digest;
 use berth_oci::manifest::Kind;
 use bytes::Bytes;
@@ -306,9 +306,7 @@ impl Placer<'_> {
 
 /// A manifest of the image, read and checked, with the blobs it names.
 struct Checked {
-    digest: Digest,
-    media_type: &'static str,
-    bytes: Bytes,
+    manifest: Manifest,
     blobs: Vec<Digest>,
 }
 
@@ -323,11 +321,11 @@ async fn import_image(
     let mut manifests = Vec::new();
     gather(blobs, desc.clone(), &mut manifests, 0).await?;
     let Some(writer) = blobs.writer.as_mut() else {
-        return Ok(manifests.into_iter().map(|m| m.digest).collect());
+        return Ok(manifests.into_iter().map(|m| m.manifest.digest).collect());
     };
     let last = manifests.len().saturating_sub(1);
-    for (i, manifest) in manifests.iter().enumerate() {
-        for blob in &manifest.blobs {
+    for (i, Checked { manifest, blobs }) in manifests.iter().enumerate() {
+        for blob in blobs {
             writer
                 .link(repo, blob)
                 .await
@@ -335,11 +333,11 @@ async fn import_image(
         }
         let tags = if i == last { tags } else { &[] };
         writer
-            .put_manifest(repo, &manifest.bytes, Some(manifest.media_type), tags)
+            .put_manifest(repo, manifest, tags)
             .await
             .map_err(|e| Refusal::from_put(At::blob(&manifest.digest), e))?;
     }
-    Ok(manifests.into_iter().map(|m| m.digest).collect())
+    Ok(manifests.into_iter().map(|m| m.manifest.digest).collect())
 }
 
 /// Reads manifest `desc` and what it names, children first into `out`.
@@ -350,7 +348,7 @@ fn gather<'a>(
     depth: usize,
 ) -> futures::future::BoxFuture<'a, Result<(), Refusal>> {
     Box::pin(async move {
-        if out.iter().any(|m| m.digest == desc.digest) {
+        if out.iter().any(|m| m.manifest.digest == desc.digest) {
             return Ok(());
         }
         if depth > MAX_DEPTH {
@@ -360,8 +358,9 @@ fn gather<'a>(
             });
         }
         let bytes = blobs.manifest(&desc.digest, desc.size).await?;
-        let parsed = store::parse(&desc.digest, Some(&desc.media_type), &bytes)
+        let manifest = Manifest::parse(Some(&desc.media_type), bytes)
             .map_err(|e| Refusal::from_put(At::blob(&desc.digest), e))?;
+        let parsed = &manifest.parsed;
         let size_of = |digest: &Digest| {
             parsed
                 .descriptors
@@ -395,9 +394,7 @@ fn gather<'a>(
             }
         }
         out.push(Checked {
-            digest: desc.digest,
-            media_type: parsed.media_type,
-            bytes,
+            manifest,
             blobs: names,
         });
         Ok(())
