@@ -120,16 +120,10 @@ async fn refuse_writes(req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
-    let mut resp = error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "UNSUPPORTED",
+    unsupported(
+        "GET, HEAD",
         "the registry is in read-only mode: pushes and deletes are refused, pulls work",
-    );
-    resp.headers_mut().insert(
-        axum::http::header::ALLOW,
-        HeaderValue::from_static("GET, HEAD"),
-    );
-    resp
+    )
 }
 
 /// Deletes switched off (`server.delete = false`, registry:2 without
@@ -140,7 +134,6 @@ async fn refuse_deletes(req: Request, next: Next) -> Response {
     if req.method() != axum::http::Method::DELETE || !path.starts_with("/v2/") {
         return next.run(req).await;
     }
-    // What the resource still allows, as a 405 must say.
     let allow = if path.contains("/manifests/") {
         "GET, HEAD, PUT"
     } else if path.contains("/blobs/uploads/") {
@@ -148,15 +141,11 @@ async fn refuse_deletes(req: Request, next: Next) -> Response {
     } else {
         "GET, HEAD"
     };
-    let mut resp = error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "UNSUPPORTED",
+    unsupported(
+        allow,
         "deletes are switched off on this registry (server.delete, or registry:2's \
          storage.delete.enabled)",
-    );
-    resp.headers_mut()
-        .insert(axum::http::header::ALLOW, HeaderValue::from_static(allow));
-    resp
+    )
 }
 
 /// Pushes switched off (`server.push = false`; registry:2's proxy mode,
@@ -174,12 +163,17 @@ async fn refuse_pushes(req: Request, next: Next) -> Response {
     } else {
         "GET, HEAD"
     };
-    let mut resp = error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "UNSUPPORTED",
+    unsupported(
+        allow,
         "pushes are switched off on this registry (server.push; a registry:2 proxy \
          configuration switches them off, as registry:2 takes no pushes as a cache)",
-    );
+    )
+}
+
+/// 405 with the spec's UNSUPPORTED error, and the methods the resource
+/// still takes in `Allow`, as a 405 must say.
+fn unsupported(allow: &'static str, message: &str) -> Response {
+    let mut resp = error_response(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message);
     resp.headers_mut()
         .insert(axum::http::header::ALLOW, HeaderValue::from_static(allow));
     resp
