@@ -10,6 +10,7 @@ mod blobs;
 mod inventory;
 mod metadata;
 mod origins;
+pub mod postgres;
 
 pub use blobs::*;
 pub use inventory::*;

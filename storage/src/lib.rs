@@ -11,6 +11,7 @@ mod error;
 pub mod fs_blobs;
 pub mod layout_meta;
 pub mod object_blobs;
+pub mod pg_meta;
 pub mod small_blob_cache;
 pub mod sqlite_meta;
 
@@ -19,6 +20,7 @@ pub use error::{Result, StorageError};
 pub use fs_blobs::FsBlobStore;
 pub use layout_meta::LayoutMetadata;
 pub use object_blobs::ObjectBlobStore;
+pub use pg_meta::{PostgresMetadata, PostgresSettings};
 pub use small_blob_cache::SmallBlobCache;
 pub use sqlite_meta::SqliteMetadata;
 

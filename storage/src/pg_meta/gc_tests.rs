@@ -1,0 +1,1 @@
+//! Garbage-collection tests specific to PostgreSQL.
