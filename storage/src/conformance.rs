@@ -7,6 +7,7 @@
 //! alone needs a store without repositories.
 
 mod blobs;
+pub mod gc;
 mod inventory;
 mod metadata;
 mod origins;

@@ -216,8 +216,8 @@ impl PostgresMetadata {
             StorageError::Unavailable(format!("PostgreSQL at {target} cannot be reached: {cause}"))
         };
         let mut client = pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => unreachable(e.to_string()),
-            other => unreachable(other.to_string()),
+            deadpool_postgres::PoolError::Backend(e) => unreachable(errors::chain(&e)),
+            other => unreachable(errors::chain(&other)),
         })?;
         schema::migrate(&mut client).await.map_err(|e| match e {
             StorageError::Unavailable(why) => unreachable(why),

@@ -70,3 +70,19 @@ pub(super) fn pool(e: PoolError) -> StorageError {
 pub(super) fn retryable(e: &StorageError) -> bool {
     matches!(e, StorageError::Unavailable(why) if why == CONTENDED)
 }
+
+/// An error and every `source()` below it, joined with `: ` (the driver's
+/// own text stops at "error connecting to server").
+pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(err) = next {
+        let part = err.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = err.source();
+    }
+    text
+}
