@@ -18,9 +18,10 @@
 //! # Losing the database connection mid-pass
 //!
 //! If a host's connection to PostgreSQL breaks, the server ends the
-//! sessions it notices are gone (at once for a closed socket, after its TCP
-//! keepalive settings for a silent network), and with them the lease and
-//! pin-holder locks. From then on:
+//! sessions it notices are gone: at once for a closed socket (the process
+//! died, the host rebooted), after about a minute of TCP keepalives for a
+//! network gone silent (holder sessions set `tcp_keepalives_*`). With the
+//! sessions go the lease and pin-holder locks. From then on:
 //! - the pass's metadata calls fail with `Unavailable`; `gc_condemn` checks,
 //!   in its own transaction, that the lease's lock is still held and fails
 //!   when it is not, so a pass never condemns once it may have been taken
@@ -37,6 +38,8 @@
 //!   meanwhile (the client retries the upload).
 //! - requests answer 503 while the pool cannot connect, and recover by
 //!   themselves once PostgreSQL answers again (the pool reconnects).
+//! - a server-side `idle_session_timeout` would end idle holder sessions
+//!   and so their holders: leave it unset for Berth's database user.
 
 mod errors;
 mod gc;

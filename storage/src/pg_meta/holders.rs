@@ -21,6 +21,14 @@ use deadpool_postgres::GenericClient;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
+/// Server-side TCP keepalives of a holder's session (seconds): idle,
+/// interval, probes.
+const KEEPALIVES: &str =
+    " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3";
+/// Client-side keepalive, so this host also notices a dead connection and
+/// replaces its pin holder.
+const CLIENT_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A live holder: alive while this value is and its connection stands.
 /// Dropping it closes the connection, which releases the lock.
 pub struct Holder {
@@ -38,6 +46,14 @@ impl std::fmt::Debug for Holder {
 impl Holder {
     /// Opens a connection of its own and takes a new holder's lock on it.
     pub(super) async fn register(config: &tokio_postgres::Config) -> Result<Holder> {
+        let mut config = config.clone();
+        // A holder whose host vanished without closing its socket must not
+        // hold its lock for the server's default two hours of TCP silence:
+        // these make the server end the session after about a minute.
+        let mut options = config.get_options().unwrap_or_default().to_owned();
+        options.push_str(KEEPALIVES);
+        config.options(options.trim());
+        config.keepalives_idle(CLIENT_KEEPALIVE);
         let (client, connection) = config.connect(NoTls).await.map_err(|e| {
             tracing::warn!(error = %e, "connecting a postgres holder");
             StorageError::Unavailable(UNREACHABLE.into())
