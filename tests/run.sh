@@ -37,6 +37,9 @@ command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 # podman needs /etc/containers/policy.json (package golang-github-containers-common
 # is pulled in by them; reinstall it if the file went missing).
 [ -f /etc/containers/policy.json ] || missing+=(golang-github-containers-common)
+# PostgreSQL for the postgres metadata tests, which start their own server
+# (initdb/pg_ctl under /usr/lib/postgresql/<version>/bin, not on PATH).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # SeaweedFS is installed into a venv below.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 

@@ -5,11 +5,12 @@
 
 pub mod health;
 
-use crate::config::{Config, MetadataKind, S3Config, StorageKind};
+use crate::config::registry2::REGISTRY2_TREE;
+use crate::config::{Config, MetadataKind, PostgresConfig, S3Config, StorageKind};
 use anyhow::{Context as _, bail};
 use berth_storage::{
-    BlobStore, FsBlobStore, LayoutMetadata, MetadataStore, ObjectBlobStore, SmallBlobCache,
-    SqliteMetadata, StorageError,
+    BlobStore, FsBlobStore, LayoutMetadata, MetadataStore, ObjectBlobStore, PostgresMetadata,
+    PostgresSettings, SmallBlobCache, SqliteMetadata, StorageError,
 };
 use health::Health;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
@@ -17,7 +18,6 @@ use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 use object_store::signer::Signer;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,42 +34,58 @@ pub struct Backends {
 const SMALL_BLOB_CACHE: usize = 16 << 20;
 
 /// The blob and metadata stores of `config`, ready to serve.
-pub fn open(config: &Config) -> anyhow::Result<Backends> {
+pub async fn open(config: &Config) -> anyhow::Result<Backends> {
     let root = &config.storage.root;
     std::fs::create_dir_all(root)
         .with_context(|| format!("creating data root {}", root.display()))?;
-    let layout = config.metadata.kind == MetadataKind::Layout;
+    let kind = config.metadata.kind;
+    let layout = kind == MetadataKind::Layout;
     let mut what = match config.storage.kind {
         StorageKind::Filesystem => format!("filesystem storage at {}", root.display()),
         StorageKind::S3 => String::new(),
         StorageKind::Memory => "in-memory storage".to_owned(),
     };
-    // `layout` keeps the metadata next to the blobs, in the same store.
-    let (blobs, metadata): (Arc<dyn BlobStore>, Arc<dyn MetadataStore>) = match config.storage.kind
-    {
-        StorageKind::Filesystem if layout => (
-            cached(FsBlobStore::open_distribution(root)?),
-            Arc::new(LayoutMetadata::open_local(root)?),
-        ),
-        StorageKind::Filesystem => (cached(FsBlobStore::open(root)?), sqlite(root)?),
-        StorageKind::S3 => {
-            let (store, signer, bucket) = s3(&config.storage.s3)?;
-            what = bucket;
-            let blobs = cached(ObjectBlobStore::new(store.clone(), signer));
-            (blobs, object_metadata(layout, store, root)?)
+    // `layout` keeps the metadata next to the blobs, in the same store, and
+    // so does a root moved from it to PostgreSQL (`berth metadata migrate`):
+    // its blobs stay where registry:2 put them.
+    let registry2_blobs =
+        layout || (kind == MetadataKind::Postgres && root.join(REGISTRY2_TREE).is_dir());
+    let (blobs, object_store): (Arc<dyn BlobStore>, Option<Arc<dyn ObjectStore>>) =
+        match config.storage.kind {
+            StorageKind::Filesystem if registry2_blobs => {
+                (cached(FsBlobStore::open_distribution(root)?), None)
+            }
+            StorageKind::Filesystem => (cached(FsBlobStore::open(root)?), None),
+            StorageKind::S3 => {
+                let (store, signer, bucket) = s3(&config.storage.s3)?;
+                what = bucket;
+                (
+                    cached(ObjectBlobStore::new(store.clone(), signer)),
+                    Some(store),
+                )
+            }
+            StorageKind::Memory => {
+                let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+                (
+                    cached(ObjectBlobStore::new(store.clone(), None)),
+                    Some(store),
+                )
+            }
+        };
+    let metadata: Arc<dyn MetadataStore> = match (kind, object_store) {
+        (MetadataKind::Layout, Some(store)) => Arc::new(LayoutMetadata::new(store)),
+        (MetadataKind::Layout, None) => Arc::new(LayoutMetadata::open_local(root)?),
+        (MetadataKind::Sqlite, _) => {
+            let path = root.join("metadata.db");
+            what.push_str(&format!(", metadata in {}", path.display()));
+            Arc::new(SqliteMetadata::open(&path)?)
         }
-        StorageKind::Memory => {
-            let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-            let blobs = cached(ObjectBlobStore::new(store.clone(), None));
-            (blobs, object_metadata(layout, store, root)?)
+        (MetadataKind::Postgres, _) => {
+            let (metadata, shown) = postgres(&config.metadata.postgres).await?;
+            what.push_str(&format!(", metadata in {shown}"));
+            metadata
         }
     };
-    if !layout {
-        what.push_str(&format!(
-            ", metadata in {}",
-            root.join("metadata.db").display()
-        ));
-    }
     Ok(Backends {
         blobs,
         metadata,
@@ -77,21 +93,23 @@ pub fn open(config: &Config) -> anyhow::Result<Backends> {
     })
 }
 
-fn sqlite(root: &Path) -> anyhow::Result<Arc<dyn MetadataStore>> {
-    Ok(Arc::new(SqliteMetadata::open(&root.join("metadata.db"))?))
-}
-
-/// Metadata for blobs in an object store: in the store, or local SQLite.
-fn object_metadata(
-    layout: bool,
-    store: Arc<dyn ObjectStore>,
-    root: &Path,
-) -> anyhow::Result<Arc<dyn MetadataStore>> {
-    if layout {
-        Ok(Arc::new(LayoutMetadata::new(store)))
-    } else {
-        sqlite(root)
-    }
+/// The PostgreSQL metadata of `[metadata.postgres]` (migrated to this
+/// build's schema), and the database as messages name it.
+pub async fn postgres(cfg: &PostgresConfig) -> anyhow::Result<(Arc<dyn MetadataStore>, String)> {
+    let url = cfg
+        .url
+        .as_ref()
+        .context("metadata.postgres.url is required when metadata.kind = \"postgres\"")?;
+    let shown = format!("PostgreSQL {}", url.masked());
+    let settings = PostgresSettings {
+        url: url.expose().to_owned(),
+        pool_size: usize::try_from(cfg.pool_size).unwrap_or(usize::MAX),
+        statement_timeout: cfg.statement_timeout.0,
+    };
+    let metadata = PostgresMetadata::connect(&settings)
+        .await
+        .with_context(|| format!("metadata.postgres.url: cannot use {shown}"))?;
+    Ok((Arc::new(metadata), shown))
 }
 
 /// `store` behind the small-blob cache every backend gets: blobs are

@@ -42,6 +42,42 @@ pub enum Command {
     /// Ask a running server whether it is healthy (its /health), for a
     /// container's HEALTHCHECK: exit status 0 when it answers 200.
     Health(HealthArgs),
+    /// Work on a store's metadata.
+    #[command(subcommand)]
+    Metadata(MetadataCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MetadataCommand {
+    /// Copy the store's metadata (metadata.kind "sqlite" or "layout",
+    /// registry:2's tree included) into the database of
+    /// [metadata.postgres]; blobs stay where they are. The store may keep
+    /// serving meanwhile, and a second run catches up with what changed.
+    /// Then set metadata.kind = "postgres".
+    Migrate(MigrateArgs),
+}
+
+/// Where `berth metadata migrate` copies to.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrateTarget {
+    Postgres,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The metadata kind to copy into.
+    #[arg(long, value_enum)]
+    pub to: MigrateTarget,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+impl MigrateArgs {
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        self.store.resolve(Overrides::default())
+    }
 }
 
 /// Progress output of the transfer commands.

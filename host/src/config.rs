@@ -285,12 +285,77 @@ pub enum MetadataKind {
     /// Inside the blob store, in registry:2's layout: shareable by several
     /// hosts and by registry:2 itself.
     Layout,
+    /// A PostgreSQL database (`[metadata.postgres]`): shared by any number
+    /// of hosts, with online garbage collection across them.
+    Postgres,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetadataConfig {
     pub kind: MetadataKind,
+    pub postgres: PostgresConfig,
+}
+
+/// `[metadata.postgres]`: where the database is and how it is used.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`; shown with the
+    /// password masked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<DatabaseUrl>,
+    /// Connections this host keeps open at most.
+    pub pool_size: u32,
+    /// The longest one statement may run before the database cancels it.
+    pub statement_timeout: Span,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool_size: 16,
+            statement_timeout: Span::secs(30),
+        }
+    }
+}
+
+/// A database URL: `Debug` and `Serialize` mask its password, if any.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with `****` for the password: what logs and messages show.
+    pub fn masked(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let Some((userinfo, host)) = rest.rsplit_once('@') else {
+            return self.0.clone();
+        };
+        match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.masked())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.masked())
+    }
 }
 
 /// A value that must not be printed: `Debug` and `Serialize` mask it.

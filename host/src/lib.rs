@@ -32,7 +32,7 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     let plugins =
         plugins::Plugins::load(&config.plugins).map_err(|e| preflight::refuse(&config, e))?;
     store_root::check(&config, true)?;
-    let backends = backends::open(&config)?;
+    let backends = backends::open(&config).await?;
     let writes = !config.server.read_only;
     backends::health::check_at_start(&backends, writes).await?;
     let wasm = match &config.server.guest {

@@ -1,4 +1,4 @@
-use berth::cli::{Cli, Command, ConfigCommand, GuestCommand};
+use berth::cli::{Cli, Command, ConfigCommand, GuestCommand, MetadataCommand};
 use berth::config::{Config, ConfigError, LogConfig, Overrides};
 use berth::sandbox::plugins::Components;
 use berth::{logging, preflight};
@@ -53,6 +53,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let config = args.resolve()?;
             init_logging(&config);
             berth::transfer::sync::run(&config, &args).await?;
+        }
+        Command::Metadata(MetadataCommand::Migrate(args)) => {
+            let config = args.resolve()?;
+            init_logging(&config);
+            berth::transfer::migrate::run(&config, args.progress.quiet).await?;
         }
         Command::Health(args) => {
             let config = args.resolve()?;

@@ -174,7 +174,7 @@ fn writable(root: &Path, meta: &std::fs::Metadata) -> Result<(), RootError> {
 /// asked whether it holds anything at all.
 pub async fn open_existing(config: &Config) -> anyhow::Result<Backends> {
     check(config, false)?;
-    let store = backends::open(config)?;
+    let store = backends::open(config).await?;
     let in_bucket = config.storage.kind != StorageKind::Filesystem
         && config.metadata.kind == MetadataKind::Layout;
     if in_bucket && is_empty(&store).await? {

@@ -282,7 +282,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = crate::config::Config::default();
         config.storage.root = dir.path().join("data");
-        let backends = super::super::open(&config).expect("open");
+        let backends = super::super::open(&config).await.expect("open");
         probe(&backends, true).await.expect("probe");
         probe(&backends, false).await.expect("read-only probe");
         let uploads = backends.blobs.list_uploads().await.expect("uploads");

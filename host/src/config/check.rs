@@ -3,7 +3,7 @@
 //! name nothing, and settings that would leave the registry open. Files,
 //! budgets and plugins are checked by `crate::preflight`, which adds these.
 
-use super::{AuthConfig, AuthMode, Config, ProxyConfig, StorageKind, TokenConfig};
+use super::{AuthConfig, AuthMode, Config, MetadataKind, ProxyConfig, StorageKind, TokenConfig};
 use reqwest_upstream::Url;
 use std::fmt;
 
@@ -78,6 +78,7 @@ impl fmt::Display for Problem {
 pub fn problems(config: &Config) -> Vec<Problem> {
     let mut out = Vec::new();
     storage(config, &mut out);
+    metadata(config, &mut out);
     tls(config, &mut out);
     auth(&config.auth, &mut out);
     limits(config, &mut out);
@@ -122,6 +123,47 @@ fn storage(config: &Config, out: &mut Vec<Problem>) {
     }
     if config.storage.root.as_os_str().is_empty() {
         out.push(Problem::error("storage.root", "is empty"));
+    }
+}
+
+fn metadata(config: &Config, out: &mut Vec<Problem>) {
+    let pg = &config.metadata.postgres;
+    if config.metadata.kind != MetadataKind::Postgres {
+        if pg.url.is_some() {
+            out.push(Problem::warning(
+                "metadata.postgres.url",
+                "not used while metadata.kind is not \"postgres\" (only by `berth metadata \
+                 migrate --to postgres`)",
+            ));
+        }
+        return;
+    }
+    match &pg.url {
+        None => out.push(Problem::error(
+            "metadata.postgres.url",
+            "required when metadata.kind = \"postgres\" \
+             (postgres://user:password@host:5432/database)",
+        )),
+        Some(url) => {
+            if let Err(e) = url.expose().parse::<tokio_postgres::Config>() {
+                out.push(Problem::error(
+                    "metadata.postgres.url",
+                    format!("{:?} is not a PostgreSQL URL: {e}", url.masked()),
+                ));
+            }
+        }
+    }
+    if pg.pool_size == 0 {
+        out.push(Problem::error(
+            "metadata.postgres.pool_size",
+            "must be at least 1",
+        ));
+    }
+    if pg.statement_timeout.0.is_zero() {
+        out.push(Problem::error(
+            "metadata.postgres.statement_timeout",
+            "must be more than 0 (a statement would never be cancelled)",
+        ));
     }
 }
 

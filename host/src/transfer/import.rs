@@ -48,7 +48,7 @@ pub async fn run(config: &Config, args: &ImportArgs) -> anyhow::Result<()> {
         None
     } else {
         store_root::check(config, true)?;
-        Some(backends::open(config)?)
+        Some(backends::open(config).await?)
     };
     let mut writer = store.as_ref().map(StoreWriter::new);
     let label = if verify { "verify" } else { "import" };

@@ -56,7 +56,7 @@ pub async fn run(config: &Config, args: &SyncArgs) -> anyhow::Result<()> {
         .map(|r| parse_ref(r))
         .collect::<Result<Vec<_>, _>>()?;
     store_root::check(config, true)?;
-    let backends = backends::open(config)?;
+    let backends = backends::open(config).await?;
     let progress = Progress::new(None, args.progress.quiet, "sync");
     let mut sync = Sync {
         upstream: &source.upstream,

@@ -1,0 +1,263 @@
+//! Berth on PostgreSQL metadata (`metadata.kind = "postgres"`): a real
+//! PostgreSQL (Debian's, started by the test as an unprivileged user on a
+//! loopback port) with filesystem blobs, and several hosts sharing one
+//! SeaweedFS bucket and one database, as users who outgrow one machine
+//! run them.
+
+mod common;
+
+use berth_storage::conformance::postgres::TestPostgres;
+use common::Berth;
+use common::clients::*;
+use common::images;
+use common::seaweed;
+use reqwest::blocking::Client;
+use serde_json::json;
+use std::sync::OnceLock;
+
+/// One PostgreSQL server for the whole test process; each test gets a
+/// database of its own.
+fn server() -> &'static TestPostgres {
+    static SERVER: OnceLock<TestPostgres> = OnceLock::new();
+    SERVER.get_or_init(TestPostgres::start)
+}
+
+/// `BERTH_*` variables for postgres metadata in a fresh database.
+fn postgres_env(database: &str) -> Vec<(String, String)> {
+    vec![
+        ("BERTH_METADATA_KIND".into(), "postgres".into()),
+        (
+            "BERTH_METADATA_POSTGRES_URL".into(),
+            server().create_database(database),
+        ),
+    ]
+}
+
+/// A host over `prefix` of the shared bucket with metadata in `env`'s database.
+fn host_on_bucket(prefix: &str, database_env: &[(String, String)]) -> Berth {
+    let mut env = seaweed::shared().berth_env(prefix, "postgres");
+    env.retain(|(key, _)| key != "BERTH_METADATA_KIND");
+    env.extend(database_env.iter().cloned());
+    Berth::builder().envs(env).start()
+}
+
+fn http() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+fn head_manifest(http: &Client, berth: &Berth, repo: &str, reference: &str) -> Option<String> {
+    let resp = http
+        .head(format!("{}/v2/{repo}/manifests/{reference}", berth.url()))
+        .header("accept", images::MEDIA_TYPE_MANIFEST)
+        .send()
+        .expect("HEAD manifest");
+    (resp.status() == 200).then(|| {
+        resp.headers()["docker-content-digest"]
+            .to_str()
+            .expect("digest header")
+            .to_owned()
+    })
+}
+
+/// skopeo pushes and pulls with filesystem blobs and postgres metadata,
+/// and a restart keeps everything.
+#[test]
+fn skopeo_roundtrip_and_restart_on_postgres() {
+    let _serial = serial();
+    let image = images::multi();
+    let mut berth = Berth::builder().envs(postgres_env("roundtrip")).start();
+    skopeo_roundtrip(&berth, image.clone(), "pg/app");
+    berth.restart();
+    assert_eq!(
+        tags(&berth, "pg/app"),
+        json!({"name": "pg/app", "tags": [image.tag]})
+    );
+    assert_eq!(catalog(&berth), json!({"repositories": ["pg/app"]}));
+    skopeo_pull_and_compare(&berth, &image, "pg/app");
+}
+
+/// Three hosts over one bucket and one database: a push through one is
+/// pulled through the others, a tag moved on one is seen at once on the
+/// others, and a delete on one is gone everywhere.
+#[test]
+fn three_hosts_share_one_bucket_and_database() {
+    let _serial = serial();
+    let prefix = seaweed::unique_prefix("pg-hosts");
+    let database = postgres_env("three_hosts");
+    let hosts: Vec<Berth> = (0..3).map(|_| host_on_bucket(&prefix, &database)).collect();
+    let image = images::multi();
+    skopeo_push(&hosts[0], &image, "shared/app");
+    for host in &hosts[1..] {
+        assert_registry_has(host, &image, "shared/app");
+        assert_eq!(catalog(host), json!({"repositories": ["shared/app"]}));
+    }
+    skopeo_pull_and_compare(&hosts[2], &image, "shared/app");
+
+    let http = http();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let config_digest =
+        common::push::blob(&http, &hosts[2].url(), "moving", &config).expect("push config");
+    let mut pushed = Vec::new();
+    for round in 0..3usize {
+        let manifest = common::content::Manifest::image(&config_digest, config.len())
+            .field("annotations", json!({"round": round.to_string()}))
+            .bytes();
+        let on = &hosts[round % 3];
+        assert_eq!(
+            common::push::manifest(&http, &on.url(), "moving", "latest", &manifest),
+            201
+        );
+        let digest = common::sha256_digest(&manifest);
+        for host in &hosts {
+            assert_eq!(
+                head_manifest(&http, host, "moving", "latest").as_deref(),
+                Some(digest.as_str()),
+                "round {round}"
+            );
+        }
+        pushed.push(digest);
+    }
+    assert_eq!(
+        common::push::delete_manifest(&http, &hosts[1].url(), "moving", &pushed[2]),
+        202
+    );
+    for host in &hosts {
+        assert_eq!(head_manifest(&http, host, "moving", "latest"), None);
+        assert_eq!(
+            head_manifest(&http, host, "moving", &pushed[0]).as_deref(),
+            Some(pushed[0].as_str())
+        );
+    }
+}
+
+/// `berth gc` on one host collects what a delete through another host let
+/// go of, from the shared bucket, and keeps what another image shares.
+#[test]
+fn gc_on_one_host_collects_what_another_deleted() {
+    let _serial = serial();
+    let prefix = seaweed::unique_prefix("pg-gc");
+    let database = postgres_env("gc_hosts");
+    let (a, b) = (
+        host_on_bucket(&prefix, &database),
+        host_on_bucket(&prefix, &database),
+    );
+    let http = http();
+    let shared: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+    let own: Vec<u8> = (0..70_000u32).map(|i| (i % 239) as u8).collect();
+    let doomed = common::push::image(
+        &http,
+        &a.url(),
+        "gc/a",
+        "1",
+        b"{\"a\":1}",
+        &[shared.clone(), own.clone()],
+    )
+    .expect("push a");
+    common::push::image(
+        &http,
+        &b.url(),
+        "gc/b",
+        "1",
+        b"{\"b\":1}",
+        std::slice::from_ref(&shared),
+    )
+    .expect("push b");
+    assert_eq!(
+        common::push::delete_manifest(&http, &b.url(), "gc/a", &doomed),
+        202
+    );
+
+    let mut env = seaweed::shared().berth_env(&prefix, "postgres");
+    env.retain(|(key, _)| key != "BERTH_METADATA_KIND");
+    env.extend(database.iter().cloned());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["gc", "--grace", "0s", "--upload-grace", "0s", "--root"])
+        .arg(&a.root)
+        .envs(env)
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .expect("berth gc");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("removed 3 blobs"), "{text}");
+    assert!(
+        !in_bucket(&prefix, &common::sha256_digest(&own)),
+        "own layer left"
+    );
+    assert!(!in_bucket(&prefix, &doomed), "manifest left in the bucket");
+    assert!(
+        in_bucket(&prefix, &common::sha256_digest(&shared)),
+        "shared layer removed"
+    );
+    for host in [&a, &b] {
+        assert!(common::push::blob_exists(
+            &http,
+            &host.url(),
+            "gc/b",
+            &common::sha256_digest(&shared)
+        ));
+    }
+}
+
+/// Whether the bucket under `prefix` holds `digest`'s bytes (registry:2's
+/// key layout, which the object blob store writes).
+fn in_bucket(prefix: &str, digest: &str) -> bool {
+    use object_store::ObjectStoreExt as _;
+    let bucket = seaweed::shared().store(prefix);
+    let key = format!(
+        "docker/registry/v2/blobs/sha256/{}/{}/data",
+        &digest[7..9],
+        &digest[7..]
+    );
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async move { bucket.head(&key.into()).await.is_ok() })
+}
+
+/// A database `serve` cannot reach stops it within seconds, naming the
+/// server and never the password; `config check` asks for the URL.
+#[test]
+fn an_unreachable_database_fails_the_start() {
+    let port = common::free_port();
+    let root = tempfile::tempdir().expect("temp dir");
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{}", common::free_port()),
+        ])
+        .arg("--root")
+        .arg(root.path())
+        .env("BERTH_METADATA_KIND", "postgres")
+        .env(
+            "BERTH_METADATA_POSTGRES_URL",
+            format!("postgres://berth:hunter2@127.0.0.1:{port}/registry"),
+        )
+        .output()
+        .expect("berth serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(started.elapsed().as_secs() < 15, "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains("hunter2"), "password shown: {err}");
+
+    let empty = root.path().join("berth.toml");
+    std::fs::write(&empty, "").expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["config", "check"])
+        .arg(&empty)
+        .env("BERTH_METADATA_KIND", "postgres")
+        .output()
+        .expect("berth config check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("metadata.postgres.url"), "{err}");
+}
