@@ -261,3 +261,84 @@ fn an_unreachable_database_fails_the_start() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("metadata.postgres.url"), "{err}");
 }
+
+/// `berth metadata migrate --to postgres` on `root` (SQLite or layout
+/// metadata, as `kind` says) into `url`: its stdout.
+fn migrate(root: &std::path::Path, kind: &str, url: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["metadata", "migrate", "--to", "postgres", "--root"])
+        .arg(root)
+        .env("BERTH_METADATA_KIND", kind)
+        .env("BERTH_METADATA_POSTGRES_URL", url)
+        .output()
+        .expect("berth metadata migrate");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// A SQLite store moves to PostgreSQL while its server keeps serving: a
+/// second run changes nothing, and the same root served with postgres
+/// metadata holds every image with the same digests.
+#[test]
+fn migrate_from_sqlite_keeps_every_image() {
+    let _serial = serial();
+    let root = tempfile::tempdir().expect("temp dir");
+    let (image, small) = (images::multi(), images::small());
+    let url = server().create_database("from_sqlite");
+    {
+        let old = Berth::builder().root(root.path()).start();
+        skopeo_push(&old, &image, "team/app");
+        skopeo_push(&old, &small, "team/tool");
+        let first = migrate(root.path(), "sqlite", &url);
+        assert!(first.contains("migrated 2 repositories"), "{first}");
+        let again = migrate(root.path(), "sqlite", &url);
+        assert!(again.contains("migrated 2 repositories"), "{again}");
+        assert!(!again.contains("skipped"), "{again}");
+        assert_registry_has(&old, &image, "team/app");
+    }
+    let new = Berth::builder()
+        .root(root.path())
+        .env("BERTH_METADATA_KIND", "postgres")
+        .env("BERTH_METADATA_POSTGRES_URL", &url)
+        .start();
+    assert_eq!(
+        catalog(&new),
+        json!({"repositories": ["team/app", "team/tool"]})
+    );
+    assert_eq!(
+        tags(&new, "team/app"),
+        json!({"name": "team/app", "tags": [image.tag]})
+    );
+    assert_registry_has(&new, &image, "team/app");
+    skopeo_pull_and_compare(&new, &image, "team/app");
+    skopeo_pull_and_compare(&new, &small, "team/tool");
+}
+
+/// registry:2's own tree (written by registry:2) moves to PostgreSQL; its
+/// blobs stay where registry:2 put them and Berth serves them from there.
+#[test]
+fn migrate_from_a_registry2_tree() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let image = images::multi();
+    {
+        let registry = common::distribution::Registry2::filesystem(dir.path());
+        skopeo_push(&registry, &image, "library/app");
+    }
+    let url = server().create_database("from_registry2");
+    let text = migrate(dir.path(), "layout", &url);
+    assert!(text.contains("migrated 1 repositories"), "{text}");
+    let berth = Berth::builder()
+        .root(dir.path())
+        .env("BERTH_METADATA_KIND", "postgres")
+        .env("BERTH_METADATA_POSTGRES_URL", &url)
+        .start();
+    assert_eq!(catalog(&berth), json!({"repositories": ["library/app"]}));
+    assert_registry_has(&berth, &image, "library/app");
+    skopeo_pull_and_compare(&berth, &image, "library/app");
+}
