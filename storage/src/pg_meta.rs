@@ -563,4 +563,6 @@ impl Inventory for PostgresMetadata {
 #[cfg(test)]
 mod gc_tests;
 #[cfg(test)]
+mod race_tests;
+#[cfg(test)]
 mod tests;

@@ -332,18 +332,30 @@ pub(super) async fn untagged(c: &impl GenericClient, before: u64) -> Result<Vec<
 }
 
 /// Deletes one manifest `untagged` listed if it still qualifies. The row is
-/// locked first: a push tagging it meanwhile (its tag's foreign key takes a
-/// share lock on the manifest row) then either committed before the check
-/// or waits until the delete is done and fails.
+/// locked first, then checked by a statement of its own: at READ COMMITTED
+/// a check in the locking statement would see the snapshot from before
+/// the wait, missing a tag a push committed meanwhile. Once the row is
+/// locked no push can tag it (a tag's foreign key locks the row too) until
+/// the delete commits; the push then stores the manifest anew.
 pub(super) async fn delete_untagged(
     c: &impl GenericClient,
     repo: &str,
     digest: &str,
     before: u64,
 ) -> Result<bool> {
+    let locked = sql::opt(
+        c,
+        "SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repo_id
+         WHERE r.name = $1 AND m.digest = $2 FOR UPDATE OF m",
+        &[&repo, &digest],
+    )
+    .await?;
+    if locked.is_none() {
+        return Ok(false);
+    }
     let sql_text = format!(
         "SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repo_id
-         WHERE r.name = $2 AND m.digest = $3 AND {UNTAGGED} FOR UPDATE OF m"
+         WHERE r.name = $2 AND m.digest = $3 AND {UNTAGGED}"
     );
     if sql::opt(c, &sql_text, &[&sql::secs(before), &repo, &digest])
         .await?

@@ -166,9 +166,12 @@ pub(super) async fn put_manifest(
     locks::lock_digests(c, &held).await?;
     let id = ensure_repo(c, repo).await?;
     marks::refuse_tombstoned(c, &m.digest).await?;
+    // Locked while this transaction lasts: untagged-manifest collection on
+    // another host (which locks the row to delete it) then either finished
+    // first, and the manifest is stored anew, or waits and sees the tag.
     let stored = sql::opt(
         c,
-        "SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2",
+        "SELECT 1 FROM manifests WHERE repo_id = $1 AND digest = $2 FOR KEY SHARE",
         &[&id, &m.digest],
     )
     .await?
