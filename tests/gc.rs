@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::race::*;
 use common::{Berth, push, sha256_digest};
 use reqwest::blocking::Client;
 use serde_json::Value;
@@ -50,14 +51,6 @@ fn blob_file(root: &Path, digest: &str) -> PathBuf {
 /// Deterministic filler bytes.
 fn bytes(seed: u64, len: usize) -> Vec<u8> {
     common::content::bytes(seed.to_le_bytes(), len)
-}
-
-fn get_blob_digest(http: &Client, base: &str, repo: &str, digest: &str) -> Option<String> {
-    let resp = http
-        .get(format!("{base}/v2/{repo}/blobs/{digest}"))
-        .send()
-        .ok()?;
-    (resp.status() == 200).then(|| sha256_digest(&resp.bytes().unwrap_or_default()))
 }
 
 #[test]
@@ -533,246 +526,6 @@ fn a_second_collector_never_finishes_a_live_passes_deletion() {
     assert!(fsck.contains("0 corrupt, 0 dangling"), "{fsck}");
 }
 
-/// How long the race runs and with how many: BERTH_TEST_GC_RACE_* (the
-/// defaults are CI's short run; bench/gc-race.sh runs the long one).
-struct RaceSize {
-    pushers: u64,
-    collectors: usize,
-    /// Pushes per pusher, unless `seconds` is set.
-    iterations: u64,
-    seconds: Option<u64>,
-}
-
-impl RaceSize {
-    fn from_env() -> Self {
-        let var = |name: &str| {
-            std::env::var(format!("BERTH_TEST_GC_RACE_{name}"))
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        Self {
-            pushers: var("PUSHERS").unwrap_or(4),
-            collectors: var("COLLECTORS").map_or(2, |n| n as usize),
-            iterations: var("ITERATIONS").unwrap_or(60),
-            seconds: var("SECONDS"),
-        }
-    }
-}
-
-/// What one pusher did.
-#[derive(Default)]
-struct PusherTally {
-    /// (repository, manifest digest) of every image acknowledged with 201.
-    pushed: Vec<(String, String)>,
-    retried: u64,
-    deleted: u64,
-    mounted: u64,
-    statuses: Vec<u16>,
-}
-
-/// Cheap deterministic randomness for one pusher.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-/// Makes `data` present in `repo` the way clients do: HEAD first; when
-/// missing, a cross-repository mount from `from`, and an upload when the
-/// registry answers the mount with a session (202) instead.
-fn ensure_blob(
-    http: &Client,
-    base: &str,
-    repo: &str,
-    from: &str,
-    data: &[u8],
-    mounted: &mut u64,
-) -> Result<String, u16> {
-    let digest = sha256_digest(data);
-    if push::blob_exists(http, base, repo, &digest) {
-        return Ok(digest);
-    }
-    let resp = http
-        .post(format!(
-            "{base}/v2/{repo}/blobs/uploads/?mount={digest}&from={from}"
-        ))
-        .send()
-        .map_err(|_| 0u16)?;
-    match resp.status().as_u16() {
-        201 => {
-            *mounted += 1;
-            return Ok(digest);
-        }
-        202 => {
-            if let Some(location) = resp.headers().get("location").and_then(|l| l.to_str().ok()) {
-                let url = if location.starts_with('/') {
-                    format!("{base}{location}")
-                } else {
-                    location.to_owned()
-                };
-                let _ = http.delete(url).send();
-            }
-        }
-        status => return Err(status),
-    }
-    push::blob(http, base, repo, data)
-}
-
-/// One image: three layers from the shared pool, a fresh config, then the
-/// manifest under `tag` (the order docker pushes in: the config last, so it
-/// is unreferenced for the shortest time). The manifest digest, or the
-/// first failure.
-fn push_image(
-    http: &Client,
-    base: &str,
-    (repo, from): (&str, &str),
-    tag: &str,
-    config: &[u8],
-    layers: &[&Vec<u8>],
-    mounted: &mut u64,
-) -> Result<String, u16> {
-    let mut descs = Vec::new();
-    for layer in layers {
-        descs.push((
-            ensure_blob(http, base, repo, from, layer, mounted)?,
-            layer.len(),
-        ));
-    }
-    let config_digest = push::blob(http, base, repo, config)?;
-    let manifest = push::image_manifest((&config_digest, config.len()), &descs);
-    match push::manifest_answer(http, base, repo, tag, &manifest) {
-        (201, _) => Ok(sha256_digest(&manifest)),
-        (status, body) => {
-            eprintln!("gc race: manifest PUT to {repo}: {status} {body}");
-            Err(status)
-        }
-    }
-}
-
-/// The pusher loop of the GC race: pushes until `done`, retrying an image
-/// from the start when refused, and deletes about 30% of its manifests.
-fn race_pusher(
-    base: &str,
-    p: u64,
-    repos: &[&str],
-    pool: &[Vec<u8>],
-    done: &dyn Fn(u64) -> bool,
-) -> PusherTally {
-    let http = Client::new();
-    let mut rng = Xorshift(p * 7919 + 17);
-    let mut tally = PusherTally::default();
-    let mut alive: Vec<(String, String)> = Vec::new();
-    let mut i = 0;
-    while !done(i) {
-        let r = rng.below(repos.len() as u64) as usize;
-        let (repo, from) = (repos[r], repos[(r + 1) % repos.len()]);
-        let tag = format!("t{}", rng.below(3));
-        let layers: Vec<&Vec<u8>> = (0..3)
-            .map(|_| &pool[rng.below(pool.len() as u64) as usize])
-            .collect();
-        let config = format!("{{\"pusher\":{p},\"i\":{i}}}").into_bytes();
-        let mut attempt = 0u64;
-        let first_try = Instant::now();
-        loop {
-            match push_image(
-                &http,
-                base,
-                (repo, from),
-                &tag,
-                &config,
-                &layers,
-                &mut tally.mounted,
-            ) {
-                Ok(digest) => {
-                    tally.pushed.push((repo.to_owned(), digest.clone()));
-                    alive.push((repo.to_owned(), digest));
-                    break;
-                }
-                Err(status) => {
-                    // Backing off as clients do: at zero grace the
-                    // collectors may take a shared layer again and again
-                    // between its upload and the manifest.
-                    // Retrying is the contract; starving for a minute
-                    // would be a liveness bug worth failing on.
-                    tally.statuses.push(status);
-                    tally.retried += 1;
-                    attempt += 1;
-                    assert!(
-                        first_try.elapsed() < Duration::from_secs(60),
-                        "one image kept failing for a minute ({attempt} tries): {:?}",
-                        tally.statuses
-                    );
-                    std::thread::sleep(Duration::from_millis((5 * attempt).min(200)));
-                }
-            }
-        }
-        if rng.below(10) < 3 {
-            let (repo, digest) = alive.remove(rng.below(alive.len() as u64) as usize);
-            let status = push::delete_manifest(&http, base, &repo, &digest);
-            assert!(status == 202 || status == 404, "delete: {status}");
-            tally.deleted += 1;
-        }
-        i += 1;
-    }
-    tally
-}
-
-/// The dangling-reference count of an fsck report line.
-fn dangling_of(fsck: &str) -> Option<u64> {
-    let line = fsck.lines().find(|l| l.contains("dangling references"))?;
-    let before = line.split(" dangling references").next()?;
-    before.rsplit(' ').next()?.parse().ok()
-}
-
-/// What pulling one manifest found.
-enum Pull {
-    /// 404: deleted.
-    Gone,
-    /// 200, and its config and layers came back with their digests.
-    Whole(Vec<String>),
-    /// 200, but these blobs did not come back.
-    Broken(Vec<String>),
-}
-
-fn pull(http: &Client, base: &str, repo: &str, reference: &str) -> Pull {
-    let resp = http
-        .get(format!("{base}/v2/{repo}/manifests/{reference}"))
-        .header("accept", push::MANIFEST)
-        .send()
-        .expect("manifest");
-    if resp.status() == 404 {
-        return Pull::Gone;
-    }
-    assert_eq!(resp.status(), 200, "{repo}@{reference}");
-    let manifest: Value = serde_json::from_slice(&resp.bytes().expect("body")).expect("JSON");
-    let config = manifest["config"]["digest"].as_str().expect("config");
-    let digests: Vec<String> = std::iter::once(config)
-        .chain(
-            manifest["layers"]
-                .as_array()
-                .expect("layers")
-                .iter()
-                .filter_map(|l| l["digest"].as_str()),
-        )
-        .map(str::to_owned)
-        .collect();
-    let lost: Vec<String> = digests
-        .iter()
-        .filter(|d| get_blob_digest(http, base, repo, d).as_deref() != Some(d.as_str()))
-        .cloned()
-        .collect();
-    if lost.is_empty() {
-        Pull::Whole(digests)
-    } else {
-        Pull::Broken(lost)
-    }
-}
-
 /// Pushers (shared layers, mounts, tag moves, deletes) against the
 /// server's collector and `berth gc` processes that never stop, every
 /// grace period at zero. Afterwards fsck finds nothing dangling, and every
@@ -787,6 +540,7 @@ fn gc_races_concurrent_pushes_without_losing_blobs() {
         .start();
     let root = berth.root.clone();
     let base = berth.url();
+    let hosts = [base.clone()];
     let stop = Arc::new(AtomicBool::new(false));
     let passes = Arc::new(AtomicU64::new(0));
     let removed = Arc::new(AtomicU64::new(0));
@@ -822,8 +576,8 @@ fn gc_races_concurrent_pushes_without_losing_blobs() {
     let tallies: Vec<PusherTally> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..size.pushers)
             .map(|p| {
-                let (base, pool, repos, done) = (&base, &pool, &repos, &done);
-                scope.spawn(move || race_pusher(base, p, repos, pool, done))
+                let (hosts, pool, repos, done) = (&hosts, &pool, &repos, &done);
+                scope.spawn(move || race_pusher(hosts, p, repos, pool, done))
             })
             .collect();
         handles

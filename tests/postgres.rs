@@ -33,12 +33,40 @@ fn postgres_env(database: &str) -> Vec<(String, String)> {
     ]
 }
 
-/// A host over `prefix` of the shared bucket with metadata in `env`'s database.
-fn host_on_bucket(prefix: &str, database_env: &[(String, String)]) -> Berth {
+/// `BERTH_*` variables for `prefix` of the shared bucket with metadata in
+/// `database_env`'s database.
+fn bucket_env(prefix: &str, database_env: &[(String, String)]) -> Vec<(String, String)> {
     let mut env = seaweed::shared().berth_env(prefix, "postgres");
     env.retain(|(key, _)| key != "BERTH_METADATA_KIND");
     env.extend(database_env.iter().cloned());
-    Berth::builder().envs(env).start()
+    env
+}
+
+/// A host over `prefix` of the shared bucket with metadata in `env`'s database.
+fn host_on_bucket(prefix: &str, database_env: &[(String, String)]) -> Berth {
+    Berth::builder()
+        .envs(bucket_env(prefix, database_env))
+        .start()
+}
+
+/// `berth <args> --root <root>` with `env`, run to completion: stdout.
+fn berth_ok(root: &std::path::Path, env: &[(String, String)], args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .envs(env.iter().cloned())
+        .env("RUST_LOG", "warn")
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .expect("run berth");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "berth {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
 }
 
 fn http() -> Client {
@@ -170,21 +198,11 @@ fn gc_on_one_host_collects_what_another_deleted() {
         202
     );
 
-    let mut env = seaweed::shared().berth_env(&prefix, "postgres");
-    env.retain(|(key, _)| key != "BERTH_METADATA_KIND");
-    env.extend(database.iter().cloned());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["gc", "--grace", "0s", "--upload-grace", "0s", "--root"])
-        .arg(&a.root)
-        .envs(env)
-        .env_remove("AWS_CA_BUNDLE")
-        .output()
-        .expect("berth gc");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let env = bucket_env(&prefix, &database);
+    let text = berth_ok(
+        &a.root,
+        &env,
+        &["gc", "--grace", "0s", "--upload-grace", "0s"],
     );
     assert!(text.contains("removed 3 blobs"), "{text}");
     assert!(
@@ -341,4 +359,117 @@ fn migrate_from_a_registry2_tree() {
     assert_eq!(catalog(&berth), json!({"repositories": ["library/app"]}));
     assert_registry_has(&berth, &image, "library/app");
     skopeo_pull_and_compare(&berth, &image, "library/app");
+}
+
+/// Three hosts over one bucket and one database, each collecting every
+/// second with every grace period at zero, against pushers that send each
+/// image through a host chosen at random (shared layers, mounts, tag
+/// moves, deletes). Afterwards fsck finds nothing dangling, every
+/// manifest that answers 200 on one host answers the same on all and
+/// pulls whole, every tag pulls from every host, and a last pass leaves
+/// nothing unreferenced. bench/pg-race.sh runs it long.
+#[test]
+fn three_hosts_collect_at_zero_grace_without_losing_blobs() {
+    use common::race::*;
+    let size = RaceSize::from_env();
+    let prefix = seaweed::unique_prefix("pg-race");
+    let database = postgres_env("race");
+    let env = bucket_env(&prefix, &database);
+    let hosts: Vec<Berth> = (0..3)
+        .map(|_| {
+            Berth::builder()
+                .envs(env.clone())
+                .env("BERTH_GC_INTERVAL", "1s")
+                .env("BERTH_GC_GRACE", "0s")
+                .env("BERTH_GC_UPLOAD_GRACE", "0s")
+                .start()
+        })
+        .collect();
+    let bases: Vec<String> = hosts.iter().map(Berth::url).collect();
+    let repos = ["race/a", "race/b", "race/c", "race/d"];
+    let pool: Vec<Vec<u8>> = (0..8u64)
+        .map(|i| common::content::bytes((500 + i).to_le_bytes(), 8_000))
+        .collect();
+    let started = std::time::Instant::now();
+    let deadline = size
+        .seconds
+        .map(|s| started + std::time::Duration::from_secs(s));
+    let done = |i: u64| match deadline {
+        Some(deadline) => std::time::Instant::now() >= deadline,
+        None => i >= size.iterations,
+    };
+    let tallies: Vec<PusherTally> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..size.pushers)
+            .map(|p| {
+                let (bases, pool, repos, done) = (&bases, &pool, &repos, &done);
+                scope.spawn(move || race_pusher(bases, p, repos, pool, done))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("pusher"))
+            .collect()
+    });
+    let pushing = started.elapsed();
+    let sum = |f: fn(&PusherTally) -> u64| tallies.iter().map(f).sum::<u64>();
+    let statuses: Vec<u16> = tallies.iter().flat_map(|t| t.statuses.clone()).collect();
+
+    // The collectors keep running: what is dangling now was lost.
+    let fsck = berth_ok(&hosts[0].root, &env, &["fsck"]);
+    let http = Client::new();
+    let (mut answering, mut broken) = (0u64, Vec::new());
+    for (repo, digest) in tallies.iter().flat_map(|t| &t.pushed) {
+        let seen: Vec<Pull> = bases.iter().map(|b| pull(&http, b, repo, digest)).collect();
+        match &seen[..] {
+            [Pull::Gone, Pull::Gone, Pull::Gone] => {}
+            [Pull::Whole(_), Pull::Whole(_), Pull::Whole(_)] => answering += 1,
+            _ => broken.push(format!(
+                "{repo}@{digest} differs between hosts or lost blobs"
+            )),
+        }
+    }
+    eprintln!(
+        "postgres gc race: 3 hosts collecting every 1 s at zero grace, {} pushers: {} images \
+         pushed in {pushing:.1?} ({} retried, {} mounts, {} manifests deleted); {answering} \
+         answer 200 on every host and pull whole, {} do not; fsck: {}",
+        size.pushers,
+        sum(|t| t.pushed.len() as u64),
+        sum(|t| t.retried),
+        sum(|t| t.mounted),
+        sum(|t| t.deleted),
+        broken.len(),
+        fsck.lines().last().unwrap_or_default(),
+    );
+    assert_eq!(dangling_of(&fsck), Some(0), "{fsck}");
+    assert!(broken.is_empty(), "acknowledged images broken: {broken:#?}");
+    assert!(
+        statuses.iter().all(|s| (400..500).contains(s)),
+        "pushes failed with server errors: {statuses:?}"
+    );
+    for repo in repos {
+        let tags = tags(&hosts[0], repo);
+        for tag in tags["tags"].as_array().into_iter().flatten() {
+            let tag = tag.as_str().expect("tag");
+            for base in &bases {
+                match pull(&http, base, repo, tag) {
+                    Pull::Whole(_) => {}
+                    Pull::Gone => panic!("{repo}:{tag} listed but gone on {base}"),
+                    Pull::Broken(lost) => panic!("{repo}:{tag} lost {lost:?} on {base}"),
+                }
+            }
+        }
+    }
+    let zero = ["gc", "--grace", "0s", "--upload-grace", "0s"];
+    berth_ok(&hosts[0].root, &env, &zero);
+    let dry = berth_ok(
+        &hosts[0].root,
+        &env,
+        &["gc", "--dry-run", "--grace", "0s", "--upload-grace", "0s"],
+    );
+    assert!(
+        dry.contains("would remove 0 blobs"),
+        "unreferenced left: {dry}"
+    );
+    let fsck = berth_ok(&hosts[0].root, &env, &["fsck"]);
+    assert!(fsck.contains("0 corrupt, 0 dangling"), "{fsck}");
 }

@@ -315,4 +315,5 @@ pub mod content;
 pub mod distribution;
 pub mod images;
 pub mod push;
+pub mod race;
 pub mod seaweed;
