@@ -66,20 +66,39 @@ use tokio_postgres::config::Host;
 /// How often a transaction that lost a deadlock or serialization race runs
 /// again before the caller gets `Unavailable`.
 const RETRIES: u32 = 3;
+/// More connections than any server accepts; also keeps the pool's
+/// semaphore within its limits whatever the configuration says.
+const MAX_POOL: usize = 10_000;
 /// Used for connecting and waiting for a pooled connection when no
 /// statement timeout is set.
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
 /// Where and how to reach the database.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PostgresSettings {
     /// `postgres://user:password@host:port/database?options`.
     pub url: String,
-    /// Pooled connections at most (holders take one more each).
+    /// Pooled connections at most (holders take one more each); at least
+    /// 1, at most 10,000.
     pub pool_size: usize,
     /// Longest a statement may run (PostgreSQL `statement_timeout`; zero:
     /// none). Also bounds waiting for a pooled connection.
     pub statement_timeout: Duration,
+}
+
+/// Shows where the database is, never the URL's password.
+impl std::fmt::Debug for PostgresSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target = self
+            .url
+            .parse::<tokio_postgres::Config>()
+            .map_or_else(|_| "(unparsable url)".to_owned(), |c| describe(&c));
+        f.debug_struct("PostgresSettings")
+            .field("database", &target)
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
 }
 
 /// Registry metadata stored in a PostgreSQL database.
@@ -208,7 +227,7 @@ impl PostgresMetadata {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(settings.pool_size.max(1))
+            .max_size(settings.pool_size.clamp(1, MAX_POOL))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(wait))
             .create_timeout(Some(wait))

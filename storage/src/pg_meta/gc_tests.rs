@@ -268,6 +268,11 @@ async fn an_unreachable_server_is_unavailable_without_the_password() {
         pool_size: 2,
         statement_timeout: Duration::from_secs(2),
     };
+    let shown = format!("{settings:?}");
+    assert!(
+        shown.contains(&format!("127.0.0.1:{port}/meta")) && !shown.contains("s3cret"),
+        "{shown}"
+    );
     match PostgresMetadata::connect(&settings).await {
         Err(StorageError::Unavailable(why)) => {
             assert!(why.contains(&format!("127.0.0.1:{port}/meta")), "{why}");
