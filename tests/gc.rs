@@ -9,8 +9,7 @@ use common::{Berth, push, sha256_digest};
 use reqwest::blocking::Client;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,12 +39,6 @@ fn must_succeed(out: Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout(&out)
-}
-
-/// Where the default filesystem store keeps a blob.
-fn blob_file(root: &Path, digest: &str) -> PathBuf {
-    let hex = digest.trim_start_matches("sha256:");
-    root.join("blobs/sha256").join(&hex[..2]).join(hex)
 }
 
 /// Deterministic filler bytes.
@@ -266,93 +259,12 @@ fn fsck_finds_corruption_and_dangling_references_and_repairs_them() {
     );
 }
 
+/// A `berth gc` killed half way leaves a consistent store; the next pass
+/// finishes its deletions.
 #[test]
 fn gc_killed_mid_pass_leaves_a_consistent_store_and_resumes() {
-    const BLOBS: u64 = 400;
     let berth = Berth::start();
-    let (http, base) = (Client::new(), berth.url());
-    let keep = push::image(
-        &http,
-        &base,
-        "keep/app",
-        "1",
-        b"{\"k\":1}",
-        &[bytes(99, 30_000)],
-    )
-    .expect("keep");
-    let mut doomed = Vec::new();
-    for i in 0..BLOBS {
-        let digest = push::blob(&http, &base, "doomed", &bytes(1000 + i, 2_000)).expect("blob");
-        let resp = http
-            .delete(format!("{base}/v2/doomed/blobs/{digest}"))
-            .send()
-            .expect("unlink");
-        assert_eq!(resp.status(), 202);
-        doomed.push(digest);
-    }
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["gc", "--grace", "0s", "--upload-grace", "0s", "--root"])
-        .arg(&berth.root)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn gc");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut removed = 0;
-    while removed < 25 {
-        match lines.next() {
-            Some(Ok(line)) if line.starts_with("removed blob") => removed += 1,
-            Some(Ok(_)) => {}
-            _ => break,
-        }
-    }
-    assert!(
-        child.try_wait().expect("wait").is_none(),
-        "the pass finished before it could be killed; make it longer"
-    );
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
-    let left = doomed
-        .iter()
-        .filter(|d| blob_file(&berth.root, d).exists())
-        .count();
-    assert!(
-        left > 0 && left < doomed.len(),
-        "killed mid-pass: {left} left"
-    );
-
-    let fsck = must_succeed(berth_cmd(&berth.root, &["fsck"]));
-    assert!(fsck.contains("0 corrupt, 0 dangling"), "{fsck}");
-    let out = must_succeed(berth_gc(
-        &berth.root,
-        &["--grace", "0s", "--upload-grace", "0s"],
-    ));
-    // A kill between two deletions leaves no tombstone: 0 is possible.
-    assert!(
-        out.contains("deletions an interrupted pass had left"),
-        "{out}"
-    );
-    let left: Vec<_> = doomed
-        .iter()
-        .filter(|d| blob_file(&berth.root, d).exists())
-        .collect();
-    assert!(
-        left.is_empty(),
-        "{} doomed blobs survived: {out}",
-        left.len()
-    );
-    assert!(berth.root.join("metadata.db").exists());
-    let resp = http
-        .get(format!("{base}/v2/keep/app/manifests/{keep}"))
-        .header("accept", push::MANIFEST)
-        .send()
-        .expect("GET kept");
-    assert_eq!(resp.status(), 200);
-    let fsck = must_succeed(berth_cmd(&berth.root, &["fsck"]));
-    assert!(fsck.contains("0 corrupt, 0 dangling"), "{fsck}");
+    common::race::killed_pass_is_finished_by_the_next(&berth, &[]);
 }
 
 #[test]

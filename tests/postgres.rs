@@ -473,3 +473,119 @@ fn three_hosts_collect_at_zero_grace_without_losing_blobs() {
     let fsck = berth_ok(&hosts[0].root, &env, &["fsck"]);
     assert!(fsck.contains("0 corrupt, 0 dangling"), "{fsck}");
 }
+
+/// PostgreSQL going away: requests that need metadata answer 503
+/// `UNAVAILABLE` with `Retry-After`, an upload in flight is kept, and
+/// Berth recovers by itself once the database is back.
+#[test]
+fn a_database_outage_is_a_503_and_berth_recovers() {
+    let _serial = serial();
+    let database = TestPostgres::start();
+    let url = database.create_database("outage");
+    let berth = Berth::builder()
+        .env("BERTH_METADATA_KIND", "postgres")
+        .env("BERTH_METADATA_POSTGRES_URL", &url)
+        .start();
+    let http = http();
+    let base = berth.url();
+    let layer: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let manifest = common::push::image(&http, &base, "outage/app", "1", b"{}", &[layer])
+        .expect("push before the outage");
+    let started = http
+        .post(format!("{base}/v2/outage/app/blobs/uploads/"))
+        .send()
+        .expect("POST upload");
+    assert_eq!(started.status(), 202);
+    let location = started.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let upload = if location.starts_with('/') {
+        format!("{base}{location}")
+    } else {
+        location
+    };
+    let part: Vec<u8> = (0..50_000u32).map(|i| (i % 13) as u8).collect();
+    let patched = http
+        .patch(&upload)
+        .header("content-type", "application/octet-stream")
+        .body(part.clone())
+        .send()
+        .expect("PATCH");
+    assert_eq!(patched.status(), 202);
+
+    database.stop();
+    let get = |reference: &str| {
+        http.get(format!("{base}/v2/outage/app/manifests/{reference}"))
+            .header("accept", images::MEDIA_TYPE_MANIFEST)
+            .send()
+            .expect("GET manifest")
+    };
+    let down = get("1");
+    assert_eq!(down.status(), 503);
+    assert!(down.headers().contains_key("retry-after"), "{down:?}");
+    let body: serde_json::Value = down.json().expect("error JSON");
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+
+    database.resume();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get("1").status() != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Berth did not recover once the database was back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(get(&manifest).status(), 200);
+    // The upload started before the outage goes on where it stopped.
+    let status = http.get(&upload).send().expect("upload status");
+    assert_eq!(status.status(), 204);
+    assert_eq!(status.headers()["range"], format!("0-{}", part.len() - 1));
+    let digest = common::sha256_digest(&part);
+    let sep = if upload.contains('?') { '&' } else { '?' };
+    let done = http
+        .put(format!("{upload}{sep}digest={digest}"))
+        .send()
+        .expect("PUT");
+    assert_eq!(done.status(), 201);
+    assert!(common::push::blob_exists(
+        &http,
+        &base,
+        "outage/app",
+        &digest
+    ));
+}
+
+/// Hosts starting together against an empty database: one creates the
+/// tables, the others wait for it, and all of them serve.
+#[test]
+fn hosts_starting_at_once_share_one_new_database() {
+    let database = postgres_env("at_once");
+    let hosts: Vec<Berth> = std::thread::scope(|scope| {
+        let starting: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| Berth::builder().envs(database.clone()).start()))
+            .collect();
+        starting
+            .into_iter()
+            .map(|h| h.join().expect("host start"))
+            .collect()
+    });
+    let http = http();
+    let digest =
+        common::push::image(&http, &hosts[0].url(), "once/app", "1", b"{}", &[]).expect("push");
+    for host in &hosts {
+        assert_eq!(
+            head_manifest(&http, host, "once/app", "1").as_deref(),
+            Some(digest.as_str())
+        );
+    }
+}
+
+/// A `berth gc` pass killed half way (its lease's session ends with the
+/// process) leaves its tombstones to the next pass, which finishes them.
+#[test]
+fn a_killed_pass_is_finished_by_the_next() {
+    let database = postgres_env("killed_pass");
+    let berth = Berth::builder().envs(database.clone()).start();
+    common::race::killed_pass_is_finished_by_the_next(&berth, &database);
+}

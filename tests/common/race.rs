@@ -3,10 +3,14 @@
 //! and the checks afterwards (fsck's dangling count, every manifest that
 //! answers pulls whole). `tests/gc.rs` runs it on one host, and
 //! `tests/postgres.rs` on several hosts over one bucket and one database.
+//! Also a collection pass killed half way, for either metadata kind.
 
-use super::{push, sha256_digest};
+use super::{Berth, push, sha256_digest};
 use reqwest::blocking::Client;
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The digest of what a blob GET returns, when it answers 200.
@@ -260,4 +264,118 @@ pub fn pull(http: &Client, base: &str, repo: &str, reference: &str) -> Pull {
     } else {
         Pull::Broken(lost)
     }
+}
+
+/// Unreferenced blobs, a `berth gc` pass at zero grace killed with SIGKILL
+/// after 25 deletions (with `env`: the store's configuration), and what
+/// must hold afterwards: fsck is clean, the next pass finishes the killed
+/// pass's deletions, and the image that was kept still pulls. For
+/// `berth`'s filesystem store in Berth's own layout.
+pub fn killed_pass_is_finished_by_the_next(berth: &Berth, env: &[(String, String)]) {
+    const BLOBS: u64 = 400;
+    let berth_cmd = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .arg("--root")
+            .arg(&berth.root)
+            .envs(env.iter().cloned())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run berth");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "berth {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let bytes = |seed: u64, len: usize| super::content::bytes(seed.to_le_bytes(), len);
+    let (http, base) = (Client::new(), berth.url());
+    let keep = push::image(
+        &http,
+        &base,
+        "keep/app",
+        "1",
+        b"{\"k\":1}",
+        &[bytes(99, 30_000)],
+    )
+    .expect("keep");
+    let mut doomed = Vec::new();
+    for i in 0..BLOBS {
+        let digest = push::blob(&http, &base, "doomed", &bytes(1000 + i, 2_000)).expect("blob");
+        let resp = http
+            .delete(format!("{base}/v2/doomed/blobs/{digest}"))
+            .send()
+            .expect("unlink");
+        assert_eq!(resp.status(), 202);
+        doomed.push(digest);
+    }
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["gc", "--grace", "0s", "--upload-grace", "0s", "--root"])
+        .arg(&berth.root)
+        .envs(env.iter().cloned())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn gc");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut removed = 0;
+    while removed < 25 {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("removed blob") => removed += 1,
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the pass finished before it could be killed; make it longer"
+    );
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let left = doomed
+        .iter()
+        .filter(|d| blob_file(&berth.root, d).exists())
+        .count();
+    assert!(
+        left > 0 && left < doomed.len(),
+        "killed mid-pass: {left} left"
+    );
+
+    let fsck = berth_cmd(&["fsck"]);
+    assert!(fsck.contains("0 corrupt, 0 dangling"), "{fsck}");
+    let out = berth_cmd(&["gc", "--grace", "0s", "--upload-grace", "0s"]);
+    // A kill between two deletions leaves no tombstone: 0 is possible.
+    assert!(
+        out.contains("deletions an interrupted pass had left"),
+        "{out}"
+    );
+    let left: Vec<_> = doomed
+        .iter()
+        .filter(|d| blob_file(&berth.root, d).exists())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{} doomed blobs survived: {out}",
+        left.len()
+    );
+    let resp = http
+        .get(format!("{base}/v2/keep/app/manifests/{keep}"))
+        .header("accept", push::MANIFEST)
+        .send()
+        .expect("GET kept");
+    assert_eq!(resp.status(), 200);
+    let fsck = berth_cmd(&["fsck"]);
+    assert!(fsck.contains("0 corrupt, 0 dangling"), "{fsck}");
+}
+
+/// Where the filesystem store in Berth's own layout keeps a blob.
+pub fn blob_file(root: &Path, digest: &str) -> PathBuf {
+    let hex = digest.trim_start_matches("sha256:");
+    root.join("blobs/sha256").join(&hex[..2]).join(hex)
 }

@@ -125,21 +125,7 @@ impl TestPostgres {
             ]),
             "initdb",
         );
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
-            server.port,
-            server.dir.display()
-        );
-        run(
-            server
-                .command("pg_ctl")
-                .arg("-D")
-                .arg(server.data())
-                .arg("-l")
-                .arg(server.dir.join("log"))
-                .args(["-w", "-o", &options, "start"]),
-            "pg_ctl start",
-        );
+        server.resume();
         server.watch();
         server
     }
@@ -242,5 +228,41 @@ impl Drop for TestPostgres {
             .args(["-c", &self.stop_script()])
             .stdin(Stdio::null())
             .status();
+    }
+}
+
+/// The database going away and coming back, for tests of an outage.
+impl TestPostgres {
+    /// Stops the server at once (`-m immediate`: sessions are cut, as when
+    /// the database host fails).
+    pub fn stop(&self) {
+        run(
+            self.command("pg_ctl").arg("-D").arg(self.data()).args([
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ]),
+            "pg_ctl stop",
+        );
+    }
+
+    /// Starts the server (again, after [`Self::stop`]) on its port and
+    /// data; returns once it accepts connections.
+    pub fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+            self.port,
+            self.dir.display()
+        );
+        run(
+            self.command("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.dir.join("log"))
+                .args(["-w", "-o", &options, "start"]),
+            "pg_ctl start",
+        );
     }
 }
