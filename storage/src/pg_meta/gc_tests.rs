@@ -308,3 +308,65 @@ async fn connections_carry_the_statement_timeout() {
         Err(StorageError::Unavailable(_))
     ));
 }
+
+/// A PostgreSQL outage: calls fail with `Unavailable` (the host's 503)
+/// while the server is down, nothing half-written shows, and the store
+/// recovers by itself once the server is back, without reconnecting by
+/// hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_unavailable_and_heals_by_itself() {
+    let own = tokio::task::spawn_blocking(crate::conformance::postgres::TestPostgres::start)
+        .await
+        .expect("server");
+    let url = own.create_database("outage");
+    let meta = PostgresMetadata::connect(&PostgresSettings {
+        url,
+        pool_size: 2,
+        statement_timeout: Duration::from_secs(2),
+    })
+    .await
+    .expect("connect");
+    meta.link_blob("r", "sha256:before").await.expect("link");
+    meta.pin_blob("sha256:pinned", 1).await.expect("pin");
+    own.stop();
+    for attempt in 0..3 {
+        let down = meta.link_blob("r", "sha256:during").await;
+        assert!(
+            matches!(down, Err(StorageError::Unavailable(_))),
+            "attempt {attempt}: {down:?}"
+        );
+        let read = meta.blob_linked("r", "sha256:before").await;
+        assert!(
+            matches!(read, Err(StorageError::Unavailable(_))),
+            "attempt {attempt}: {read:?}"
+        );
+    }
+    own.resume();
+    let mut healed = false;
+    for _ in 0..50 {
+        if meta.blob_linked("r", "sha256:before").await.is_ok() {
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(healed, "the store did not reconnect");
+    assert!(
+        meta.blob_linked("r", "sha256:before")
+            .await
+            .expect("linked")
+    );
+    assert!(
+        !meta
+            .blob_linked("r", "sha256:during")
+            .await
+            .expect("linked")
+    );
+    meta.link_blob("r", "sha256:after")
+        .await
+        .expect("link after");
+    // Holders reconnect too: the pin holder the outage cut is replaced,
+    // and a pass takes over what it held.
+    meta.pin_blob("sha256:after", 2).await.expect("pin");
+    let (_lease, _) = meta.gc().expect("gc").gc_begin().await.expect("begin");
+}
