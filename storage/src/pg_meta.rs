@@ -32,10 +32,11 @@
 //!   pass took the tombstone over, buried it and a push re-uploaded the
 //!   blob. That needs the connection lost, a second pass, its delete and a
 //!   re-upload, all within one blob deletion; a lease loss is logged.
-//! - this process's pin holder is replaced by a new one on the next pin; pins
-//!   taken under the old one may be dropped by a pass, so a push whose pin
-//!   was dropped can fail its link with `Conflict` if the blob was condemned
-//!   meanwhile (the client retries the upload).
+//! - this process's pin holder is replaced by a new one on the next pin;
+//!   pins taken under the old one may be dropped by a pass. A request whose
+//!   pin was dropped fails its link (or manifest put) with `Conflict`
+//!   rather than link bytes a pass may have deleted meanwhile: the link
+//!   checks, under the digest's lock, that the pin is still there.
 //! - requests answer 503 while the pool cannot connect, and recover by
 //!   themselves once PostgreSQL answers again (the pool reconnects).
 //! - a server-side `idle_session_timeout` would end idle holder sessions
@@ -111,9 +112,17 @@ struct Inner {
     pool: Pool,
     /// For the holders' own connections, outside the pool.
     config: tokio_postgres::Config,
-    /// This process's holder of its requests' pins, from the first pin on;
-    /// replaced when its connection is lost.
-    pin_holder: tokio::sync::Mutex<Option<Arc<Holder>>>,
+    /// This process's holder of its requests' pins.
+    pins: tokio::sync::Mutex<PinHolders>,
+}
+
+/// This process's pin holder, from the first pin on, replaced when its
+/// connection is lost; and the ids of every one it had, since requests
+/// that pinned under an earlier holder still let go of those pins.
+#[derive(Default)]
+struct PinHolders {
+    current: Option<Arc<Holder>>,
+    ids: Vec<String>,
 }
 
 /// Runs `$body` (an expression that may use `$tx`, a `&Transaction`, and
@@ -251,7 +260,7 @@ impl PostgresMetadata {
             inner: Arc::new(Inner {
                 pool,
                 config,
-                pin_holder: tokio::sync::Mutex::new(None),
+                pins: tokio::sync::Mutex::default(),
             }),
         })
     }
@@ -263,11 +272,11 @@ impl PostgresMetadata {
     /// The id pins of this process carry, registering a holder on first
     /// use and again when the last one's connection was lost.
     async fn pin_holder(&self) -> Result<String> {
-        let mut current = self.inner.pin_holder.lock().await;
-        if let Some(holder) = current.as_ref().filter(|h| h.is_connected()) {
+        let mut pins = self.inner.pins.lock().await;
+        if let Some(holder) = pins.current.as_ref().filter(|h| h.is_connected()) {
             return Ok(holder.id().to_owned());
         }
-        if let Some(lost) = current.take() {
+        if let Some(lost) = pins.current.take() {
             tracing::warn!(
                 holder = lost.id(),
                 "pin holder lost its database connection; replacing it"
@@ -275,18 +284,14 @@ impl PostgresMetadata {
         }
         let holder = Arc::new(Holder::register(&self.inner.config).await?);
         let id = holder.id().to_owned();
-        *current = Some(holder);
+        pins.current = Some(holder);
+        pins.ids.push(id.clone());
         Ok(id)
     }
 
-    /// The current pin holder's id, if any pin was ever taken.
-    async fn existing_pin_holder(&self) -> Option<String> {
-        self.inner
-            .pin_holder
-            .lock()
-            .await
-            .as_ref()
-            .map(|h| h.id().to_owned())
+    /// Every pin holder this process had (none before its first pin).
+    async fn pin_holders(&self) -> Vec<String> {
+        self.inner.pins.lock().await.ids.clone()
     }
 
     /// `put_manifest`, also dropping `pinned_by`'s pin on the manifest's
@@ -304,17 +309,18 @@ impl PostgresMetadata {
         if let Some(tag) = tag {
             require("tag", tag)?;
         }
-        let holder = match pinned_by {
-            Some(_) => self.existing_pin_holder().await,
-            None => None,
+        let holders = match pinned_by {
+            Some(_) => self.pin_holders().await,
+            None => Vec::new(),
         };
         in_tx!(self, |tx| {
+            if let Some(request) = pinned_by {
+                gc::require_pin(tx, &holders, request, &manifest.digest, repo, true).await?;
+            }
             queries::put_manifest(tx, repo, manifest, references, tag).await?;
-            match (&holder, pinned_by) {
-                (Some(holder), Some(request)) => {
-                    gc::unpin(tx, holder, request, Some(&manifest.digest)).await
-                }
-                _ => Ok(()),
+            match pinned_by {
+                Some(request) => gc::unpin(tx, &holders, request, Some(&manifest.digest)).await,
+                None => Ok(()),
             }
         })
     }
@@ -445,22 +451,21 @@ impl MetadataStore for PostgresMetadata {
     }
 
     async fn unpin(&self, request: u64) -> Result<()> {
-        let Some(holder) = self.existing_pin_holder().await else {
+        let holders = self.pin_holders().await;
+        if holders.is_empty() {
             return Ok(());
-        };
-        in_tx!(self, |tx| gc::unpin(tx, &holder, request, None).await)
+        }
+        in_tx!(self, |tx| gc::unpin(tx, &holders, request, None).await)
     }
 
     async fn link_committed(&self, repo: &str, digest: &str, request: u64) -> Result<()> {
         require("repository", repo)?;
         require("digest", digest)?;
-        let holder = self.existing_pin_holder().await;
+        let holders = self.pin_holders().await;
         in_tx!(self, |tx| {
+            gc::require_pin(tx, &holders, request, digest, repo, false).await?;
             queries::link_blob(tx, repo, digest).await?;
-            match &holder {
-                Some(holder) => gc::unpin(tx, holder, request, Some(digest)).await,
-                None => Ok(()),
-            }
+            gc::unpin(tx, &holders, request, Some(digest)).await
         })
     }
 

@@ -18,7 +18,7 @@
 
 use super::marks::refuse_tombstoned;
 use super::{holders, locks, queries, sql};
-use crate::{GracePeriods, Reference, RepositoryUsage, Result};
+use crate::{GracePeriods, Reference, RepositoryUsage, Result, StorageError};
 use deadpool_postgres::GenericClient;
 
 /// The latest time a grace period of `grace` may have started and be over
@@ -53,20 +53,73 @@ pub(super) async fn pin(
     Ok(())
 }
 
-/// Drops the pins of `request`: one digest's, or with `None` all of them.
+/// Drops the pins of `request` under any of `holders` (this process's):
+/// one digest's, or with `None` all of them.
 pub(super) async fn unpin(
     c: &impl GenericClient,
-    holder: &str,
+    holders: &[String],
     request: u64,
     digest: Option<&str>,
 ) -> Result<()> {
+    if holders.is_empty() {
+        return Ok(());
+    }
     sql::exec(
         c,
-        "DELETE FROM gc_pins WHERE holder = $1 AND request = $2 AND ($3::text IS NULL OR digest = $3)",
-        &[&holder, &sql::secs(request), &digest],
+        "DELETE FROM gc_pins
+         WHERE holder = ANY($1) AND request = $2 AND ($3::text IS NULL OR digest = $3)",
+        &[&holders, &sql::secs(request), &digest],
     )
     .await?;
     Ok(())
+}
+
+/// Before a request links (or stores as a manifest) a blob it pinned:
+/// `Conflict` when its pin is gone, unless the link (`manifest`: the
+/// manifest) is already there (a retry after a commit whose answer was
+/// lost). A pin disappears under a live request only when its holder's
+/// connection was lost and a pass on some host took over: the blob may
+/// have been condemned and its bytes deleted since, so linking it could
+/// name bytes that are gone. Takes the digest's lock, so no pass
+/// condemns the blob between this check and the caller's commit.
+/// Nothing is checked for a process that never pinned.
+pub(super) async fn require_pin(
+    c: &impl GenericClient,
+    holders: &[String],
+    request: u64,
+    digest: &str,
+    repo: &str,
+    manifest: bool,
+) -> Result<()> {
+    if holders.is_empty() {
+        return Ok(());
+    }
+    locks::lock_digests(c, &[digest]).await?;
+    let kept = sql::one(
+        c,
+        "SELECT EXISTS (SELECT 1 FROM gc_pins
+                        WHERE holder = ANY($1) AND request = $2 AND digest = $3)
+             OR ($5 AND EXISTS (SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repo_id
+                                WHERE r.name = $4 AND m.digest = $3))
+             OR (NOT $5 AND EXISTS (SELECT 1 FROM blob_links l
+                                    JOIN repositories r ON r.id = l.repo_id
+                                    WHERE r.name = $4 AND l.digest = $3))",
+        &[&holders, &sql::secs(request), &digest, &repo, &manifest],
+    )
+    .await?
+    .get::<_, bool>(0);
+    if kept {
+        Ok(())
+    } else {
+        tracing::warn!(
+            digest,
+            request,
+            "a request's pin was dropped by a collector"
+        );
+        Err(StorageError::Conflict(format!(
+            "the pin on blob {digest} was lost with the database connection; upload it again"
+        )))
+    }
 }
 
 /// Links a blob some repository or manifest already holds (a mount).

@@ -143,10 +143,10 @@ impl GcProbe for PostgresMetadata {
     }
 
     async fn end_process(self) {
-        let holder = self.existing_pin_holder().await;
+        let holders = self.pin_holders().await;
         let watcher = self.second_process().await;
         drop(self);
-        if let Some(id) = holder {
+        for id in holders {
             watcher.wait_dead(&id).await;
         }
     }
@@ -369,4 +369,64 @@ async fn an_outage_is_unavailable_and_heals_by_itself() {
     // and a pass takes over what it held.
     meta.pin_blob("sha256:after", 2).await.expect("pin");
     let (_lease, _) = meta.gc().expect("gc").gc_begin().await.expect("begin");
+}
+
+/// A host whose pin holder's connection is cut while a request has a blob
+/// pinned: a pass on another host drops the pin, condemns the blob at zero
+/// grace and buries it (its bytes are gone). The request's link must then
+/// fail rather than name bytes that are gone; a request that pins again
+/// (under a new holder) goes ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_whose_pin_was_dropped_fails() {
+    let a = store("dropped_pin").await;
+    let b = a.second_process().await;
+    let (d, m) = ("sha256:pinned", crate::conformance::manifest(1, None, None));
+    a.pin_blob(d, 1).await.expect("pin");
+    a.pin_blob(&m.digest, 2).await.expect("pin manifest");
+    let holder = a.pin_holders().await.pop().expect("holder");
+    let client = b.client().await.expect("client");
+    let cut = client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND query LIKE 'SELECT pg_advisory_lock(%'",
+            &[],
+        )
+        .await
+        .expect("terminate");
+    assert_eq!(cut, 1, "A's pin holder is the one holder");
+    b.wait_dead(&holder).await;
+
+    let gc = b.gc().expect("gc");
+    let (lease, _) = gc.gc_begin().await.expect("begin");
+    let later = now() + 10;
+    for digest in [d, m.digest.as_str()] {
+        assert!(
+            gc.gc_condemn(&lease, digest, later, ZERO)
+                .await
+                .expect("condemn")
+        );
+        gc.gc_bury(&lease, digest).await.expect("bury");
+    }
+
+    let linked = a.link_committed("r", d, 1).await;
+    assert!(
+        matches!(linked, Err(StorageError::Conflict(_))),
+        "{linked:?}"
+    );
+    assert!(!a.blob_linked("r", d).await.expect("linked"));
+    let stored = a.put_manifest_committed("r", &m, &[], Some("t"), 2).await;
+    assert!(
+        matches!(stored, Err(StorageError::Conflict(_))),
+        "{stored:?}"
+    );
+    assert_eq!(a.get_manifest("r", &m.digest).await.expect("get"), None);
+
+    // The upload again: a new holder, and the link goes ahead.
+    a.pin_blob(d, 3).await.expect("pin again");
+    a.link_committed("r", d, 3).await.expect("link");
+    assert!(a.blob_linked("r", d).await.expect("linked"));
+    // A link retried after its commit (the answer was lost) is fine.
+    a.link_committed("r", d, 3).await.expect("link again");
+    assert_eq!(a.pin_count().await, 0);
 }
