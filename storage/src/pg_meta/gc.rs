@@ -8,11 +8,13 @@
 //! What SQLite got from its single writer, this gets from the per-digest
 //! transaction locks of locks.rs, taken by condemn and bury here and by
 //! every write that adds a hold on a digest (link, mount, pin, manifest
-//! put). Writes that only let go of a digest (unlink, manifest or tag
-//! delete) do not take them: their triggers upsert the queue row, and
-//! condemn locks that row (`FOR UPDATE`) before it reads anything else, so
-//! a concurrent delete either committed first (condemn then sees its
-//! effect) or waits for condemn and re-queues the digest afterwards.
+//! put); condemn only tries it and skips a digest that is busy. Writes that
+//! only let go of a digest (unlink, manifest or tag delete) do not take
+//! them: their triggers upsert the queue row, and condemn locks that row
+//! (`FOR UPDATE SKIP LOCKED`) before it reads anything else, so a
+//! concurrent delete either committed first (condemn then sees its
+//! effect), is still running (condemn skips the digest), or waits for
+//! condemn and re-queues the digest afterwards.
 //!
 //! Like queries.rs, every function runs inside its caller's transaction.
 
@@ -223,12 +225,18 @@ pub(super) async fn condemn(
     grace: GracePeriods,
     holder: &str,
 ) -> Result<bool> {
-    locks::lock_digests(c, &[digest]).await?;
-    // The queue row, locked: a concurrent delete's trigger waits for us (or
-    // we for it), so neither loses the other's queue update.
+    // Every host's passes take work the way GitLab's do with `FOR UPDATE
+    // SKIP LOCKED`: a digest a push or another pass is working on right now
+    // is skipped, and stays queued for a later pass.
+    if !locks::try_lock_digest(c, digest).await? {
+        return Ok(false);
+    }
+    // The queue row, locked: a concurrent delete's trigger waits for us, so
+    // it re-queues the digest after we are done; a row such a delete holds
+    // is skipped, as it will be due again only after its new grace period.
     let queued = sql::opt(
         c,
-        "SELECT 1 FROM gc_queue WHERE digest = $1 FOR UPDATE",
+        "SELECT 1 FROM gc_queue WHERE digest = $1 FOR UPDATE SKIP LOCKED",
         &[&digest],
     )
     .await?;

@@ -44,3 +44,21 @@ pub(super) async fn lock_digests(
         .map_err(super::errors::db)?;
     Ok(())
 }
+
+/// Takes `digest`'s transaction lock if nobody holds it: false when a push
+/// or another pass is working on the digest right now. Collectors use it
+/// to skip such a digest (it stays queued for a later pass) instead of
+/// queuing behind the push, the advisory-lock form of `SKIP LOCKED`.
+pub(super) async fn try_lock_digest(
+    c: &impl deadpool_postgres::GenericClient,
+    digest: &str,
+) -> crate::Result<bool> {
+    let stmt = c
+        .prepare_cached("SELECT pg_try_advisory_xact_lock($1, hashtext($2))")
+        .await
+        .map_err(super::errors::db)?;
+    Ok(c.query_one(&stmt, &[&DIGEST_CLASS, &digest])
+        .await
+        .map_err(super::errors::db)?
+        .get(0))
+}
