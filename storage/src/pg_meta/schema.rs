@@ -13,6 +13,12 @@
 //! seconds (`bigint`) from the database's clock, so every host agrees on
 //! them.
 //!
+//! Needs PostgreSQL 11 or later (identity columns, `EXECUTE FUNCTION`
+//! triggers); tests run on the Debian package's version (15).
+//!
+//! Times are taken as `floor(extract(epoch from now()))`: a plain cast to
+//! bigint would round, putting a time up to half a second in the future.
+//!
 //! Several hosts may start at once against an empty database: the whole
 //! migration runs in one transaction that first takes a transaction-level
 //! advisory lock, so one host migrates and the others, waiting on the lock,
