@@ -11,4 +11,4 @@ export BERTH_TEST_WEED=${BERTH_TEST_WEED:-/opt/berth-test/seaweedfs/bin/weed}
 BERTH_TEST_GC_RACE_PUSHERS=${PUSHERS:-8} \
 BERTH_TEST_GC_RACE_SECONDS=${SECONDS_TO_RUN:-120} \
     cargo test --release -p berth --test postgres three_hosts_collect_at_zero_grace -- --nocapture 2>&1 |
-    grep -E "gc race:|test result|panicked|assert|dangling"
+    grep -E "^postgres gc race:|test result|panicked|assert"

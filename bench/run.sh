@@ -8,6 +8,10 @@
 #   server (SeaweedFS from PyPI, started here): Berth with storage.kind = "s3"
 #   and layout metadata, registry:2 with its s3 driver (default OUT then
 #   bench/results/s3.md).
+#   METADATA=sqlite|layout|postgres: Berth's metadata kind (default layout
+#   with s3, sqlite with filesystem); postgres starts a private PostgreSQL
+#   (Debian's, installed when missing) with a fresh database per server
+#   start (default OUT then bench/results/<backend>-postgres.md).
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,10 +23,16 @@ WRK_DURATION=${WRK_DURATION:-10s}
 WRK_ARGS=(-t2 -c32 "-d$WRK_DURATION")
 BACKEND=${BACKEND:-filesystem}
 case $BACKEND in
-filesystem) OUT=${OUT:-$BENCH_DIR/results/latest.md} ;;
-s3) OUT=${OUT:-$BENCH_DIR/results/s3.md} ;;
+filesystem) METADATA=${METADATA:-sqlite} ;;
+s3) METADATA=${METADATA:-layout} ;;
 *) echo "BACKEND must be filesystem or s3" >&2; exit 2 ;;
 esac
+case $BACKEND/$METADATA in
+*/postgres) OUT=${OUT:-$BENCH_DIR/results/$BACKEND-postgres.md} ;;
+filesystem/*) OUT=${OUT:-$BENCH_DIR/results/latest.md} ;;
+s3/*) OUT=${OUT:-$BENCH_DIR/results/s3.md} ;;
+esac
+PG_BIN= PG_DIR= PG_PORT=
 SEAWEED_VENV=${SEAWEED_VENV:-/opt/berth-test/seaweedfs}
 S3_KEY=bench S3_SECRET=benchbenchbench S3_BUCKET=bench S3_REGION=us-east-1 S3_ENDPOINT=
 LAYERS=20
@@ -69,6 +79,9 @@ cleanup() {
     for pid in "${!SRV_PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
+    if [[ -n $PG_DIR ]]; then
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    fi
     [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
     exit "$rc"
 }
@@ -105,6 +118,39 @@ start_seaweed() {
     die "SeaweedFS did not come up"
 }
 
+# start_postgres: one private PostgreSQL for the whole run (METADATA=postgres),
+# run as the postgres user (initdb refuses root), default durability settings.
+start_postgres() {
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+    if [[ -z $PG_BIN ]]; then
+        log "installing postgresql"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    fi
+    chmod o+x "$WORK"
+    PG_DIR="$WORK/pg"
+    PG_PORT=$(free_port)
+    mkdir -p "$PG_DIR" && chown postgres "$PG_DIR"
+    runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >/dev/null
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null ||
+        die "PostgreSQL did not start: $(tail -5 "$PG_DIR/log")"
+    log "PostgreSQL on 127.0.0.1:$PG_PORT"
+}
+
+# berth_metadata_env NAME: the BERTH_METADATA_* settings of one server start,
+# with a fresh database NAME when METADATA=postgres.
+berth_metadata_env() {
+    echo "BERTH_METADATA_KIND=$METADATA"
+    if [[ $METADATA == postgres ]]; then
+        local db
+        db=$(tr -c 'a-z0-9\n' '_' <<<"${1,,}")
+        runuser -u postgres -- "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc \
+            "create database $db" >/dev/null
+        echo "BERTH_METADATA_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/$db"
+    fi
+}
+
 # start_server KIND (berth|registry): fresh data root, fresh port.
 # Sets SRV_PID, SRV_PORT, SRV_DIR (the globals are why it is not called in $(...)).
 start_server() {
@@ -116,17 +162,16 @@ start_server() {
     prefix=$(basename "$SRV_DIR")
     case $kind in
     berth)
+        local env=()
+        mapfile -t env < <(berth_metadata_env "$prefix")
         if [[ $BACKEND == s3 ]]; then
-            BERTH_STORAGE_KIND=s3 BERTH_STORAGE_S3_BUCKET=$S3_BUCKET BERTH_STORAGE_S3_ENDPOINT=$S3_ENDPOINT \
-                BERTH_STORAGE_S3_REGION=$S3_REGION BERTH_STORAGE_S3_PREFIX=$prefix \
-                BERTH_STORAGE_S3_ACCESS_KEY_ID=$S3_KEY BERTH_STORAGE_S3_SECRET_ACCESS_KEY=$S3_SECRET \
-                BERTH_STORAGE_S3_ALLOW_HTTP=true BERTH_METADATA_KIND=layout \
-                RUST_LOG=warn "$BERTH" serve --addr "127.0.0.1:$SRV_PORT" --root "$SRV_DIR/data" \
-                >"$SRV_DIR/log" 2>&1 &
-        else
-            RUST_LOG=warn "$BERTH" serve --addr "127.0.0.1:$SRV_PORT" --root "$SRV_DIR/data" \
-                >"$SRV_DIR/log" 2>&1 &
+            env+=(BERTH_STORAGE_KIND=s3 BERTH_STORAGE_S3_BUCKET=$S3_BUCKET BERTH_STORAGE_S3_ENDPOINT=$S3_ENDPOINT
+                BERTH_STORAGE_S3_REGION=$S3_REGION BERTH_STORAGE_S3_PREFIX=$prefix
+                BERTH_STORAGE_S3_ACCESS_KEY_ID=$S3_KEY BERTH_STORAGE_S3_SECRET_ACCESS_KEY=$S3_SECRET
+                BERTH_STORAGE_S3_ALLOW_HTTP=true)
         fi
+        env "${env[@]}" RUST_LOG=warn "$BERTH" serve --addr "127.0.0.1:$SRV_PORT" --root "$SRV_DIR/data" \
+            >"$SRV_DIR/log" 2>&1 &
         ;;
     registry)
         mkdir -p "$SRV_DIR/data"
@@ -323,6 +368,7 @@ main() {
         unset AWS_CA_BUNDLE # breaks plain-HTTP S3 clients
         start_seaweed
     fi
+    [[ $METADATA == postgres ]] && start_postgres
     local meta="$WORK/meta.tsv" load0
     load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
