@@ -128,6 +128,14 @@ struct Document {
     manifests: Option<Vec<Object<RawDescriptor>>>,
     subject: Option<Object<RawDescriptor>>,
     annotations: Option<BTreeMap<String, serde_json::Value>>,
+    /// Schema 1's layers (`{"blobSum": ...}`), read back from old stores.
+    fs_layers: Option<Vec<Object<FsLayer>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FsLayer {
+    blob_sum: Option<String>,
 }
 
 impl Document {
@@ -374,6 +382,43 @@ pub fn describe(bytes: &[u8]) -> Result<Described, String> {
             .map(str::to_owned),
         annotations: doc.annotations_text(),
     })
+}
+
+/// The digests a stored manifest needs in the store, read leniently as
+/// registry:2's collector reads them: an image's config and layers (layers
+/// hosted elsewhere aside, as a push does), an index's children, a schema
+/// 1 manifest's layers; in document order, each once. Entries without a
+/// valid digest are skipped; bytes that are not a JSON object name nothing.
+pub fn stored_references(bytes: &[u8]) -> Vec<String> {
+    let Ok(doc) = Document::read(bytes) else {
+        return Vec::new();
+    };
+    let hosted_elsewhere = |d: &RawDescriptor| {
+        !d.urls.is_empty()
+            && d.media_type
+                .as_deref()
+                .is_some_and(|t| FOREIGN_LAYER_TYPES.contains(&t))
+    };
+    let descriptors = doc
+        .config
+        .iter()
+        .chain(doc.layers.iter().flatten().filter(|d| !hosted_elsewhere(d)));
+    let digests = descriptors
+        .chain(doc.manifests.iter().flatten())
+        .filter_map(|d| d.digest.as_deref())
+        .chain(
+            doc.fs_layers
+                .iter()
+                .flatten()
+                .filter_map(|l| l.blob_sum.as_deref()),
+        );
+    let mut out: Vec<String> = Vec::new();
+    for digest in digests {
+        if Digest::parse_any(digest).is_ok() && !out.iter().any(|d| d == digest) {
+            out.push(digest.to_owned());
+        }
+    }
+    out
 }
 
 /// Whether a manifest stored as `media_type` may be served to a client that
@@ -737,5 +782,21 @@ mod tests {
         for bad in ["", "[]", "not json", r#"{"schemaVersion":2}"#] {
             assert!(describe(bad.as_bytes()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn stored_references_read_leniently() {
+        let image = br#"{"schemaVersion":2,"config":{"digest":"sha256:c0"},
+            "layers":[{"digest":"sha256:11"},{"digest":"sha256:11"},{"nodigest":1},
+                      {"digest":"not a digest"},
+                      {"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                       "digest":"sha256:f0","urls":["https://elsewhere"]}]}"#;
+        assert_eq!(stored_references(image), ["sha256:c0", "sha256:11"]);
+        let index = br#"{"manifests":[{"digest":"sha256:a1"},{"digest":"sha256:a2"}]}"#;
+        assert_eq!(stored_references(index), ["sha256:a1", "sha256:a2"]);
+        let schema1 = br#"{"schemaVersion":1,"fsLayers":[{"blobSum":"sha256:b1"}]}"#;
+        assert_eq!(stored_references(schema1), ["sha256:b1"]);
+        assert!(stored_references(b"not json").is_empty());
+        assert!(stored_references(b"[1,2]").is_empty());
     }
 }

@@ -4,7 +4,6 @@
 //! manifest's bytes read once. Manifest references are not stored in the
 //! layout, so they are read from the bytes, as registry:2's collector does.
 
-use super::manifests;
 use super::names::{Repo, Tag};
 use super::{objects, paths, tags};
 use crate::{Digest, Reference, RepositoryUsage, Result};
@@ -113,7 +112,7 @@ async fn read_references(store: &dyn ObjectStore, digest: &str) -> Result<Option
         return Ok(None);
     };
     match objects::read(store, &paths::blob_data(&d), MAX_MANIFEST_BYTES).await {
-        Ok(bytes) => Ok(bytes.map(|b| manifests::references(&b))),
+        Ok(bytes) => Ok(bytes.map(|b| berth_oci::manifest::stored_references(&b))),
         Err(crate::StorageError::Backend(why)) => {
             tracing::warn!(digest, %why, "unreadable manifest");
             Ok(None)

@@ -94,58 +94,6 @@ fn info(digest: &str, bytes: Option<bytes::Bytes>) -> Result<Option<ManifestInfo
     }))
 }
 
-/// The digests a stored manifest's `bytes` need in the store, leniently, as
-/// registry:2's collector reads them: an image's config and layers (layers
-/// hosted elsewhere aside, as the guest does on push), an index's children,
-/// a schema 1 manifest's layers. Malformed entries are skipped; a document
-/// that is not JSON names nothing.
-pub(super) fn references(bytes: &[u8]) -> Vec<String> {
-    use berth_oci::media_types::FOREIGN_LAYER_TYPES;
-    use serde_json::Value;
-    let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
-        return Vec::new();
-    };
-    let list = |field: &str| {
-        doc.get(field)
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-    };
-    let foreign = |d: &Value| {
-        let hosted_elsewhere = d
-            .get("urls")
-            .and_then(Value::as_array)
-            .is_some_and(|urls| !urls.is_empty());
-        let foreign_type = d
-            .get("mediaType")
-            .and_then(Value::as_str)
-            .is_some_and(|t| FOREIGN_LAYER_TYPES.contains(&t));
-        hosted_elsewhere && foreign_type
-    };
-    let descriptors = doc
-        .get("config")
-        .into_iter()
-        .map(|d| (d, "digest"))
-        .chain(
-            list("layers")
-                .iter()
-                .filter(|d| !foreign(d))
-                .map(|d| (d, "digest")),
-        )
-        .chain(list("manifests").iter().map(|d| (d, "digest")))
-        .chain(list("fsLayers").iter().map(|d| (d, "blobSum")));
-    let mut out: Vec<String> = Vec::new();
-    for (descriptor, field) in descriptors {
-        let Some(digest) = descriptor.get(field).and_then(Value::as_str) else {
-            continue;
-        };
-        if Digest::parse_any(digest).is_ok() && !out.iter().any(|d| d == digest) {
-            out.push(digest.to_owned());
-        }
-    }
-    out
-}
-
 /// Deletes manifest `digest` with every tag pointing at it and its
 /// referrers entry; `false` when it was not there.
 pub(super) async fn delete(store: &dyn ObjectStore, repo: Repo<'_>, digest: &str) -> Result<bool> {
@@ -235,26 +183,5 @@ async fn referrer(
             tracing::warn!(digest, error = %e, "skipping unreadable referrer");
             Ok(None)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::references;
-
-    #[test]
-    fn references_read_leniently() {
-        let image = br#"{"schemaVersion":2,"config":{"digest":"sha256:c0"},
-            "layers":[{"digest":"sha256:11"},{"digest":"sha256:11"},{"nodigest":1},
-                      {"digest":"not a digest"},
-                      {"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-                       "digest":"sha256:f0","urls":["https://elsewhere"]}]}"#;
-        assert_eq!(references(image), ["sha256:c0", "sha256:11"]);
-        let index = br#"{"manifests":[{"digest":"sha256:a1"},{"digest":"sha256:a2"}]}"#;
-        assert_eq!(references(index), ["sha256:a1", "sha256:a2"]);
-        let schema1 = br#"{"schemaVersion":1,"fsLayers":[{"blobSum":"sha256:b1"}]}"#;
-        assert_eq!(references(schema1), ["sha256:b1"]);
-        assert!(references(b"not json").is_empty());
-        assert!(references(b"[1,2]").is_empty());
     }
 }
