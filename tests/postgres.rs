@@ -49,26 +49,6 @@ fn host_on_bucket(prefix: &str, database_env: &[(String, String)]) -> Berth {
         .start()
 }
 
-/// `berth <args> --root <root>` with `env`, run to completion: stdout.
-fn berth_ok(root: &std::path::Path, env: &[(String, String)], args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .arg("--root")
-        .arg(root)
-        .envs(env.iter().cloned())
-        .env("RUST_LOG", "warn")
-        .env_remove("AWS_CA_BUNDLE")
-        .output()
-        .expect("run berth");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "berth {args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
 fn http() -> Client {
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -199,7 +179,7 @@ fn gc_on_one_host_collects_what_another_deleted() {
     );
 
     let env = bucket_env(&prefix, &database);
-    let text = berth_ok(
+    let text = common::berth_ok(
         &a.root,
         &env,
         &["gc", "--grace", "0s", "--upload-grace", "0s"],
@@ -415,7 +395,7 @@ fn three_hosts_collect_at_zero_grace_without_losing_blobs() {
     let statuses: Vec<u16> = tallies.iter().flat_map(|t| t.statuses.clone()).collect();
 
     // The collectors keep running: what is dangling now was lost.
-    let fsck = berth_ok(&hosts[0].root, &env, &["fsck"]);
+    let fsck = common::berth_ok(&hosts[0].root, &env, &["fsck"]);
     let http = Client::new();
     let (mut answering, mut broken) = (0u64, Vec::new());
     for (repo, digest) in tallies.iter().flat_map(|t| &t.pushed) {
@@ -460,8 +440,8 @@ fn three_hosts_collect_at_zero_grace_without_losing_blobs() {
         }
     }
     let zero = ["gc", "--grace", "0s", "--upload-grace", "0s"];
-    berth_ok(&hosts[0].root, &env, &zero);
-    let dry = berth_ok(
+    common::berth_ok(&hosts[0].root, &env, &zero);
+    let dry = common::berth_ok(
         &hosts[0].root,
         &env,
         &["gc", "--dry-run", "--grace", "0s", "--upload-grace", "0s"],
@@ -470,7 +450,7 @@ fn three_hosts_collect_at_zero_grace_without_losing_blobs() {
         dry.contains("would remove 0 blobs"),
         "unreferenced left: {dry}"
     );
-    let fsck = berth_ok(&hosts[0].root, &env, &["fsck"]);
+    let fsck = common::berth_ok(&hosts[0].root, &env, &["fsck"]);
     assert!(fsck.contains("0 corrupt, 0 dangling"), "{fsck}");
 }
 

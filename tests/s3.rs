@@ -348,36 +348,12 @@ fn absolute(host: &Berth, location: &str) -> String {
 /// and keeps the layer another image shares.
 #[test]
 fn gc_collects_from_the_bucket() {
-    use object_store::ObjectStoreExt as _;
     let s3 = seaweed::shared();
     let prefix = seaweed::unique_prefix("gc");
     let env = s3.berth_env(&prefix, "sqlite");
     let berth = Berth::builder().envs(env.clone()).start();
     let http = no_redirects();
-    let shared: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
-    let own: Vec<u8> = (0..70_000u32).map(|i| (i % 239) as u8).collect();
-    let doomed = common::push::image(
-        &http,
-        &berth.url(),
-        "gc/a",
-        "1",
-        b"{\"a\":1}",
-        &[shared.clone(), own.clone()],
-    )
-    .expect("push a");
-    common::push::image(
-        &http,
-        &berth.url(),
-        "gc/b",
-        "1",
-        b"{\"b\":1}",
-        std::slice::from_ref(&shared),
-    )
-    .expect("push b");
-    assert_eq!(
-        common::push::delete_manifest(&http, &berth.url(), "gc/a", &doomed),
-        202
-    );
+    let gone = common::push::deleted_image_sharing_a_layer(&http, &berth.url(), &berth.url());
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["gc", "--grace", "0s", "--root"])
@@ -393,27 +369,15 @@ fn gc_collects_from_the_bucket() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("removed 3 blobs"), "{text}");
-    let bucket = s3.store(&prefix);
-    let exists = |digest: &str| {
-        let key = format!(
-            "docker/registry/v2/blobs/sha256/{}/{}/data",
-            &digest[7..9],
-            &digest[7..]
-        );
-        let bucket = bucket.clone();
-        tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(async move { bucket.head(&key.into()).await.is_ok() })
-    };
     assert!(
-        !exists(&common::sha256_digest(&own)),
+        !s3.holds(&prefix, &gone.own),
         "own layer left in the bucket"
     );
-    assert!(!exists(&doomed), "manifest left in the bucket");
     assert!(
-        exists(&common::sha256_digest(&shared)),
-        "shared layer removed"
+        !s3.holds(&prefix, &gone.manifest),
+        "manifest left in the bucket"
     );
+    assert!(s3.holds(&prefix, &gone.shared), "shared layer removed");
 }
 
 /// `berth serve` over `env` that must refuse to start: its stderr, once it

@@ -317,3 +317,24 @@ pub mod images;
 pub mod push;
 pub mod race;
 pub mod seaweed;
+
+/// `berth <args> --root <root>` with `env` (a maintenance command), run to
+/// completion; its stdout, after asserting it succeeded.
+pub fn berth_ok(root: &Path, env: &[(String, String)], args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .envs(env.iter().cloned())
+        .env("RUST_LOG", "warn")
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .expect("run berth");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "berth {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}

@@ -100,3 +100,39 @@ pub fn delete_manifest(http: &Client, base: &str, repo: &str, digest: &str) -> u
         .map(|r| r.status().as_u16())
         .unwrap_or(0)
 }
+
+/// What [`deleted_image_sharing_a_layer`] left for a collector.
+pub struct DeletedImage {
+    /// The deleted manifest of `gc/a`.
+    pub manifest: String,
+    /// The layer `gc/b` still uses: must stay.
+    pub shared: String,
+    /// The layer only `gc/a` used: garbage, with the manifest and its config.
+    pub own: String,
+}
+
+/// Image `gc/a` (pushed through `a`) with a shared layer and one of its
+/// own, image `gc/b` (through `b`) with the shared layer, then `gc/a`'s
+/// manifest deleted through `b`: a collection pass at zero grace must
+/// remove 3 blobs (manifest, config, own layer) and keep the shared one.
+pub fn deleted_image_sharing_a_layer(http: &Client, a: &str, b: &str) -> DeletedImage {
+    let shared: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+    let own: Vec<u8> = (0..70_000u32).map(|i| (i % 239) as u8).collect();
+    let layers = [shared.clone(), own.clone()];
+    let manifest = image(http, a, "gc/a", "1", b"{\"a\":1}", &layers).expect("push gc/a");
+    image(
+        http,
+        b,
+        "gc/b",
+        "1",
+        b"{\"b\":1}",
+        std::slice::from_ref(&shared),
+    )
+    .expect("push gc/b");
+    assert_eq!(delete_manifest(http, b, "gc/a", &manifest), 202);
+    DeletedImage {
+        manifest,
+        shared: sha256_digest(&shared),
+        own: sha256_digest(&own),
+    }
+}

@@ -273,24 +273,7 @@ pub fn pull(http: &Client, base: &str, repo: &str, reference: &str) -> Pull {
 /// `berth`'s filesystem store in Berth's own layout.
 pub fn killed_pass_is_finished_by_the_next(berth: &Berth, env: &[(String, String)]) {
     const BLOBS: u64 = 400;
-    let berth_cmd = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(args)
-            .arg("--root")
-            .arg(&berth.root)
-            .envs(env.iter().cloned())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run berth");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "berth {args:?}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    };
+    let berth_cmd = |args: &[&str]| super::berth_ok(&berth.root, env, args);
     let bytes = |seed: u64, len: usize| super::content::bytes(seed.to_le_bytes(), len);
     let (http, base) = (Client::new(), berth.url());
     let keep = push::image(

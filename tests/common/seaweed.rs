@@ -63,6 +63,23 @@ impl Seaweed {
     }
 }
 
+impl Seaweed {
+    /// Whether the bucket under `prefix` holds `digest`'s bytes, at
+    /// registry:2's key (where the object blob store writes them).
+    pub fn holds(&self, prefix: &str, digest: &str) -> bool {
+        use object_store::ObjectStoreExt as _;
+        let bucket = self.store(prefix);
+        let key = format!(
+            "docker/registry/v2/blobs/sha256/{}/{}/data",
+            &digest[7..9],
+            &digest[7..]
+        );
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async move { bucket.head(&key.into()).await.is_ok() })
+    }
+}
+
 /// Where `weed` is: `$BERTH_TEST_WEED`, else on PATH.
 fn weed_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("BERTH_TEST_WEED") {
