@@ -4,15 +4,28 @@
 # manifest per 50 kept blobs).
 #   bash bench/gc-scale.sh            (after cargo build --release)
 # Knobs: COUNT=10000 SIZE=4096 BERTH=target/release/berth
+#   METADATA=sqlite|postgres (postgres: a private PostgreSQL, bench/postgres.sh)
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BERTH=${BERTH:-$BENCH_DIR/../target/release/berth}
 COUNT=${COUNT:-10000}
+METADATA=${METADATA:-sqlite}
 SIZE=${SIZE:-4096}
 [[ -x $BERTH ]] || { echo "no berth at $BERTH (cargo build --release)" >&2; exit 1; }
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 WORK=$(mktemp -d /tmp/berth-gc-scale.XXXXXX)
-trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+log() { echo "$*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+# shellcheck source=bench/postgres.sh
+source "$BENCH_DIR/postgres.sh"
+trap 'kill $PID 2>/dev/null || true; stop_postgres; rm -rf "$WORK"' EXIT
+PID=
+if [[ $METADATA == postgres ]]; then
+    start_postgres "$WORK"
+    create_database gc_scale
+    export BERTH_METADATA_KIND=postgres BERTH_METADATA_POSTGRES_URL
+    BERTH_METADATA_POSTGRES_URL=$(postgres_url gc_scale)
+fi
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 RUST_LOG=warn "$BERTH" serve --addr "127.0.0.1:$PORT" --root "$WORK/data" >"$WORK/log" 2>&1 &
 PID=$!
@@ -27,7 +40,7 @@ measure() { # measure LABEL ARGS...: wall time and max RSS of one berth command
     tail -1 "$WORK/out"
     tail -1 "$WORK/err"
 }
-echo "store: $COUNT blobs of $SIZE bytes, half unlinked; server running during the commands"
+echo "store: $COUNT blobs of $SIZE bytes, half unlinked, $METADATA metadata; server running during the commands"
 measure "fsck (re-hash all $COUNT)" fsck
 measure "gc --dry-run" gc --dry-run --grace 0s --upload-grace 0s
 measure "gc (removes half)" gc --grace 0s --upload-grace 0s

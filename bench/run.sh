@@ -32,7 +32,8 @@ case $BACKEND/$METADATA in
 filesystem/*) OUT=${OUT:-$BENCH_DIR/results/latest.md} ;;
 s3/*) OUT=${OUT:-$BENCH_DIR/results/s3.md} ;;
 esac
-PG_BIN= PG_DIR= PG_PORT=
+# shellcheck source=bench/postgres.sh
+source "$BENCH_DIR/postgres.sh"
 SEAWEED_VENV=${SEAWEED_VENV:-/opt/berth-test/seaweedfs}
 S3_KEY=bench S3_SECRET=benchbenchbench S3_BUCKET=bench S3_REGION=us-east-1 S3_ENDPOINT=
 LAYERS=20
@@ -79,9 +80,7 @@ cleanup() {
     for pid in "${!SRV_PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
-    if [[ -n $PG_DIR ]]; then
-        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
-    fi
+    stop_postgres
     [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
     exit "$rc"
 }
@@ -118,26 +117,6 @@ start_seaweed() {
     die "SeaweedFS did not come up"
 }
 
-# start_postgres: one private PostgreSQL for the whole run (METADATA=postgres),
-# run as the postgres user (initdb refuses root), default durability settings.
-start_postgres() {
-    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
-    if [[ -z $PG_BIN ]]; then
-        log "installing postgresql"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-        PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-    fi
-    chmod o+x "$WORK"
-    PG_DIR="$WORK/pg"
-    PG_PORT=$(free_port)
-    mkdir -p "$PG_DIR" && chown postgres "$PG_DIR"
-    runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >/dev/null
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
-        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null ||
-        die "PostgreSQL did not start: $(tail -5 "$PG_DIR/log")"
-    log "PostgreSQL on 127.0.0.1:$PG_PORT"
-}
-
 # berth_metadata_env NAME: the BERTH_METADATA_* settings of one server start,
 # with a fresh database NAME when METADATA=postgres.
 berth_metadata_env() {
@@ -145,9 +124,8 @@ berth_metadata_env() {
     if [[ $METADATA == postgres ]]; then
         local db
         db=$(tr -c 'a-z0-9\n' '_' <<<"${1,,}")
-        runuser -u postgres -- "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc \
-            "create database $db" >/dev/null
-        echo "BERTH_METADATA_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/$db"
+        create_database "$db"
+        echo "BERTH_METADATA_POSTGRES_URL=$(postgres_url "$db")"
     fi
 }
 
@@ -368,7 +346,7 @@ main() {
         unset AWS_CA_BUNDLE # breaks plain-HTTP S3 clients
         start_seaweed
     fi
-    [[ $METADATA == postgres ]] && start_postgres
+    [[ $METADATA == postgres ]] && start_postgres "$WORK"
     local meta="$WORK/meta.tsv" load0
     load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
