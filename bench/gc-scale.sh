@@ -37,7 +37,7 @@ measure() { # measure LABEL ARGS...: wall time and max RSS of one berth command
     shift
     /usr/bin/time -f "$label: %e s wall, %M KiB max RSS" "$BERTH" "$@" --root "$WORK/data" \
         >"$WORK/out" 2>"$WORK/err" || { cat "$WORK/out" "$WORK/err" >&2; exit 1; }
-    tail -1 "$WORK/out"
+    grep -E '^(checked|removed [0-9]+ blobs|would remove [0-9]+ blobs)' "$WORK/out" || tail -1 "$WORK/out"
     tail -1 "$WORK/err"
 }
 echo "store: $COUNT blobs of $SIZE bytes, half unlinked, $METADATA metadata; server running during the commands"
