@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Writes a deterministic OCI image layout for the benchmark.
 
-usage: make_layout.py DIR [LAYERS] [LAYER_BYTES]
+usage: make_layout.py DIR [LAYERS] [LAYER_BYTES] [SEED]
 
 The image has LAYERS (default 20) uncompressed tar layers of exactly
 LAYER_BYTES (default 5 MiB) each, every one holding a single file of seeded
 pseudo-random (incompressible) bytes, plus an OCI config and manifest, tagged
-`v1` in index.json. Same arguments, same bytes, same digests, every run.
+`v1` in index.json. Same arguments, same bytes, same digests, every run;
+another SEED (default none) gives an image sharing no layer with it.
 """
 import hashlib
 import io
@@ -27,12 +28,12 @@ def write_blob(root, data):
     return "sha256:" + hexd
 
 
-def layer_tar(index, total):
+def layer_tar(index, total, seed=""):
     # One member: 512-byte header + data + two 512-byte end blocks == total
     # (total must be a multiple of tarfile's 10240-byte record, as 5 MiB is).
     payload_len = total - 3 * 512
     assert payload_len > 0 and payload_len % 512 == 0 and total % tarfile.RECORDSIZE == 0
-    payload = random.Random(f"berth-bench-layer-{index}").randbytes(payload_len)
+    payload = random.Random(f"berth-bench-layer-{index}{seed}").randbytes(payload_len)
     info = tarfile.TarInfo(name=f"layer{index:02d}/data.bin")
     info.size = payload_len
     info.mtime = 0
@@ -53,11 +54,12 @@ def main():
     root = sys.argv[1]
     layers = int(sys.argv[2]) if len(sys.argv) > 2 else 20
     layer_bytes = int(sys.argv[3]) if len(sys.argv) > 3 else 5 * MIB
+    seed = f"-{sys.argv[4]}" if len(sys.argv) > 4 else ""
     os.makedirs(os.path.join(root, "blobs", "sha256"), exist_ok=True)
 
     descs = []
     for i in range(layers):
-        data = layer_tar(i, layer_bytes)
+        data = layer_tar(i, layer_bytes, seed)
         digest = write_blob(root, data)
         descs.append({
             "mediaType": "application/vnd.oci.image.layer.v1.tar",
