@@ -49,13 +49,6 @@ fn host_on_bucket(prefix: &str, database_env: &[(String, String)]) -> Berth {
         .start()
 }
 
-fn http() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("http client")
-}
-
 fn head_manifest(http: &Client, berth: &Berth, repo: &str, reference: &str) -> Option<String> {
     let resp = http
         .head(format!("{}/v2/{repo}/manifests/{reference}", berth.url()))
@@ -104,7 +97,7 @@ fn three_hosts_share_one_bucket_and_database() {
     }
     skopeo_pull_and_compare(&hosts[2], &image, "shared/app");
 
-    let http = http();
+    let http = no_redirects();
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let config_digest =
         common::push::blob(&http, &hosts[2].url(), "moving", &config).expect("push config");
@@ -152,31 +145,8 @@ fn gc_on_one_host_collects_what_another_deleted() {
         host_on_bucket(&prefix, &database),
         host_on_bucket(&prefix, &database),
     );
-    let http = http();
-    let shared: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
-    let own: Vec<u8> = (0..70_000u32).map(|i| (i % 239) as u8).collect();
-    let doomed = common::push::image(
-        &http,
-        &a.url(),
-        "gc/a",
-        "1",
-        b"{\"a\":1}",
-        &[shared.clone(), own.clone()],
-    )
-    .expect("push a");
-    common::push::image(
-        &http,
-        &b.url(),
-        "gc/b",
-        "1",
-        b"{\"b\":1}",
-        std::slice::from_ref(&shared),
-    )
-    .expect("push b");
-    assert_eq!(
-        common::push::delete_manifest(&http, &b.url(), "gc/a", &doomed),
-        202
-    );
+    let http = no_redirects();
+    let gone = common::push::deleted_image_sharing_a_layer(&http, &a.url(), &b.url());
 
     let env = bucket_env(&prefix, &database);
     let text = common::berth_ok(
@@ -185,38 +155,21 @@ fn gc_on_one_host_collects_what_another_deleted() {
         &["gc", "--grace", "0s", "--upload-grace", "0s"],
     );
     assert!(text.contains("removed 3 blobs"), "{text}");
+    let s3 = seaweed::shared();
+    assert!(!s3.holds(&prefix, &gone.own), "own layer left");
     assert!(
-        !in_bucket(&prefix, &common::sha256_digest(&own)),
-        "own layer left"
+        !s3.holds(&prefix, &gone.manifest),
+        "manifest left in the bucket"
     );
-    assert!(!in_bucket(&prefix, &doomed), "manifest left in the bucket");
-    assert!(
-        in_bucket(&prefix, &common::sha256_digest(&shared)),
-        "shared layer removed"
-    );
+    assert!(s3.holds(&prefix, &gone.shared), "shared layer removed");
     for host in [&a, &b] {
         assert!(common::push::blob_exists(
             &http,
             &host.url(),
             "gc/b",
-            &common::sha256_digest(&shared)
+            &gone.shared
         ));
     }
-}
-
-/// Whether the bucket under `prefix` holds `digest`'s bytes (registry:2's
-/// key layout, which the object blob store writes).
-fn in_bucket(prefix: &str, digest: &str) -> bool {
-    use object_store::ObjectStoreExt as _;
-    let bucket = seaweed::shared().store(prefix);
-    let key = format!(
-        "docker/registry/v2/blobs/sha256/{}/{}/data",
-        &digest[7..9],
-        &digest[7..]
-    );
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(async move { bucket.head(&key.into()).await.is_ok() })
 }
 
 /// A database `serve` cannot reach stops it within seconds, naming the
@@ -466,7 +419,7 @@ fn a_database_outage_is_a_503_and_berth_recovers() {
         .env("BERTH_METADATA_KIND", "postgres")
         .env("BERTH_METADATA_POSTGRES_URL", &url)
         .start();
-    let http = http();
+    let http = no_redirects();
     let base = berth.url();
     let layer: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let manifest = common::push::image(&http, &base, "outage/app", "1", b"{}", &[layer])
@@ -550,7 +503,7 @@ fn hosts_starting_at_once_share_one_new_database() {
             .map(|h| h.join().expect("host start"))
             .collect()
     });
-    let http = http();
+    let http = no_redirects();
     let digest =
         common::push::image(&http, &hosts[0].url(), "once/app", "1", b"{}", &[]).expect("push");
     for host in &hosts {

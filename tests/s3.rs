@@ -8,7 +8,6 @@ use common::Berth;
 use common::clients::*;
 use common::images;
 use common::seaweed::{self, Seaweed};
-use reqwest::blocking::Client;
 use serde_json::json;
 use std::sync::mpsc;
 
@@ -26,13 +25,6 @@ fn host(s3: &Seaweed, prefix: &str) -> Berth {
     Berth::builder()
         .envs(s3.berth_env(prefix, "layout"))
         .start()
-}
-
-fn no_redirects() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("http client")
 }
 
 #[test]

@@ -142,6 +142,15 @@ pub fn http() -> reqwest::blocking::Client {
         .expect("http client")
 }
 
+/// A client that reports redirects instead of following them (a blob GET
+/// may answer 307 to a presigned URL of the bucket).
+pub fn no_redirects() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
 /// GET a JSON document from the registry; must be 200.
 pub fn get_json(url: &str) -> Value {
     let resp = http()
