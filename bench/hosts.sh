@@ -21,38 +21,11 @@ LAYERS=${LAYERS:-8}
 LAYER_BYTES=${LAYER_BYTES:-5242880}
 HOSTS=${HOSTS:-1 2 3}
 OUT=${OUT:-$BENCH_DIR/results/hosts.md}
-SEAWEED_VENV=${SEAWEED_VENV:-/opt/berth-test/seaweedfs}
-S3_KEY=bench S3_SECRET=benchbenchbench S3_BUCKET=bench S3_REGION=us-east-1 S3_ENDPOINT=
-
-log() { printf '[hosts %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 [[ -x $BERTH ]] || (cd "$REPO_DIR" && cargo build --release -p berth)
-command -v skopeo >/dev/null || die "skopeo is missing (apt-get install skopeo)"
-[[ -x $SEAWEED_VENV/bin/weed ]] || die "SeaweedFS is missing: run bash tests/run.sh or bench/run.sh BACKEND=s3 once"
+command -v skopeo >/dev/null || { echo "skopeo is missing (apt-get install skopeo)" >&2; exit 1; }
+# shellcheck source=bench/s3-stage.sh
+source "$BENCH_DIR/s3-stage.sh" hosts
 
-WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/berth-hosts.XXXXXX")
-declare -A SRV_PIDS=()
-# shellcheck source=bench/postgres.sh
-source "$BENCH_DIR/postgres.sh"
-# shellcheck source=bench/seaweed.sh
-source "$BENCH_DIR/seaweed.sh"
-cleanup() {
-    local rc=$? pid
-    for pid in "${!SRV_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${!SRV_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    stop_postgres
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-unset AWS_CA_BUNDLE # breaks plain-HTTP S3 clients
-
-start_seaweed
-start_postgres "$WORK"
 log "making $CLIENTS images of $LAYERS x $LAYER_BYTES bytes"
 for ((i = 0; i < CLIENTS; i++)); do
     python3 "$BENCH_DIR/make_layout.py" "$WORK/img$i" "$LAYERS" "$LAYER_BYTES" "$i" >/dev/null

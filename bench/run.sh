@@ -131,18 +131,7 @@ start_server() {
     registry)
         mkdir -p "$SRV_DIR/data"
         if [[ $BACKEND == s3 ]]; then
-            storage="  s3:
-    accesskey: $S3_KEY
-    secretkey: $S3_SECRET
-    region: $S3_REGION
-    regionendpoint: $S3_ENDPOINT
-    bucket: $S3_BUCKET
-    rootdirectory: /$prefix
-    secure: false
-    v4auth: true
-    forcepathstyle: true
-  redirect:
-    disable: true # both servers stream the bytes themselves (Berth's default)"
+            storage=$(registry_s3_storage "$S3_ENDPOINT" "/$prefix")
         else
             storage="  filesystem:
     rootdirectory: $SRV_DIR/data"

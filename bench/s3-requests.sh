@@ -12,36 +12,11 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$BENCH_DIR")
 BERTH=${BERTH:-$REPO_DIR/target/release/berth}
 BLOB_BYTES=${BLOB_BYTES:-5242880}
-SEAWEED_VENV=${SEAWEED_VENV:-/opt/berth-test/seaweedfs}
-S3_KEY=bench S3_SECRET=benchbenchbench S3_BUCKET=bench S3_REGION=us-east-1 S3_ENDPOINT=
+[[ -x $BERTH ]] || { echo "no berth at $BERTH (cargo build --release -p berth)" >&2; exit 1; }
+[[ -x /usr/bin/docker-registry ]] || { echo "docker-registry is missing (apt-get install docker-registry)" >&2; exit 1; }
+# shellcheck source=bench/s3-stage.sh
+source "$BENCH_DIR/s3-stage.sh" s3-requests
 
-log() { printf '[s3-requests %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-[[ -x $BERTH ]] || die "no berth at $BERTH (cargo build --release -p berth)"
-[[ -x /usr/bin/docker-registry ]] || die "docker-registry is missing (apt-get install docker-registry)"
-
-WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/berth-s3-requests.XXXXXX")
-declare -A SRV_PIDS=()
-# shellcheck source=bench/postgres.sh
-source "$BENCH_DIR/postgres.sh"
-# shellcheck source=bench/seaweed.sh
-source "$BENCH_DIR/seaweed.sh"
-cleanup() {
-    local rc=$? pid
-    for pid in "${!SRV_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${!SRV_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    stop_postgres
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-unset AWS_CA_BUNDLE
-
-start_seaweed
-start_postgres "$WORK"
 PROXY_PORT=$(free_port)
 python3 "$BENCH_DIR/s3_count_proxy.py" "$PROXY_PORT" "${S3_ENDPOINT#http://}" &
 SRV_PIDS[$!]=1
@@ -76,18 +51,7 @@ log:
   accesslog:
     disabled: true
 storage:
-  s3:
-    accesskey: $S3_KEY
-    secretkey: $S3_SECRET
-    region: $S3_REGION
-    regionendpoint: $PROXY
-    bucket: $S3_BUCKET
-    rootdirectory: /registry
-    secure: false
-    v4auth: true
-    forcepathstyle: true
-  redirect:
-    disable: true
+$(registry_s3_storage "$PROXY" /registry)
   delete:
     enabled: true
   cache:

@@ -28,3 +28,22 @@ start_seaweed() {
     die "SeaweedFS did not come up"
 }
 
+# registry_s3_storage ENDPOINT ROOTDIRECTORY: the lines under registry:2's
+# `storage:` for this bucket at ENDPOINT, redirects off (both servers stream
+# the bytes themselves, Berth's default).
+registry_s3_storage() {
+    cat <<EOF
+  s3:
+    accesskey: $S3_KEY
+    secretkey: $S3_SECRET
+    region: $S3_REGION
+    regionendpoint: $1
+    bucket: $S3_BUCKET
+    rootdirectory: $2
+    secure: false
+    v4auth: true
+    forcepathstyle: true
+  redirect:
+    disable: true
+EOF
+}
