@@ -331,18 +331,22 @@ impl DatabaseUrl {
         &self.0
     }
 
-    /// The URL with `****` for the password: what logs and messages show.
+    /// What logs and messages show: `postgres://USER:****@HOST:PORT/DB`,
+    /// rebuilt from the parsed settings so that a password is hidden in
+    /// every form libpq accepts (in the URL, as `?password=`, or as
+    /// `password=` in a `key=value` string); `****` when it does not parse.
     pub fn masked(&self) -> String {
-        let Some((scheme, rest)) = self.0.split_once("://") else {
-            return self.0.clone();
+        let Ok(config) = self.0.parse::<tokio_postgres::Config>() else {
+            return "****".to_owned();
         };
-        let Some((userinfo, host)) = rest.rsplit_once('@') else {
-            return self.0.clone();
+        let user = config.get_user().unwrap_or_default();
+        let password = if config.get_password().is_some() {
+            ":****"
+        } else {
+            ""
         };
-        match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
-            None => self.0.clone(),
-        }
+        let database = berth_storage::describe_database(&config);
+        format!("postgres://{user}{password}@{database}")
     }
 }
 

@@ -20,7 +20,7 @@ pub use error::{Result, StorageError};
 pub use fs_blobs::FsBlobStore;
 pub use layout_meta::LayoutMetadata;
 pub use object_blobs::ObjectBlobStore;
-pub use pg_meta::{PostgresMetadata, PostgresSettings};
+pub use pg_meta::{PostgresMetadata, PostgresSettings, describe_database};
 pub use small_blob_cache::SmallBlobCache;
 pub use sqlite_meta::SqliteMetadata;
 

@@ -93,7 +93,7 @@ impl std::fmt::Debug for PostgresSettings {
         let target = self
             .url
             .parse::<tokio_postgres::Config>()
-            .map_or_else(|_| "(unparsable url)".to_owned(), |c| describe(&c));
+            .map_or_else(|_| "(unparsable url)".to_owned(), |c| describe_database(&c));
         f.debug_struct("PostgresSettings")
             .field("database", &target)
             .field("pool_size", &self.pool_size)
@@ -187,7 +187,7 @@ macro_rules! snapshot {
 }
 
 /// `host:port/database` for messages, never the user or password.
-fn describe(config: &tokio_postgres::Config) -> String {
+pub fn describe_database(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(host)) => host.clone(),
         Some(Host::Unix(path)) => path.display().to_string(),
@@ -227,7 +227,7 @@ impl PostgresMetadata {
         if config.get_application_name().is_none() {
             config.application_name("berth");
         }
-        let target = describe(&config);
+        let target = describe_database(&config);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,

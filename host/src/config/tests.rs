@@ -493,3 +493,29 @@ fn render_masks_proxy_passwords() {
     assert_eq!(again.proxy[0].registry.as_deref(), Some("docker.io"));
     assert_eq!(again.proxy[1], config.proxy[1]);
 }
+
+#[test]
+fn database_urls_are_shown_without_their_password_in_every_form() {
+    let shown = |url: &str| DatabaseUrl(url.to_owned()).masked();
+    assert_eq!(
+        shown("postgres://berth:hunter2@db:6543/registry"),
+        "postgres://berth:****@db:6543/registry"
+    );
+    assert_eq!(
+        shown("postgres://berth@db/registry?password=hunter2"),
+        "postgres://berth:****@db:5432/registry"
+    );
+    assert_eq!(
+        shown("host=db user=berth password=hunter2 dbname=registry"),
+        "postgres://berth:****@db:5432/registry"
+    );
+    assert_eq!(shown("postgres://[hunter2"), "****");
+    let config = load(
+        "[metadata]\nkind = \"postgres\"\n[metadata.postgres]\n\
+         url = \"host=db password=hunter2\"\n",
+        &[],
+    )
+    .expect("load");
+    assert!(!config.render().contains("hunter2"), "{}", config.render());
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
