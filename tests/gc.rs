@@ -474,34 +474,11 @@ fn gc_races_concurrent_pushes_without_losing_blobs() {
             })
         })
         .collect();
-    let repos = ["race/a", "race/b", "race/c", "race/d"];
-    // Layers many images share, so they swing between referenced and
-    // unreferenced as images come and go: the blobs a collector at zero
-    // grace may take while a pusher is about to reuse them.
-    let pool: Vec<Vec<u8>> = (0..8).map(|i| bytes(500 + i, 8_000)).collect();
-    let started = Instant::now();
-    let deadline = size.seconds.map(|s| started + Duration::from_secs(s));
-    let done = |i: u64| match deadline {
-        Some(deadline) => Instant::now() >= deadline,
-        None => i >= size.iterations,
-    };
-    let tallies: Vec<PusherTally> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..size.pushers)
-            .map(|p| {
-                let (hosts, pool, repos, done) = (&hosts, &pool, &repos, &done);
-                scope.spawn(move || race_pusher(hosts, p, repos, pool, done))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("pusher"))
-            .collect()
-    });
+    let (tallies, pushing) = run_pushers(&hosts, &size);
     stop.store(true, Ordering::Relaxed);
     for collector in collectors {
         collector.join().expect("collector");
     }
-    let pushing = started.elapsed();
     let sum = |f: fn(&PusherTally) -> u64| tallies.iter().map(f).sum::<u64>();
     let pushed = sum(|t| t.pushed.len() as u64);
     let statuses: Vec<u16> = tallies.iter().flat_map(|t| t.statuses.clone()).collect();
@@ -546,7 +523,7 @@ fn gc_races_concurrent_pushes_without_losing_blobs() {
         "pushes failed with server errors: {statuses:?}"
     );
 
-    for repo in repos {
+    for repo in REPOS {
         let tags: Value = http
             .get(format!("{base}/v2/{repo}/tags/list"))
             .send()

@@ -319,31 +319,7 @@ fn three_hosts_collect_at_zero_grace_without_losing_blobs() {
         })
         .collect();
     let bases: Vec<String> = hosts.iter().map(Berth::url).collect();
-    let repos = ["race/a", "race/b", "race/c", "race/d"];
-    let pool: Vec<Vec<u8>> = (0..8u64)
-        .map(|i| common::content::bytes((500 + i).to_le_bytes(), 8_000))
-        .collect();
-    let started = std::time::Instant::now();
-    let deadline = size
-        .seconds
-        .map(|s| started + std::time::Duration::from_secs(s));
-    let done = |i: u64| match deadline {
-        Some(deadline) => std::time::Instant::now() >= deadline,
-        None => i >= size.iterations,
-    };
-    let tallies: Vec<PusherTally> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..size.pushers)
-            .map(|p| {
-                let (bases, pool, repos, done) = (&bases, &pool, &repos, &done);
-                scope.spawn(move || race_pusher(bases, p, repos, pool, done))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("pusher"))
-            .collect()
-    });
-    let pushing = started.elapsed();
+    let (tallies, pushing) = run_pushers(&bases, &size);
     let sum = |f: fn(&PusherTally) -> u64| tallies.iter().map(f).sum::<u64>();
     let statuses: Vec<u16> = tallies.iter().flat_map(|t| t.statuses.clone()).collect();
 
@@ -379,7 +355,7 @@ fn three_hosts_collect_at_zero_grace_without_losing_blobs() {
         statuses.iter().all(|s| (400..500).contains(s)),
         "pushes failed with server errors: {statuses:?}"
     );
-    for repo in repos {
+    for repo in REPOS {
         let tags = tags(&hosts[0], repo);
         for tag in tags["tags"].as_array().into_iter().flatten() {
             let tag = tag.as_str().expect("tag");

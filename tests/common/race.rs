@@ -143,12 +143,44 @@ pub fn push_image(
     }
 }
 
+/// The repositories the race pushes into.
+pub const REPOS: [&str; 4] = ["race/a", "race/b", "race/c", "race/d"];
+
+/// Runs `size.pushers` [`race_pusher`]s through `hosts` until `size` says
+/// stop: their tallies, and how long they pushed.
+pub fn run_pushers(hosts: &[String], size: &RaceSize) -> (Vec<PusherTally>, Duration) {
+    // Layers many images share, so they swing between referenced and
+    // unreferenced as images come and go: the blobs a collector at zero
+    // grace may take while a pusher is about to reuse them.
+    let pool: Vec<Vec<u8>> = (0..8u64)
+        .map(|i| super::content::bytes((500 + i).to_le_bytes(), 8_000))
+        .collect();
+    let started = Instant::now();
+    let deadline = size.seconds.map(|s| started + Duration::from_secs(s));
+    let done = |i: u64| match deadline {
+        Some(deadline) => Instant::now() >= deadline,
+        None => i >= size.iterations,
+    };
+    let tallies = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..size.pushers)
+            .map(|p| {
+                let (pool, done) = (&pool, &done);
+                scope.spawn(move || race_pusher(hosts, p, pool, done))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("pusher"))
+            .collect()
+    });
+    (tallies, started.elapsed())
+}
+
 /// The pusher loop of the GC race: pushes until `done`, retrying an image
 /// from the start when refused, and deletes about 30% of its manifests.
-pub fn race_pusher(
+fn race_pusher(
     hosts: &[String],
     p: u64,
-    repos: &[&str],
     pool: &[Vec<u8>],
     done: &dyn Fn(u64) -> bool,
 ) -> PusherTally {
@@ -162,8 +194,8 @@ pub fn race_pusher(
         // hosts, a layer one host's collector takes may be pushed again
         // through another.
         let base = hosts[rng.below(hosts.len() as u64) as usize].as_str();
-        let r = rng.below(repos.len() as u64) as usize;
-        let (repo, from) = (repos[r], repos[(r + 1) % repos.len()]);
+        let r = rng.below(REPOS.len() as u64) as usize;
+        let (repo, from) = (REPOS[r], REPOS[(r + 1) % REPOS.len()]);
         let tag = format!("t{}", rng.below(3));
         let layers: Vec<&Vec<u8>> = (0..3)
             .map(|_| &pool[rng.below(pool.len() as u64) as usize])
