@@ -87,7 +87,8 @@ macro_rules! gc_conformance_tests {
     )*};
 }
 
-fn now() -> i64 {
+/// Unix seconds now, as the stores' trigger timestamps count them.
+pub fn now() -> i64 {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -96,7 +97,7 @@ fn now() -> i64 {
 }
 
 /// Asserts `t` is a trigger timestamp written during this test.
-fn recent(t: Option<i64>) {
+pub fn recent(t: Option<i64>) {
     let t = t.expect("timestamp set");
     assert!((now() - t).abs() <= 5, "{t} is not about now ({})", now());
 }
@@ -140,7 +141,8 @@ async fn condemn_due(meta: &impl GcProbe, lease: &GcLease, later: u64) -> Vec<St
     condemned
 }
 
-fn at(t: i64) -> u64 {
+/// A timestamp as the GC calls take it.
+pub fn at(t: i64) -> u64 {
     u64::try_from(t).expect("non-negative time")
 }
 
@@ -637,7 +639,8 @@ pub async fn untagged_selection<S: GcProbe>(meta: &S) {
     assert_eq!(untagged(at(created) + 1).await, want);
 }
 
-const ZERO: GracePeriods = GracePeriods {
+/// Both grace periods at zero.
+pub const ZERO: GracePeriods = GracePeriods {
     unreferenced: 0,
     uploaded: 0,
 };

@@ -7,8 +7,8 @@
 
 use super::tests::{server, settings, store};
 use super::{PostgresMetadata, PostgresSettings, holders, schema};
-use crate::conformance::gc::{GcProbe, QueueRow};
-use crate::{GcLease, GracePeriods, MetadataStore, StorageError};
+use crate::conformance::gc::{GcProbe, QueueRow, ZERO, at, now};
+use crate::{GcLease, MetadataStore, StorageError};
 use async_trait::async_trait;
 use std::time::Duration;
 use tokio_postgres::config::Host;
@@ -158,18 +158,6 @@ impl GcProbe for PostgresMetadata {
     }
 }
 
-const ZERO: GracePeriods = GracePeriods {
-    unreferenced: 0,
-    uploaded: 0,
-};
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
 /// Several hosts starting at once against an empty database: one
 /// migrates under the advisory lock, the others wait and find the version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +205,7 @@ async fn a_pass_that_lost_its_connection_is_taken_over() {
     let gc_a = a.gc().expect("gc");
     let (lease, _) = gc_a.gc_begin().await.expect("begin");
     assert!(
-        gc_a.gc_condemn(&lease, d, now(), ZERO)
+        gc_a.gc_condemn(&lease, d, at(now()), ZERO)
             .await
             .expect("condemn")
     );
@@ -240,7 +228,7 @@ async fn a_pass_that_lost_its_connection_is_taken_over() {
     assert_eq!(cut, 1, "A's lease is the one holder");
     a.wait_dead(lease.id()).await;
 
-    let refused = gc_a.gc_condemn(&lease, e, now(), ZERO).await;
+    let refused = gc_a.gc_condemn(&lease, e, at(now()), ZERO).await;
     assert!(
         matches!(refused, Err(StorageError::Unavailable(_))),
         "a pass without its lease condemns nothing: {refused:?}"
@@ -399,7 +387,7 @@ async fn a_link_whose_pin_was_dropped_fails() {
 
     let gc = b.gc().expect("gc");
     let (lease, _) = gc.gc_begin().await.expect("begin");
-    let later = now() + 10;
+    let later = at(now()) + 10;
     for digest in [d, m.digest.as_str()] {
         assert!(
             gc.gc_condemn(&lease, digest, later, ZERO)

@@ -3,21 +3,9 @@
 //! `PostgresMetadata` instances (two hosts, two pools).
 
 use super::tests::store;
-use crate::conformance::gc::GcProbe;
+use crate::conformance::gc::{GcProbe, ZERO, at, now};
 use crate::conformance::manifest;
-use crate::{GracePeriods, MetadataStore, StorageError};
-
-const ZERO: GracePeriods = GracePeriods {
-    unreferenced: 0,
-    uploaded: 0,
-};
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
+use crate::{MetadataStore, StorageError};
 
 /// A manifest push on one host against a pass condemning its layer at
 /// zero grace on another: either the pass wins (the push fails, nothing
@@ -37,7 +25,7 @@ async fn a_push_and_a_condemn_never_both_win() {
         let refs = [layer.clone()];
         let (put, condemn) = tokio::join!(
             pusher.put_manifest("r", &m, &refs, Some("t")),
-            gc.gc_condemn(&lease, &layer, now() + 10, ZERO),
+            gc.gc_condemn(&lease, &layer, at(now()) + 10, ZERO),
         );
         let condemn = condemn.expect("condemn");
         match put {
@@ -74,7 +62,7 @@ async fn untagged_collection_never_takes_a_manifest_being_tagged() {
         let m = manifest(i, None, None);
         pusher.put_manifest("r", &m, &[], None).await.expect("put");
         let tag = format!("t{i}");
-        let before = now() + 10;
+        let before = at(now()) + 10;
         let (tagged, deleted) = tokio::join!(
             pusher.put_manifest("r", &m, &[], Some(&tag)),
             gc.gc_delete_untagged("r", &m.digest, before),
@@ -102,12 +90,12 @@ async fn untagged_collection_never_takes_a_manifest_being_tagged() {
         .await
         .expect("put");
     assert!(
-        gc.gc_delete_untagged("r", &loose.digest, now() + 10)
+        gc.gc_delete_untagged("r", &loose.digest, at(now()) + 10)
             .await
             .expect("delete")
     );
     assert!(
-        !gc.gc_delete_untagged("r", &loose.digest, now() + 10)
+        !gc.gc_delete_untagged("r", &loose.digest, at(now()) + 10)
             .await
             .expect("again")
     );
@@ -117,7 +105,7 @@ async fn untagged_collection_never_takes_a_manifest_being_tagged() {
         .await
         .expect("put");
     assert!(
-        !gc.gc_delete_untagged("r", &tagged.digest, now() + 10)
+        !gc.gc_delete_untagged("r", &tagged.digest, at(now()) + 10)
             .await
             .expect("tagged")
     );

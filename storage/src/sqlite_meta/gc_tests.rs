@@ -3,7 +3,7 @@
 //! migration that added the bookkeeping.
 
 use super::{SqliteMetadata, schema};
-use crate::conformance::gc::{GcProbe, QueueRow};
+use crate::conformance::gc::{GcProbe, QueueRow, recent};
 use crate::conformance::manifest;
 use crate::{GcMetadata, MetadataStore};
 use async_trait::async_trait;
@@ -108,20 +108,6 @@ impl GcProbe for SqliteMetadata {
     async fn second_process(&self) -> Self {
         SqliteMetadata::open(&self.inner.path).expect("open again")
     }
-}
-
-fn now() -> i64 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    i64::try_from(secs).expect("seconds")
-}
-
-/// Asserts `t` is a trigger timestamp written during this test.
-fn recent(t: Option<i64>) {
-    let t = t.expect("timestamp set");
-    assert!((now() - t).abs() <= 5, "{t} is not about now ({})", now());
 }
 
 fn gc(meta: &SqliteMetadata) -> &dyn GcMetadata {

@@ -3,6 +3,7 @@
 
 use super::SqliteMetadata;
 use crate::MetadataStore;
+use crate::conformance::gc::{at, now};
 use crate::conformance::{self as c, manifest};
 use tempfile::TempDir;
 
@@ -176,9 +177,9 @@ async fn migrates_a_version_4_database() {
         )
         .expect("tag");
     }
-    let before = now();
+    let before = at(now());
     let meta = SqliteMetadata::open(&path).expect("open migrates");
-    let after = now();
+    let after = at(now());
     let version: usize = super::lock(&meta.inner.writer)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
@@ -214,13 +215,6 @@ async fn migrates_a_version_4_database() {
         }]
     );
     assert_eq!(meta.origin("own").await.expect("origin"), None);
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
 }
 
 #[tokio::test]
