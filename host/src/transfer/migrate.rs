@@ -16,7 +16,7 @@ use crate::config::{Config, MetadataKind};
 use crate::store_root;
 use crate::transfer::progress::{Progress, Unit};
 use anyhow::{Context as _, bail};
-use berth_storage::{Digest, MetadataStore, Reference};
+use berth_storage::{Digest, ManifestInfo, MetadataStore, Reference};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -144,12 +144,13 @@ async fn copy_repository(
     }
     // A manifest is stored only once what it references is in the
     // repository: children of an index before the index.
-    let mut stored: BTreeSet<&str> = BTreeSet::new();
+    // What is stored in the target, kept for its tags.
+    let mut stored: BTreeMap<&str, (ManifestInfo, &Vec<String>)> = BTreeMap::new();
     let mut waiting: Vec<(&String, &Vec<String>)> = repository.manifests.iter().collect();
     while !waiting.is_empty() {
         let (ready, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(_, refs)| {
             refs.iter()
-                .all(|r| stored.contains(r.as_str()) || !repository.manifests.contains_key(r))
+                .all(|r| stored.contains_key(r.as_str()) || !repository.manifests.contains_key(r))
         });
         if ready.is_empty() {
             // Only a cycle of manifests naming each other is left, which
@@ -163,24 +164,24 @@ async fn copy_repository(
             break;
         }
         for (digest, refs) in ready {
-            if copy_manifest(source, target, name, digest, refs, repository, progress).await? {
-                stored.insert(digest);
-                tally.manifests += 1;
-            } else {
-                tally.skipped += 1;
+            match copy_manifest(source, target, name, digest, refs, repository, progress).await? {
+                Some(info) => {
+                    stored.insert(digest, (info, refs));
+                    tally.manifests += 1;
+                }
+                None => tally.skipped += 1,
             }
             progress.add(1);
         }
         waiting = rest;
     }
     for (tag, digest) in &repository.tags {
-        match source.metadata.get_manifest(name, digest).await? {
-            Some(info) if stored.contains(digest.as_str()) => {
-                let refs = &repository.manifests[digest];
-                target.put_manifest(name, &info, refs, Some(tag)).await?;
+        match stored.get(digest.as_str()) {
+            Some((info, refs)) => {
+                target.put_manifest(name, info, refs, Some(tag)).await?;
                 tally.tags += 1;
             }
-            _ => {
+            None => {
                 progress.warn(&format!(
                     "{name}:{tag} -> {digest}: the manifest is not in the repository; skipped"
                 ));
@@ -193,8 +194,9 @@ async fn copy_repository(
     Ok(())
 }
 
-/// Stores one manifest in the target; `false` (with a warning) when the old
-/// store no longer has it or a blob it references is gone.
+/// Stores one manifest in the target and returns its record; `None` (with
+/// a warning) when the old store no longer has it or a blob it references
+/// is gone.
 async fn copy_manifest(
     source: &Backends,
     target: &Arc<dyn MetadataStore>,
@@ -203,12 +205,12 @@ async fn copy_manifest(
     refs: &[String],
     repository: &Repository,
     progress: &Progress,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<ManifestInfo>> {
     let Some(info) = source.metadata.get_manifest(name, digest).await? else {
         progress.warn(&format!(
             "{name}@{digest}: gone from the old store; skipped"
         ));
-        return Ok(false);
+        return Ok(None);
     };
     // registry:2 links every blob a push uploaded, but a tree written by
     // other tools may hold a manifest whose layers were never linked: link
@@ -221,14 +223,14 @@ async fn copy_manifest(
             progress.warn(&format!(
                 "{name}@{digest}: bad reference {reference}; skipped"
             ));
-            return Ok(false);
+            return Ok(None);
         };
         if source.blobs.stat(&parsed).await?.is_none() {
             progress.warn(&format!(
                 "{name}@{digest}: references {reference}, whose blob is gone; skipped \
                  (berth fsck --repair drops such manifests)"
             ));
-            return Ok(false);
+            return Ok(None);
         }
         target.link_blob(name, reference).await?;
     }
@@ -236,5 +238,5 @@ async fn copy_manifest(
         .put_manifest(name, &info, refs, None)
         .await
         .with_context(|| format!("storing {name}@{digest}"))?;
-    Ok(true)
+    Ok(Some(info))
 }
