@@ -12,6 +12,8 @@ pub mod check;
 mod duration;
 mod env;
 mod errors;
+mod http;
+mod notifications;
 mod plugins;
 mod proxies;
 mod proxy;
@@ -21,6 +23,8 @@ pub use auth::{AccessRule, Action, AuthConfig, AuthMode, LimitsConfig, TlsConfig
 pub use check::{Problem, Severity};
 pub use duration::Span;
 pub use errors::ConfigError;
+pub use http::{CorsConfig, ExtraHeaders, ObserveConfig};
+pub use notifications::{IgnoreConfig, NotificationEndpoint};
 pub use plugins::{OnFailure, PluginConfig, SettingValue};
 pub use proxy::ProxyConfig;
 
@@ -48,6 +52,10 @@ pub struct Config {
     /// those of `BERTH_PROXY`, then those of `--proxy`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub proxy: Vec<ProxyConfig>,
+    /// Webhook endpoints receiving registry:2's events
+    /// (`[[notifications]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationEndpoint>,
     /// Where the values came from, for messages.
     #[serde(skip)]
     pub source: Source,
@@ -141,6 +149,13 @@ pub struct ServerConfig {
     /// How often the storage is probed for `/health` (503 after 3 failed
     /// checks in a row, 200 again after one success).
     pub health_interval: Span,
+    /// Metrics, the debug listener and the web UI.
+    pub observe: ObserveConfig,
+    /// Browser origins allowed to call the API (`[server.cors]`).
+    pub cors: CorsConfig,
+    /// Added to every response, as registry:2's `http.headers`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: ExtraHeaders,
 }
 
 impl Default for ServerConfig {
@@ -154,6 +169,9 @@ impl Default for ServerConfig {
             tls: TlsConfig::default(),
             trusted_proxies: Vec::new(),
             health_interval: Span::secs(10),
+            observe: ObserveConfig::default(),
+            cors: CorsConfig::default(),
+            headers: ExtraHeaders::new(),
         }
     }
 }
@@ -167,6 +185,9 @@ pub struct LogConfig {
     pub level: String,
     /// `text` for people, `json` (one object per line) for log shippers.
     pub format: LogFormat,
+    /// One line per request (method, path, status, bytes, duration,
+    /// caller, user agent) at INFO, target `berth::access`.
+    pub access: bool,
 }
 
 impl Default for LogConfig {
@@ -174,6 +195,7 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
+            access: true,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod front;
 pub mod health_probe;
 pub mod logging;
 pub mod maintenance;
+pub mod notify;
 pub mod preflight;
 pub mod sandbox;
 pub mod store_root;
@@ -117,6 +118,8 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
                 .filter_map(|p| Some((p.registry.clone()?, p.prefix.clone()?)))
                 .collect(),
         ),
+        notifier: notify::Notifier::default(),
+        ui: config.server.observe.ui,
     };
     let limits = listener::ConnectionLimits::from_config(&config.limits);
     server::serve(listener, guest, front, tls, limits).await;

@@ -47,6 +47,15 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Err
     parse(&text).map_err(serde::de::Error::custom)
 }
 
+/// `#[serde(deserialize_with)]` for an optional address field (with
+/// `default`: a missing key stays `None`).
+pub fn deserialize_optional<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse;

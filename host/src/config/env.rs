@@ -40,6 +40,15 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("server.tls.hostnames", ValueKind::List),
     ("server.trusted_proxies", ValueKind::List),
     ("server.health_interval", ValueKind::Span),
+    ("server.observe.metrics", ValueKind::Bool),
+    ("server.observe.debug_addr", ValueKind::Addr),
+    ("server.observe.ui", ValueKind::Bool),
+    ("server.cors.allowed_origins", ValueKind::List),
+    ("server.cors.allowed_methods", ValueKind::List),
+    ("server.cors.allowed_headers", ValueKind::List),
+    ("server.cors.exposed_headers", ValueKind::List),
+    ("server.cors.allow_credentials", ValueKind::Bool),
+    ("server.cors.max_age", ValueKind::Span),
     (
         "storage.kind",
         ValueKind::OneOf(&["filesystem", "s3", "memory"]),
@@ -85,6 +94,7 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("limits.uploads_per_client", ValueKind::Int),
     ("log.level", ValueKind::Text),
     ("log.format", ValueKind::OneOf(&["text", "json"])),
+    ("log.access", ValueKind::Bool),
 ];
 
 /// Sections whose variables must all be known keys: a typo there is an

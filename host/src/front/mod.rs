@@ -5,9 +5,11 @@
 
 pub mod auth;
 pub mod client;
+pub mod events;
 pub mod limits;
 pub mod listener;
 pub mod namespaces;
 pub mod routes;
 pub mod server;
 pub mod tls;
+pub mod ui;

@@ -35,6 +35,10 @@ pub struct Front {
     pub uploads: UploadLimiter,
     /// containerd's `?ns=` registries that name a prefixed upstream.
     pub namespaces: Namespaces,
+    /// Where pushes, pulls and deletes are reported (`[[notifications]]`).
+    pub notifier: crate::notify::Notifier,
+    /// Serve the web UI at `/ui/`.
+    pub ui: bool,
 }
 
 /// Builds the router: the guest's routes behind the front's checks, the
@@ -49,7 +53,14 @@ pub fn router(guest: GuestRuntime, front: Front) -> Router {
         // Unknown paths get the guest's spec-shaped 404 too.
         .fallback(to_guest);
     // Layers run outside-in from the last added: authenticate, refuse
-    // writes when read-only, then limit uploads.
+    // writes when read-only, limit uploads, then (innermost, seeing the
+    // caller and the guest's answer) record events.
+    if front.notifier.is_enabled() {
+        to_guest_routes = to_guest_routes.layer(middleware::from_fn_with_state(
+            front.notifier.clone(),
+            crate::front::events::record,
+        ));
+    }
     to_guest_routes = to_guest_routes.layer(middleware::from_fn_with_state(
         front.uploads.clone(),
         crate::front::limits::limit_uploads,
@@ -92,6 +103,9 @@ pub fn router(guest: GuestRuntime, front: Front) -> Router {
             ));
         }
         app = app.merge(route);
+    }
+    if front.ui {
+        app = app.merge(crate::front::ui::router(front.auth.clone()));
     }
     app.with_state(guest)
         .layer(middleware::from_fn(log_request))
