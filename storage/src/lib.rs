@@ -11,6 +11,7 @@ mod error;
 pub mod fs_blobs;
 pub mod layout_meta;
 pub mod object_blobs;
+pub mod outbox;
 pub mod pg_meta;
 pub mod small_blob_cache;
 pub mod sqlite_meta;
@@ -278,6 +279,35 @@ pub trait MetadataStore: Send + Sync + 'static {
         self.put_manifest(repo, manifest, references, tag).await
     }
 
+    /// For browsing (the web UI): per repository of `names`, in that order,
+    /// its tag count, last push and the digests it needs. The default
+    /// counts tags and leaves the rest unknown; stores with an index answer
+    /// in a few queries.
+    async fn summarize(&self, names: &[String]) -> Result<Vec<RepositorySummary>> {
+        let mut summaries = Vec::with_capacity(names.len());
+        for name in names {
+            let tags = self.list_tags(name, &Page::default()).await?;
+            summaries.push(RepositorySummary {
+                name: name.clone(),
+                tags: tags.map_or(0, |t| t.len() as u64),
+                ..RepositorySummary::default()
+            });
+        }
+        Ok(summaries)
+    }
+
+    /// When manifest `digest` was stored in `repo` (unix seconds), where
+    /// the store records it.
+    async fn pushed_at(&self, _repo: &str, _digest: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Up to `limit` repositories (sorted) that link, hold or reference
+    /// `digest`, where the store can tell.
+    async fn holders(&self, _digest: &str, _limit: u32) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
+
     /// Garbage-collection bookkeeping, for stores that keep it.
     fn gc(&self) -> Option<&dyn GcMetadata> {
         None
@@ -286,6 +316,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// A walk over everything the store records (fsck, usage reports), for
     /// stores that can list themselves.
     fn inventory(&self) -> Option<&dyn Inventory> {
+        None
+    }
+
+    /// The notifications outbox, for stores that keep one (`outbox.rs`).
+    fn outbox(&self) -> Option<&dyn outbox::Outbox> {
         None
     }
 }
@@ -379,6 +414,19 @@ pub struct RepositoryUsage {
     /// Every digest the repository needs: its manifests and what they
     /// reference, and linked blobs.
     pub digests: Vec<String>,
+}
+
+/// One repository at a glance, for browsing ([`MetadataStore::summarize`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RepositorySummary {
+    pub name: String,
+    pub tags: u64,
+    /// When its newest manifest was stored (unix seconds); `None` when the
+    /// store does not record it.
+    pub last_push: Option<u64>,
+    /// Every digest it needs (as in [`RepositoryUsage`]), each with whether
+    /// another repository needs it too; `None` when the store cannot tell.
+    pub digests: Option<Vec<(String, bool)>>,
 }
 
 /// One collection pass's claim on the tombstones it writes: while the

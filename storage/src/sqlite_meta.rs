@@ -8,6 +8,7 @@
 //! It also keeps online garbage collection's review queue ([`GcMetadata`],
 //! `gc.rs`), fed by triggers on the tables above.
 
+mod browse;
 mod gc;
 mod gc_marks;
 mod holders;
@@ -18,7 +19,7 @@ use holders::{Holder, Holders};
 
 use crate::{
     CachedRepository, GcLease, GcMetadata, GracePeriods, Inventory, ManifestInfo, MetadataStore,
-    Page, Reference, RepositoryUsage, Result, StorageError,
+    Page, Reference, RepositorySummary, RepositoryUsage, Result, StorageError,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -249,6 +250,23 @@ impl MetadataStore for SqliteMetadata {
     async fn tags_of(&self, repo: &str, digest: &str) -> Result<Vec<String>> {
         let (repo, digest) = (repo.to_owned(), digest.to_owned());
         self.read(move |tx| queries::tags_of(tx, &repo, &digest))
+            .await
+    }
+
+    async fn summarize(&self, names: &[String]) -> Result<Vec<RepositorySummary>> {
+        let names = names.to_vec();
+        self.read(move |tx| browse::summarize(tx, &names)).await
+    }
+
+    async fn pushed_at(&self, repo: &str, digest: &str) -> Result<Option<u64>> {
+        let (repo, digest) = (repo.to_owned(), digest.to_owned());
+        self.read(move |tx| browse::pushed_at(tx, &repo, &digest))
+            .await
+    }
+
+    async fn holders(&self, digest: &str, limit: u32) -> Result<Option<Vec<String>>> {
+        let digest = digest.to_owned();
+        self.read(move |tx| browse::holders(tx, &digest, limit).map(Some))
             .await
     }
 
