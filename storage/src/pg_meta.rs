@@ -47,6 +47,7 @@ mod gc;
 mod holders;
 mod locks;
 mod marks;
+mod outbox;
 mod queries;
 mod schema;
 mod sql;
@@ -492,6 +493,10 @@ impl MetadataStore for PostgresMetadata {
     }
 
     fn inventory(&self) -> Option<&dyn Inventory> {
+        Some(self)
+    }
+
+    fn outbox(&self) -> Option<&dyn crate::outbox::Outbox> {
         Some(self)
     }
 }

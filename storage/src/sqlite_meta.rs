@@ -12,6 +12,7 @@ mod browse;
 mod gc;
 mod gc_marks;
 mod holders;
+mod outbox;
 mod queries;
 mod schema;
 
@@ -408,6 +409,10 @@ impl MetadataStore for SqliteMetadata {
     }
 
     fn inventory(&self) -> Option<&dyn Inventory> {
+        Some(self)
+    }
+
+    fn outbox(&self) -> Option<&dyn crate::outbox::Outbox> {
         Some(self)
     }
 }

@@ -31,7 +31,8 @@ use deadpool_postgres::GenericClient;
 
 /// Each entry migrates from version `index` to `index + 1`. Never edit an
 /// entry once released: databases in the field have already run it.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE repositories (
     id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name   text COLLATE "C" NOT NULL UNIQUE,   -- the unique index serves the catalog
@@ -130,7 +131,26 @@ CREATE TRIGGER gc_queue_on_unreference AFTER DELETE ON manifest_refs
     FOR EACH ROW EXECUTE FUNCTION gc_queue_unreferenced();
 CREATE TRIGGER gc_queue_on_manifest_delete AFTER DELETE ON manifests
     FOR EACH ROW EXECUTE FUNCTION gc_queue_unreferenced();
-"#];
+"#,
+    // Notifications (outbox.rs): push, mount and delete events written
+    // before the client's answer, numbered from the one row of
+    // `outbox_head` so that numbers follow commit order, and how far each
+    // webhook endpoint got.
+    r#"
+CREATE TABLE outbox (
+    seq     bigint PRIMARY KEY,
+    payload text NOT NULL
+);
+CREATE TABLE outbox_head (
+    last bigint NOT NULL
+);
+INSERT INTO outbox_head (last) VALUES (0);
+CREATE TABLE outbox_cursors (
+    endpoint text COLLATE "C" PRIMARY KEY,
+    seq      bigint NOT NULL
+);
+"#,
+];
 
 /// Brings the database to the latest schema version, in one transaction
 /// serialized with every other host's by [`MIGRATION_LOCK`].

@@ -139,6 +139,20 @@ ALTER TABLE repositories ADD COLUMN origin TEXT;
 ALTER TABLE repositories ADD COLUMN pulled INTEGER;
 UPDATE repositories SET pulled = unixepoch() WHERE origin IS NOT NULL;
 "#,
+    // Notifications (outbox.rs): push, mount and delete events written
+    // before the client's answer, and how far each webhook endpoint got.
+    // AUTOINCREMENT: a sequence number is never reused, even after every
+    // row was trimmed, so a saved cursor never skips a new event.
+    r#"
+CREATE TABLE outbox (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    payload TEXT NOT NULL
+);
+CREATE TABLE outbox_cursors (
+    endpoint TEXT PRIMARY KEY,
+    seq      INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Brings the database to the latest schema version.
