@@ -28,6 +28,16 @@ pub struct Backends {
     pub metadata: Arc<dyn MetadataStore>,
     /// What the last storage checks found (healthy until a checker runs).
     pub health: Health,
+    /// The backends' names, as metrics and `/debug/health` label them.
+    pub drivers: Drivers,
+}
+
+/// Which kind of store each backend is: registry:2's driver names for
+/// blobs (`filesystem`, `s3`, `inmemory`), the metadata kind for metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drivers {
+    pub blobs: &'static str,
+    pub metadata: &'static str,
 }
 
 /// Memory for small whole blobs (manifests, configs) served again and again.
@@ -86,10 +96,23 @@ pub async fn open(config: &Config) -> anyhow::Result<Backends> {
             metadata
         }
     };
+    let drivers = Drivers {
+        blobs: match config.storage.kind {
+            StorageKind::Filesystem => "filesystem",
+            StorageKind::S3 => "s3",
+            StorageKind::Memory => "inmemory",
+        },
+        metadata: match kind {
+            MetadataKind::Sqlite => "sqlite",
+            MetadataKind::Layout => "layout",
+            MetadataKind::Postgres => "postgres",
+        },
+    };
     Ok(Backends {
         blobs,
         metadata,
         health: Health::new(what),
+        drivers,
     })
 }
 

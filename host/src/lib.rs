@@ -10,6 +10,7 @@ pub mod front;
 pub mod health_probe;
 pub mod logging;
 pub mod maintenance;
+pub mod metrics;
 pub mod notify;
 pub mod preflight;
 pub mod sandbox;
@@ -104,6 +105,31 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     }
     let interval = config.server.health_interval.0;
     backends::health::spawn_checker(guest.backends().clone(), interval, writes);
+    let observe = &config.server.observe;
+    let browsers = front::cors::Browsers::new(&config.server.cors, &config.server.headers)?;
+    // Per-repository metrics name repositories: with logins on, only the
+    // debug listener (which operators reach, not callers) shows them.
+    let logins = auth.is_some();
+    let debug_routes = |debug_listener: bool| front::debug::DebugRoutes {
+        metrics: observe.metrics,
+        repositories: debug_listener || !logins,
+    };
+    if observe.metrics {
+        let grace = gc::GcPass::from_config(&config.gc, false).grace;
+        maintenance::gauges::spawn(guest.backends().clone(), grace);
+    }
+    if let Some(debug_addr) = observe.debug_addr {
+        let debug = tokio::net::TcpListener::bind(debug_addr)
+            .await
+            .with_context(|| format!("server.observe.debug_addr: listening on {debug_addr}"))?;
+        tracing::info!(addr = %debug_addr, "debug listener: /metrics and /debug/health");
+        let app = server::debug_router(guest.clone(), debug_routes(true));
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(debug, app).await {
+                tracing::error!(error = %e, "debug listener failed");
+            }
+        });
+    }
     let front = server::Front {
         clients: client::Clients::new(config.server.trusted_proxies.clone(), tls.is_some()),
         read_only: config.server.read_only,
@@ -120,6 +146,12 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
         ),
         notifier: notify::Notifier::default(),
         ui: config.server.observe.ui,
+        observe: front::observe::Observe {
+            metrics: observe.metrics,
+            access_log: config.log.access,
+        },
+        debug: observe.debug_addr.is_none().then_some(debug_routes(false)),
+        browsers,
     };
     let limits = listener::ConnectionLimits::from_config(&config.limits);
     server::serve(listener, guest, front, tls, limits).await;
@@ -158,7 +190,12 @@ fn spawn_gc(backends: backends::Backends, config: &config::GcConfig) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
-            match gc::run_pass(&backends, pass, |_, _| {}).await {
+            let outcome = gc::run_pass(&backends, pass, |_, _| {}).await;
+            maintenance::gauges::count_pass(outcome.as_ref().map_err(|_| ()));
+            if outcome.is_ok() {
+                maintenance::gauges::refresh(&backends, pass.grace).await;
+            }
+            match outcome {
                 Ok(report) if !report.blobs.is_empty() || !report.uploads.is_empty() => {
                     tracing::info!(
                         blobs = report.blobs.len(),

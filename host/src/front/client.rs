@@ -32,6 +32,22 @@ pub struct ClientInfo {
     pub host: Option<String>,
 }
 
+/// Who the request turned out to be from, filled in by the auth layer
+/// (inside) for the access log (outside): a slot the log's middleware puts
+/// on the request before it runs.
+#[derive(Debug, Clone, Default)]
+pub struct CallerName(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl CallerName {
+    pub fn set(&self, name: &str) {
+        let _ = self.0.set(name.to_owned());
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.get().cloned()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     Http,

@@ -5,10 +5,13 @@
 
 pub mod auth;
 pub mod client;
+pub mod cors;
+pub mod debug;
 pub mod events;
 pub mod limits;
 pub mod listener;
 pub mod namespaces;
+pub mod observe;
 pub mod routes;
 pub mod server;
 pub mod tls;

@@ -10,11 +10,10 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::any;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::error_body::{error_response, internal_error};
 use crate::front::auth::Auth;
-use crate::front::client::{self, ClientInfo, Clients};
+use crate::front::client::{self, Clients};
 use crate::front::limits::UploadLimiter;
 use crate::front::listener::ConnectionLimits;
 use crate::front::namespaces::{self, Namespaces};
@@ -39,6 +38,13 @@ pub struct Front {
     pub notifier: crate::notify::Notifier,
     /// Serve the web UI at `/ui/`.
     pub ui: bool,
+    /// Request metrics and access-log lines.
+    pub observe: crate::front::observe::Observe,
+    /// `/metrics` and `/debug/health` on this listener (`None`: they are
+    /// on the debug listener).
+    pub debug: Option<crate::front::debug::DebugRoutes>,
+    /// CORS and registry:2's `http.headers`.
+    pub browsers: crate::front::cors::Browsers,
 }
 
 /// Builds the router: the guest's routes behind the front's checks, the
@@ -104,15 +110,44 @@ pub fn router(guest: GuestRuntime, front: Front) -> Router {
         }
         app = app.merge(route);
     }
+    if let Some(routes) = front.debug {
+        let mut debug = crate::front::debug::router(routes);
+        if let Some(auth) = auth {
+            debug = debug.layer(middleware::from_fn_with_state(
+                auth.clone(),
+                crate::front::auth::authorize_named_user,
+            ));
+        }
+        app = app.merge(debug);
+    }
     if front.ui {
         app = app.merge(crate::front::ui::router(front.auth.clone()));
     }
-    app.with_state(guest)
-        .layer(middleware::from_fn(log_request))
-        .layer(middleware::from_fn_with_state(
-            front.clients.clone(),
-            client::resolve,
-        ))
+    let mut app = app.with_state(guest);
+    if front.observe.any() {
+        app = app.layer(middleware::from_fn_with_state(
+            front.observe,
+            crate::front::observe::measure,
+        ));
+    }
+    // Outside the logins: a browser's CORS preflight carries none.
+    if !front.browsers.is_empty() {
+        app = app.layer(middleware::from_fn_with_state(
+            front.browsers.clone(),
+            crate::front::cors::apply,
+        ));
+    }
+    app.layer(middleware::from_fn_with_state(
+        front.clients.clone(),
+        client::resolve,
+    ))
+}
+
+/// The debug listener's router: `/metrics` and `/debug/health`, no logins
+/// (registry:2's debug server has none either: bind it to an address only
+/// operators reach).
+pub fn debug_router(guest: GuestRuntime, routes: crate::front::debug::DebugRoutes) -> Router {
+    crate::front::debug::router(routes).with_state(guest)
 }
 
 /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
@@ -210,28 +245,6 @@ fn client_body_error(err: axum::Error) -> wasmtime_wasi_http::Error {
         Ok(hyper_err) => wasmtime_wasi_http::Error::Hyper(*hyper_err),
         Err(_) => wasmtime_wasi_http::Error::ConnectionTerminated,
     }
-}
-
-async fn log_request(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    // The path only: query strings may carry upload state, never log more.
-    let path = req.uri().path().to_owned();
-    let client = req
-        .extensions()
-        .get::<ClientInfo>()
-        .and_then(|c| c.addr)
-        .map(tracing::field::display);
-    let resp = next.run(req).await;
-    tracing::info!(
-        client,
-        %method,
-        %path,
-        status = resp.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    resp
 }
 
 async fn shutdown_signal() {

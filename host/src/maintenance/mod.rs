@@ -6,5 +6,6 @@
 
 pub mod forget;
 pub mod fsck;
+pub mod gauges;
 pub mod gc;
 pub mod usage;

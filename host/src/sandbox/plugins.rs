@@ -333,12 +333,20 @@ impl Plugins {
             match outcome {
                 Ok(Decision::Allow) => {}
                 Ok(Decision::Deny(message)) => {
+                    crate::metrics::get()
+                        .plugin_denials
+                        .with_label_values(&[plugin.name.as_str()])
+                        .inc();
                     tracing::info!(plugin = %plugin.name, repository = %change.repository, reference = %change.reference, %message, "admission denied");
                     return Some(message);
                 }
                 Err(failure) => {
                     tracing::error!(plugin = %plugin.name, error = %failure, on_failure = ?plugin.on_failure, "admission plugin failed");
                     if plugin.on_failure == OnFailure::Deny {
+                        crate::metrics::get()
+                            .plugin_denials
+                            .with_label_values(&[plugin.name.as_str()])
+                            .inc();
                         return Some(format!(
                             "the registry's admission policy ({}) failed; the change is refused",
                             plugin.name

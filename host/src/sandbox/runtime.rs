@@ -102,6 +102,20 @@ impl GuestFailure {
         }
     }
 
+    /// Counts it in `berth_guest_failures_total`, by kind.
+    fn count(&self) {
+        let kind = match self {
+            Self::OutOfFuel { .. } => "fuel",
+            Self::OutOfMemory { .. } => "memory",
+            Self::Trapped(_) => "trap",
+            Self::Failed(_) | Self::ErrorCode(_) | Self::NoResponse | Self::Task(_) => "other",
+        };
+        crate::metrics::get()
+            .guest_failures
+            .with_label_values(&[kind])
+            .inc();
+    }
+
     /// What the client is told: the kind of failure, without internals.
     fn client_message(&self) -> &'static str {
         match self {
@@ -230,7 +244,11 @@ impl GuestRuntime {
         let pre = self.pre.clone();
         let task = tokio::spawn(async move {
             let result = async {
+                let started = std::time::Instant::now();
                 let proxy = pre.instantiate_async(&mut store).await?;
+                crate::metrics::get()
+                    .guest_instantiation
+                    .observe(crate::metrics::seconds_since(started));
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)
@@ -242,6 +260,7 @@ impl GuestRuntime {
             result.map_err(|error| {
                 let detail = format!("{error:?}");
                 let failure = GuestFailure::classify(error, store.data().memory_cap_hit(), limits);
+                failure.count();
                 // Logged here, not by the caller: after the response has
                 // been sent, a failure can only cut the body short.
                 tracing::error!(error = %failure, %detail, fuel_used, "guest request failed");
@@ -252,12 +271,14 @@ impl GuestRuntime {
             Ok(Ok(resp)) => return Ok(resp),
             Ok(Err(code)) => {
                 let failure = GuestFailure::ErrorCode(code);
+                failure.count();
                 tracing::error!(error = %failure, "guest request failed");
                 failure
             }
             Err(_) => match task.await {
                 Ok(Ok(())) => {
                     let failure = GuestFailure::NoResponse;
+                    failure.count();
                     tracing::error!(error = %failure, "guest request failed");
                     failure
                 }
@@ -265,6 +286,7 @@ impl GuestRuntime {
                 Ok(Err(failure)) => failure,
                 Err(e) => {
                     let failure = GuestFailure::Task(e);
+                    failure.count();
                     tracing::error!(error = %failure, "guest request failed");
                     failure
                 }

@@ -186,6 +186,12 @@ async fn admit(auth: Arc<Auth>, mut req: Request, need: Need, next: Next) -> Res
         let filter = move |repository: &str| auth.may_list(&caller, repository);
         context.may_list = Some(CatalogFilter(Arc::new(filter)));
     }
+    if let (Some(slot), Some(name)) = (
+        req.extensions().get::<crate::front::client::CallerName>(),
+        &context.caller,
+    ) {
+        slot.set(name);
+    }
     req.extensions_mut().insert(context);
     next.run(req).await
 }

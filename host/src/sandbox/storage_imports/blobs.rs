@@ -23,7 +23,12 @@ impl Host for StorageCtx<'_> {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
-        wit(self.backends.blobs.stat(&digest).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.blobs,
+            "stat",
+            self.backends.blobs.stat(&digest),
+        )
+        .await)
     }
 
     async fn read(
@@ -36,7 +41,13 @@ impl Host for StorageCtx<'_> {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
-        let reader = match self.backends.blobs.read(&digest, offset, length).await {
+        let reader = match crate::metrics::timed(
+            self.backends.drivers.blobs,
+            "read",
+            self.backends.blobs.read(&digest, offset, length),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(e) => return Ok(Err(to_wit(e))),
         };
@@ -49,7 +60,12 @@ impl Host for StorageCtx<'_> {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
-        wit(self.backends.blobs.redirect_url(&digest).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.blobs,
+            "redirect_url",
+            self.backends.blobs.redirect_url(&digest),
+        )
+        .await)
     }
 
     async fn delete(&mut self, digest: String) -> WitResult<bool> {
@@ -57,13 +73,24 @@ impl Host for StorageCtx<'_> {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
-        wit(self.backends.blobs.delete(&digest).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.blobs,
+            "delete",
+            self.backends.blobs.delete(&digest),
+        )
+        .await)
     }
 }
 
 impl HostUpload for StorageCtx<'_> {
     async fn create(&mut self) -> WitResult<Resource<UploadSession>> {
-        match self.backends.blobs.create_upload().await {
+        match crate::metrics::timed(
+            self.backends.drivers.blobs,
+            "create_upload",
+            self.backends.blobs.create_upload(),
+        )
+        .await
+        {
             Ok(id) => Ok(Ok(self.table.push(UploadSession { id })?)),
             Err(e) => Ok(Err(to_wit(e))),
         }
@@ -71,7 +98,13 @@ impl HostUpload for StorageCtx<'_> {
 
     async fn open(&mut self, id: String) -> WitResult<Resource<UploadSession>> {
         // Opening checks the session exists, so later calls fail early and clearly.
-        match self.backends.blobs.upload_size(&id).await {
+        match crate::metrics::timed(
+            self.backends.drivers.blobs,
+            "upload_size",
+            self.backends.blobs.upload_size(&id),
+        )
+        .await
+        {
             Ok(_) => Ok(Ok(self.table.push(UploadSession { id })?)),
             Err(e) => Ok(Err(to_wit(e))),
         }
@@ -83,7 +116,12 @@ impl HostUpload for StorageCtx<'_> {
 
     async fn size(&mut self, this: Resource<UploadSession>) -> WitResult<u64> {
         let id = self.table.get(&this)?.id.clone();
-        wit(self.backends.blobs.upload_size(&id).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.blobs,
+            "upload_size",
+            self.backends.blobs.upload_size(&id),
+        )
+        .await)
     }
 
     async fn sink(
@@ -91,7 +129,13 @@ impl HostUpload for StorageCtx<'_> {
         this: Resource<UploadSession>,
     ) -> WitResult<Resource<DynOutputStream>> {
         let id = self.table.get(&this)?.id.clone();
-        let writer = match self.backends.blobs.append(&id).await {
+        let writer = match crate::metrics::timed(
+            self.backends.drivers.blobs,
+            "append",
+            self.backends.blobs.append(&id),
+        )
+        .await
+        {
             Ok(w) => w,
             Err(e) => return Ok(Err(to_wit(e))),
         };
@@ -111,12 +155,22 @@ impl HostUpload for StorageCtx<'_> {
             return Ok(Err(to_wit(e)));
         }
         self.pins.note_pinned(&digest);
-        wit(self.backends.blobs.commit(&id, &expected).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.blobs,
+            "commit",
+            self.backends.blobs.commit(&id, &expected),
+        )
+        .await)
     }
 
     async fn abort(&mut self, this: Resource<UploadSession>) -> WitResult<()> {
         let id = self.table.get(&this)?.id.clone();
-        wit(self.backends.blobs.abort(&id).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.blobs,
+            "abort",
+            self.backends.blobs.abort(&id),
+        )
+        .await)
     }
 
     async fn drop(&mut self, this: Resource<UploadSession>) -> wasmtime::Result<()> {

@@ -44,9 +44,12 @@ impl Host for StorageCtx<'_> {
     async fn link_blob(&mut self, repository: String, digest: String) -> WitResult<()> {
         let metadata = self.backends.metadata.as_ref();
         if self.pins.holds(&digest) {
-            let linked = metadata
-                .link_committed(&repository, &digest, self.pins.request())
-                .await;
+            let linked = crate::metrics::timed(
+                self.backends.drivers.metadata,
+                "link_committed",
+                metadata.link_committed(&repository, &digest, self.pins.request()),
+            )
+            .await;
             if linked.is_ok() {
                 self.pins.note_released(&digest);
             }
@@ -60,19 +63,21 @@ impl Host for StorageCtx<'_> {
     }
 
     async fn blob_linked(&mut self, repository: String, digest: String) -> WitResult<bool> {
-        wit(self
-            .backends
-            .metadata
-            .blob_linked(&repository, &digest)
-            .await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "blob_linked",
+            self.backends.metadata.blob_linked(&repository, &digest),
+        )
+        .await)
     }
 
     async fn unlink_blob(&mut self, repository: String, digest: String) -> WitResult<bool> {
-        wit(self
-            .backends
-            .metadata
-            .unlink_blob(&repository, &digest)
-            .await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "unlink_blob",
+            self.backends.metadata.unlink_blob(&repository, &digest),
+        )
+        .await)
     }
 
     async fn put_manifest(
@@ -85,14 +90,26 @@ impl Host for StorageCtx<'_> {
         let manifest = from_wit_manifest(manifest);
         let metadata = &self.backends.metadata;
         if !self.pins.holds(&manifest.digest) {
-            return wit(metadata
-                .put_manifest(&repository, &manifest, &references, tag.as_deref())
-                .await);
+            return wit(crate::metrics::timed(
+                self.backends.drivers.metadata,
+                "put_manifest",
+                metadata.put_manifest(&repository, &manifest, &references, tag.as_deref()),
+            )
+            .await);
         }
         let request = self.pins.request();
-        let stored = metadata
-            .put_manifest_committed(&repository, &manifest, &references, tag.as_deref(), request)
-            .await;
+        let stored = crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "put_manifest_committed",
+            metadata.put_manifest_committed(
+                &repository,
+                &manifest,
+                &references,
+                tag.as_deref(),
+                request,
+            ),
+        )
+        .await;
         if stored.is_ok() {
             self.pins.note_released(&manifest.digest);
         }
@@ -104,28 +121,40 @@ impl Host for StorageCtx<'_> {
         repository: String,
         digest: String,
     ) -> WitResult<Option<ManifestInfo>> {
-        let found = self
-            .backends
-            .metadata
-            .get_manifest(&repository, &digest)
-            .await;
+        let found = crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "get_manifest",
+            self.backends.metadata.get_manifest(&repository, &digest),
+        )
+        .await;
         wit(found.map(|m| m.map(to_wit_manifest)))
     }
 
     async fn resolve_tag(&mut self, repository: String, tag: String) -> WitResult<Option<String>> {
-        wit(self.backends.metadata.resolve_tag(&repository, &tag).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "resolve_tag",
+            self.backends.metadata.resolve_tag(&repository, &tag),
+        )
+        .await)
     }
 
     async fn delete_manifest(&mut self, repository: String, digest: String) -> WitResult<bool> {
-        wit(self
-            .backends
-            .metadata
-            .delete_manifest(&repository, &digest)
-            .await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "delete_manifest",
+            self.backends.metadata.delete_manifest(&repository, &digest),
+        )
+        .await)
     }
 
     async fn delete_tag(&mut self, repository: String, tag: String) -> WitResult<bool> {
-        wit(self.backends.metadata.delete_tag(&repository, &tag).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "delete_tag",
+            self.backends.metadata.delete_tag(&repository, &tag),
+        )
+        .await)
     }
 
     async fn list_tags(
@@ -134,12 +163,22 @@ impl Host for StorageCtx<'_> {
         page: Page,
     ) -> WitResult<Option<Vec<String>>> {
         let page = from_wit_page(page);
-        wit(self.backends.metadata.list_tags(&repository, &page).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "list_tags",
+            self.backends.metadata.list_tags(&repository, &page),
+        )
+        .await)
     }
 
     async fn list_repositories(&mut self, page: Page) -> WitResult<Vec<String>> {
         let page = from_wit_page(page);
-        wit(self.backends.metadata.list_repositories(&page).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "list_repositories",
+            self.backends.metadata.list_repositories(&page),
+        )
+        .await)
     }
 
     async fn list_referrers(
@@ -149,21 +188,39 @@ impl Host for StorageCtx<'_> {
         artifact_type: Option<String>,
     ) -> WitResult<Vec<ManifestInfo>> {
         let metadata = &self.backends.metadata;
-        let found = metadata
-            .list_referrers(&repository, &subject, artifact_type.as_deref())
-            .await;
+        let found = crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "list_referrers",
+            metadata.list_referrers(&repository, &subject, artifact_type.as_deref()),
+        )
+        .await;
         wit(found.map(|list| list.into_iter().map(to_wit_manifest).collect()))
     }
 
     async fn begin_upload(&mut self, repository: String, id: String) -> WitResult<()> {
-        wit(self.backends.metadata.begin_upload(&repository, &id).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "begin_upload",
+            self.backends.metadata.begin_upload(&repository, &id),
+        )
+        .await)
     }
 
     async fn upload_repository(&mut self, id: String) -> WitResult<Option<String>> {
-        wit(self.backends.metadata.upload_repository(&id).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "upload_repository",
+            self.backends.metadata.upload_repository(&id),
+        )
+        .await)
     }
 
     async fn end_upload(&mut self, id: String) -> WitResult<()> {
-        wit(self.backends.metadata.end_upload(&id).await)
+        wit(crate::metrics::timed(
+            self.backends.drivers.metadata,
+            "end_upload",
+            self.backends.metadata.end_upload(&id),
+        )
+        .await)
     }
 }
