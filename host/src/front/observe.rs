@@ -65,8 +65,20 @@ pub async fn measure(State(observe): State<Observe>, mut req: Request, next: Nex
     let (parts, body) = resp.into_parts();
     let mut finish = finish;
     finish.status = parts.status.as_u16();
+    // hyper stops polling once it has sent `Content-Length` bytes, so a
+    // body that long ended, whether or not its end was polled.
+    let expected = if finish.method == Method::HEAD {
+        Some(0)
+    } else {
+        parts
+            .headers
+            .contains_key(header::CONTENT_LENGTH)
+            .then(|| content_length(&parts.headers))
+            .or(body.size_hint().exact())
+    };
     let body = Measured {
         inner: body,
+        expected,
         finish: Some(finish),
     };
     Response::from_parts(parts, Body::new(body))
@@ -180,6 +192,8 @@ impl Drop for Finish {
 /// A response body counting what passes through it.
 struct Measured {
     inner: Body,
+    /// The body's length, when the response said it.
+    expected: Option<u64>,
     finish: Option<Finish>,
 }
 
@@ -219,9 +233,11 @@ impl http_body::Body for Measured {
 
 impl Drop for Measured {
     fn drop(&mut self) {
-        // An empty body is never polled: it ended, it was not cut short.
+        // An empty body is never polled, and hyper does not poll past the
+        // length it announced: either way it ended, it was not cut short.
+        let expected = self.expected;
         if let Some(finish) = self.finish.as_mut()
-            && self.inner.is_end_stream()
+            && (self.inner.is_end_stream() || expected.is_some_and(|n| finish.bytes >= n))
         {
             finish.complete = true;
         }

@@ -289,6 +289,10 @@ redis:
 http:
   headers:
     X-Content-Type-Options: [nosniff]
+  debug:
+    addr: 127.0.0.1:5001
+    prometheus:
+      enabled: false
 "#;
     let err = refused(yaml(file, &[]));
     assert!(err.contains("more than one storage driver"), "{err}");
@@ -303,14 +307,20 @@ http:
         warning.contains("config.yml: registry:2 settings Berth ignores: "),
         "{warning}"
     );
-    for name in [
-        "notifications",
-        "redis",
-        "http.headers",
-        "REGISTRY_LOG_FIELDS_SERVICE",
-    ] {
+    for name in ["notifications", "redis", "REGISTRY_LOG_FIELDS_SERVICE"] {
         assert!(warning.contains(name), "{name}: {warning}");
     }
+    // Read, not ignored: the headers, the debug listener, its metrics.
+    assert!(!warning.contains("http."), "{warning}");
+    assert_eq!(
+        config.server.headers.get("X-Content-Type-Options"),
+        Some(&vec!["nosniff".to_owned()])
+    );
+    assert_eq!(
+        config.server.observe.debug_addr,
+        Some("127.0.0.1:5001".parse().expect("addr"))
+    );
+    assert!(!config.server.observe.metrics);
 }
 
 #[test]

@@ -60,6 +60,7 @@ pub fn translate(
     cx.take("version");
     log(&mut cx);
     http(&mut cx);
+    http_extras(&mut cx);
     storage(&mut cx);
     auth(&mut cx);
     proxy(&mut cx);
@@ -327,6 +328,63 @@ fn http(cx: &mut Cx) {
             "http.tls.minimumtls",
             format!("{other:?} is not tls1.0, tls1.1, tls1.2 or tls1.3"),
         ),
+    }
+}
+
+/// `http.debug` (the debug listener and its Prometheus switch) and
+/// `http.headers` (added to every response).
+fn http_extras(cx: &mut Cx) {
+    if let Some(text) = cx.text("http.debug.addr") {
+        match crate::config::addr::parse(&text) {
+            Ok(_) => cx.set(
+                "server.observe.debug_addr",
+                toml::Value::String(text),
+                "http.debug.addr",
+            ),
+            Err(why) => cx.error("http.debug.addr", why),
+        }
+    }
+    if let Some(on) = cx.flag("http.debug.prometheus.enabled") {
+        cx.set(
+            "server.observe.metrics",
+            toml::Value::Boolean(on),
+            "http.debug.prometheus.enabled",
+        );
+    }
+    if let Some(path) = cx.text("http.debug.prometheus.path")
+        && path.trim() != "/metrics"
+    {
+        cx.ignore("http.debug.prometheus.path");
+    }
+    let headers: Vec<String> = cx
+        .leaves
+        .keys()
+        .filter(|leaf| under(leaf, "http.headers") && *leaf != "http.headers")
+        .cloned()
+        .collect();
+    for path in headers {
+        let name = path.trim_start_matches("http.headers.").to_owned();
+        let values = match cx.take(&path) {
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<String>>>(),
+            Some(Value::String(s)) => Some(vec![s]),
+            _ => None,
+        };
+        match values {
+            Some(values) => cx.set(
+                &format!("server.headers.{name}"),
+                toml::Value::Array(values.into_iter().map(toml::Value::String).collect()),
+                &path,
+            ),
+            None => cx.error(&path, "expected a list of header values"),
+        }
     }
 }
 
