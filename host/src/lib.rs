@@ -144,7 +144,13 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
                 .filter_map(|p| Some((p.registry.clone()?, p.prefix.clone()?)))
                 .collect(),
         ),
-        notifier: notify::Notifier::default(),
+        notifier: notify::Notifier::from_config(
+            &config.notifications,
+            guest.backends(),
+            root,
+            local,
+        )?
+        .start(),
         ui: config.server.observe.ui,
         observe: front::observe::Observe {
             metrics: observe.metrics,

@@ -84,6 +84,7 @@ pub fn problems(config: &Config) -> Vec<Problem> {
     limits(config, &mut out);
     log(config, &mut out);
     proxies(&config.proxy, &mut out);
+    super::notifications::problems(&config.notifications, &mut out);
     out
 }
 

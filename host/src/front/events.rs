@@ -1,12 +1,388 @@
 //! Events derived from the registry's answers: a manifest or blob pushed,
 //! mounted, pulled or deleted, handed to `crate::notify`.
+//!
+//! Innermost around the guest's routes, so the request it sees is the one
+//! the guest saw (after a containerd `?ns=` mapping) and the caller is
+//! known. Only the request line and the guest's status and headers are
+//! read; the event follows the request the way registry:2's does:
+//!
+//! | request | answer | event |
+//! |---|---|---|
+//! | `PUT <name>/manifests/<ref>` | 201 | push (media type and size from the store) |
+//! | `PUT <name>/blobs/uploads/<id>?digest=`, `POST <name>/blobs/uploads/?digest=` | 201 | push of a blob |
+//! | `POST <name>/blobs/uploads/?mount=&from=` | 201 | mount |
+//! | `DELETE <name>/manifests/<ref>`, `DELETE <name>/blobs/<digest>` | 202 | delete (and one per tag a manifest took with it) |
+//! | `GET <name>/manifests/<ref>`, `GET <name>/blobs/<digest>` | 200 | pull (best-effort) |
+//!
+//! Push, mount and delete events are in the outbox before the answer goes
+//! back; if they cannot be stored the client gets a 503 instead, and its
+//! retry (the same push again) records them.
 
+use crate::front::client::{ClientInfo, Scheme};
 use crate::notify::Notifier;
-use axum::extract::{Request, State};
+use crate::notify::envelope::{Action, BLOB_MEDIA_TYPE, Event, RequestRecord, Target};
+use crate::sandbox::context::RequestContext;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use berth_oci::Digest;
+use berth_oci::route::{self, Query, Reference, Route};
+use std::net::SocketAddr;
+
+/// What a request may turn into, decided before it runs.
+enum Plan {
+    PushManifest {
+        name: String,
+        tag: Option<String>,
+    },
+    PushBlob {
+        name: String,
+        digest: Digest,
+    },
+    Mount {
+        name: String,
+        digest: Digest,
+        from: String,
+    },
+    DeleteManifest {
+        name: String,
+        reference: Reference,
+    },
+    DeleteBlob {
+        name: String,
+        digest: Digest,
+    },
+    PullManifest {
+        name: String,
+        tag: Option<String>,
+    },
+    PullBlob {
+        name: String,
+        digest: Digest,
+    },
+}
+
+impl Plan {
+    fn of(method: &Method, path: &str, query: Option<&str>) -> Option<Plan> {
+        let route = route::parse(path).ok()?;
+        let query = || Query::parse(query.unwrap_or(""));
+        let digest_in = |q: &Query| q.get("digest").and_then(|d| route::digest_of(d).ok());
+        let tag_of = |reference: &Reference| match reference {
+            Reference::Tag(tag) => Some(tag.clone()),
+            Reference::Digest(_) => None,
+        };
+        Some(match (method, route) {
+            (&Method::GET, Route::Manifest { name, reference }) => Plan::PullManifest {
+                tag: tag_of(&reference),
+                name,
+            },
+            (&Method::GET, Route::Blob { name, digest }) => Plan::PullBlob { name, digest },
+            (&Method::PUT, Route::Manifest { name, reference }) => Plan::PushManifest {
+                tag: tag_of(&reference),
+                name,
+            },
+            (&Method::PUT, Route::Upload { name, .. }) => Plan::PushBlob {
+                digest: digest_in(&query())?,
+                name,
+            },
+            (&Method::POST, Route::UploadStart { name }) => {
+                let query = query();
+                match (query.get("mount"), query.get("from")) {
+                    (Some(mount), Some(from)) => Plan::Mount {
+                        digest: route::digest_of(mount).ok()?,
+                        from: from.to_owned(),
+                        name,
+                    },
+                    _ => Plan::PushBlob {
+                        digest: digest_in(&query)?,
+                        name,
+                    },
+                }
+            }
+            (&Method::DELETE, Route::Manifest { name, reference }) => {
+                Plan::DeleteManifest { name, reference }
+            }
+            (&Method::DELETE, Route::Blob { name, digest }) => Plan::DeleteBlob { name, digest },
+            _ => return None,
+        })
+    }
+
+    /// The answer that means it happened.
+    fn success(&self) -> StatusCode {
+        match self {
+            Plan::PushManifest { .. } | Plan::PushBlob { .. } | Plan::Mount { .. } => {
+                StatusCode::CREATED
+            }
+            Plan::DeleteManifest { .. } | Plan::DeleteBlob { .. } => StatusCode::ACCEPTED,
+            Plan::PullManifest { .. } | Plan::PullBlob { .. } => StatusCode::OK,
+        }
+    }
+}
+
+/// What every event of one request shares.
+struct Origin {
+    request: RequestRecord,
+    actor: Option<String>,
+    /// `scheme://host` for target URLs (empty without a usable host).
+    base: String,
+}
+
+impl Origin {
+    fn of(req: &Request) -> Origin {
+        let client = req.extensions().get::<ClientInfo>();
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer);
+        let addr = match (client.and_then(|c| c.addr), peer) {
+            // registry:2 writes the peer with its port.
+            (Some(ip), Some(peer)) if peer.ip() == ip => peer.to_string(),
+            (Some(ip), _) => ip.to_string(),
+            (None, Some(peer)) => peer.to_string(),
+            (None, None) => String::new(),
+        };
+        let host = client.and_then(|c| c.host.clone()).unwrap_or_default();
+        let scheme = match client.map(|c| c.scheme) {
+            Some(Scheme::Https) => "https",
+            _ => "http",
+        };
+        let base = if host.is_empty() {
+            String::new()
+        } else {
+            format!("{scheme}://{host}")
+        };
+        Origin {
+            request: RequestRecord {
+                id: request_id(req.headers()),
+                addr,
+                host,
+                method: req.method().as_str().to_owned(),
+                useragent: header_text(req.headers(), header::USER_AGENT),
+            },
+            actor: req
+                .extensions()
+                .get::<RequestContext>()
+                .and_then(|c| c.caller.clone()),
+            base,
+        }
+    }
+
+    fn url(&self, name: &str, kind: &str, digest: &str) -> String {
+        if self.base.is_empty() || digest.is_empty() {
+            return String::new();
+        }
+        format!("{}/v2/{name}/{kind}/{digest}", self.base)
+    }
+}
+
+/// The id a proxy gave the request, or a fresh one.
+fn request_id(headers: &HeaderMap) -> String {
+    let given = header_text(headers, header::HeaderName::from_static("x-request-id"));
+    if given.is_empty() || given.len() > 200 {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        given
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn content_length(headers: &HeaderMap) -> u64 {
+    header_text(headers, header::CONTENT_LENGTH)
+        .parse()
+        .unwrap_or(0)
+}
 
 /// Runs the request, then records what it changed.
-pub async fn record(State(_notifier): State<Notifier>, req: Request, next: Next) -> Response {
-    next.run(req).await
+pub async fn record(State(notifier): State<Notifier>, req: Request, next: Next) -> Response {
+    let Some(plan) = Plan::of(req.method(), req.uri().path(), req.uri().query()) else {
+        return next.run(req).await;
+    };
+    let origin = Origin::of(&req);
+    let request_type = header_text(req.headers(), header::CONTENT_TYPE);
+    // The tags a manifest delete takes with it, asked while they exist.
+    let doomed_tags = match &plan {
+        Plan::DeleteManifest {
+            name,
+            reference: Reference::Digest(digest),
+        } => match notifier.backends() {
+            Some(backends) => backends
+                .metadata
+                .tags_of(name, digest.as_str())
+                .await
+                .unwrap_or_default(),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let resp = next.run(req).await;
+    if resp.status() != plan.success() {
+        return resp;
+    }
+    let headers = resp.headers();
+    let answered_digest = header_text(
+        headers,
+        header::HeaderName::from_static("docker-content-digest"),
+    );
+    let event =
+        |action, target| notifier.event(action, target, &origin.request, origin.actor.clone());
+    match plan {
+        Plan::PullManifest { name, tag } => {
+            let size = content_length(headers);
+            let target = Target {
+                media_type: header_text(headers, header::CONTENT_TYPE),
+                size,
+                length: size,
+                url: origin.url(&name, "manifests", &answered_digest),
+                digest: answered_digest,
+                repository: name,
+                tag: tag.unwrap_or_default(),
+                ..Target::default()
+            };
+            notifier.pulled(event(Action::Pull, target));
+            resp
+        }
+        Plan::PullBlob { name, digest } => {
+            let size = content_length(headers);
+            let target = Target {
+                media_type: BLOB_MEDIA_TYPE.to_owned(),
+                size,
+                length: size,
+                url: origin.url(&name, "blobs", digest.as_str()),
+                digest: digest.to_string(),
+                repository: name,
+                ..Target::default()
+            };
+            notifier.pulled(event(Action::Pull, target));
+            resp
+        }
+        Plan::PushManifest { name, tag } => {
+            let stored = match notifier.backends() {
+                Some(b) if !answered_digest.is_empty() => {
+                    b.metadata.get_manifest(&name, &answered_digest).await
+                }
+                _ => Ok(None),
+            };
+            let (media_type, size) = match stored {
+                Ok(Some(info)) => (info.media_type, info.size),
+                Ok(None) => (request_type, 0),
+                Err(e) => {
+                    tracing::warn!(error = %e.cause(), repository = name, "notifications: reading a pushed manifest's size");
+                    (request_type, 0)
+                }
+            };
+            let target = Target {
+                media_type,
+                size,
+                length: size,
+                url: origin.url(&name, "manifests", &answered_digest),
+                digest: answered_digest,
+                repository: name,
+                tag: tag.unwrap_or_default(),
+                ..Target::default()
+            };
+            store(&notifier, vec![event(Action::Push, target)], resp).await
+        }
+        Plan::PushBlob { name, digest } => {
+            let target = blob_target(&notifier, &origin, name, &digest, String::new()).await;
+            store(&notifier, vec![event(Action::Push, target)], resp).await
+        }
+        Plan::Mount { name, digest, from } => {
+            let target = blob_target(&notifier, &origin, name, &digest, from).await;
+            store(&notifier, vec![event(Action::Mount, target)], resp).await
+        }
+        Plan::DeleteManifest { name, reference } => {
+            let mut events = Vec::new();
+            match reference {
+                Reference::Digest(digest) => {
+                    events.push(event(
+                        Action::Delete,
+                        Target {
+                            digest: digest.to_string(),
+                            repository: name.clone(),
+                            ..Target::default()
+                        },
+                    ));
+                    for tag in doomed_tags {
+                        events.push(event(
+                            Action::Delete,
+                            Target {
+                                repository: name.clone(),
+                                tag,
+                                ..Target::default()
+                            },
+                        ));
+                    }
+                }
+                Reference::Tag(tag) => events.push(event(
+                    Action::Delete,
+                    Target {
+                        repository: name,
+                        tag,
+                        ..Target::default()
+                    },
+                )),
+            }
+            store(&notifier, events, resp).await
+        }
+        Plan::DeleteBlob { name, digest } => {
+            let target = Target {
+                digest: digest.to_string(),
+                repository: name,
+                ..Target::default()
+            };
+            store(&notifier, vec![event(Action::Delete, target)], resp).await
+        }
+    }
+}
+
+/// A blob pushed or mounted into `name`: its size from the blob store.
+async fn blob_target(
+    notifier: &Notifier,
+    origin: &Origin,
+    name: String,
+    digest: &Digest,
+    from: String,
+) -> Target {
+    let size = match notifier.backends() {
+        Some(b) => match b.blobs.stat(digest).await {
+            Ok(size) => size.unwrap_or(0),
+            Err(e) => {
+                tracing::warn!(error = %e.cause(), %digest, "notifications: reading a pushed blob's size");
+                0
+            }
+        },
+        None => 0,
+    };
+    Target {
+        media_type: BLOB_MEDIA_TYPE.to_owned(),
+        size,
+        length: size,
+        url: origin.url(&name, "blobs", digest.as_str()),
+        digest: digest.to_string(),
+        repository: name,
+        from_repository: from,
+        ..Target::default()
+    }
+}
+
+/// Puts `events` in the outbox, then lets `resp` go; a 503 when they
+/// could not be stored (the client's retry records them).
+async fn store(notifier: &Notifier, events: Vec<Event>, resp: Response) -> Response {
+    match notifier.record(&events).await {
+        Ok(()) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, "notifications: events not stored; answering 503 so the client retries");
+            crate::error_body::unavailable(
+                "the registry could not record the change for its notifications; retry",
+            )
+        }
+    }
 }

@@ -1,0 +1,224 @@
+//! registry:2's event and envelope, field for field
+//! (`notifications/event.go`): `{"events":[...]}`, each event with `id`,
+//! `timestamp`, `action`, `target`, `request`, `actor` and `source`. Empty
+//! fields are left out, as Go's `omitempty` leaves them out.
+
+use serde::{Deserialize, Serialize};
+
+/// The `Content-Type` of a POSTed envelope (registry:2 3.x).
+pub const MEDIA_TYPE: &str = "application/vnd.docker.distribution.events.v2+json";
+
+/// What a layer (any blob) is called in a target.
+pub const BLOB_MEDIA_TYPE: &str = "application/octet-stream";
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Push,
+    Pull,
+    Mount,
+    Delete,
+}
+
+impl Action {
+    /// The word the envelope and `ignore.actions` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Push => "push",
+            Action::Pull => "pull",
+            Action::Mount => "mount",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One event, as registry:2 sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique per event; a redelivery carries the same one.
+    pub id: String,
+    /// RFC 3339 with nanoseconds, UTC.
+    pub timestamp: String,
+    pub action: Action,
+    pub target: Target,
+    pub request: RequestRecord,
+    pub actor: Actor,
+    pub source: Source,
+}
+
+/// What the event is about.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    #[serde(
+        rename = "mediaType",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub media_type: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub digest: String,
+    /// The same as `size` (registry:2 keeps both).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub length: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub repository: String,
+    /// Where a mounted blob came from.
+    #[serde(
+        rename = "fromRepository",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub from_repository: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url: String,
+    /// When the request named a tag.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tag: String,
+}
+
+/// The request that caused the event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub id: String,
+    /// The client's address (`ip:port` when the client is the peer).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub addr: String,
+    /// The host the client asked for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    pub method: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub useragent: String,
+}
+
+/// Who made the request: the logged-in user, or nobody (`{}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Actor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Which registry instance saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// `hostname:port` of the listener.
+    pub addr: String,
+    /// Unique per server start.
+    #[serde(rename = "instanceID")]
+    pub instance_id: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The envelope around events already serialized (stored outbox payloads
+/// are event JSON), without parsing them again.
+pub fn envelope<'a>(events: impl IntoIterator<Item = &'a str>) -> String {
+    let mut body = String::from("{\"events\":[");
+    for (i, event) in events.into_iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(event);
+    }
+    body.push_str("]}");
+    body
+}
+
+/// What an endpoint's `ignore` rules look at, read back from a stored
+/// payload.
+#[derive(Deserialize)]
+pub struct Head {
+    pub action: Action,
+    #[serde(default)]
+    pub target: HeadTarget,
+}
+
+#[derive(Deserialize, Default)]
+pub struct HeadTarget {
+    #[serde(rename = "mediaType", default)]
+    pub media_type: String,
+}
+
+/// Now, as registry:2 writes times: `2026-12-05T15:32:39.228696526Z`.
+pub fn now() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(since.as_secs(), since.subsec_nanos())
+}
+
+/// Unix seconds and nanoseconds as RFC 3339 in UTC.
+fn rfc3339(secs: u64, nanos: u32) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let rest = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_with_nanoseconds() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(1_796_484_759, 228_696_526),
+            "2026-12-05T15:32:39.228696526Z"
+        );
+        assert_eq!(rfc3339(951_782_400, 1), "2000-02-29T00:00:00.000000001Z");
+    }
+
+    #[test]
+    fn events_leave_out_what_is_empty_as_registry2_does() {
+        let event = Event {
+            id: "e1".into(),
+            timestamp: "t".into(),
+            action: Action::Delete,
+            target: Target {
+                digest: "sha256:ab".into(),
+                repository: "a/b".into(),
+                ..Target::default()
+            },
+            request: RequestRecord {
+                id: "r1".into(),
+                method: "DELETE".into(),
+                ..RequestRecord::default()
+            },
+            actor: Actor::default(),
+            source: Source {
+                addr: "host:5000".into(),
+                instance_id: "i".into(),
+            },
+        };
+        let json = serde_json::to_string(&event).expect("serialize");
+        assert_eq!(
+            json,
+            r#"{"id":"e1","timestamp":"t","action":"delete","target":{"digest":"sha256:ab","repository":"a/b"},"request":{"id":"r1","method":"DELETE"},"actor":{},"source":{"addr":"host:5000","instanceID":"i"}}"#
+        );
+        let body = envelope([json.as_str(), json.as_str()]);
+        let parsed: serde_json::Value = serde_json::from_str(&body).expect("envelope parses");
+        assert_eq!(parsed["events"].as_array().map(Vec::len), Some(2));
+        let head: Head = serde_json::from_str(&json).expect("head");
+        assert_eq!(head.action, Action::Delete);
+    }
+}
