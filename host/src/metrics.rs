@@ -38,6 +38,26 @@ pub struct Metrics {
     pub plugin_denials: IntCounterVec,
     pub repository_bytes: IntGaugeVec,
     pub notifications_dropped: IntCounter,
+    pub proxy_requests: IntCounterVec,
+    pub proxy_hits: IntCounterVec,
+    pub proxy_misses: IntCounterVec,
+    pub proxy_pulled_bytes: IntCounterVec,
+}
+
+/// `type` of the proxy families: what was asked of the cache.
+#[derive(Debug, Clone, Copy)]
+pub enum Cached {
+    Blob,
+    Manifest,
+}
+
+impl Cached {
+    fn label(self) -> &'static str {
+        match self {
+            Cached::Blob => "blob",
+            Cached::Manifest => "manifest",
+        }
+    }
 }
 
 /// Request and response sizes: 256 B up to 4 GiB, by factors of 4.
@@ -67,6 +87,11 @@ impl Metrics {
                 .buckets(buckets)
         };
         let berth = |name: &str, help: &str| Opts::new(name, help).namespace("berth");
+        let proxy = |name: &str, help: &str| {
+            Opts::new(name, help)
+                .namespace("registry")
+                .subsystem("proxy")
+        };
         let metrics = Self {
             http_requests: IntCounterVec::new(
                 http("requests_total", "Total number of HTTP requests made."),
@@ -172,6 +197,28 @@ impl Metrics {
                 "notifications_pull_events_dropped_total",
                 "Pull events dropped because the best-effort queue was full.",
             ))?,
+            proxy_requests: IntCounterVec::new(
+                proxy(
+                    "requests_total",
+                    "The number of total incoming proxy request received",
+                ),
+                &["type"],
+            )?,
+            proxy_hits: IntCounterVec::new(
+                proxy("hits_total", "The number of total proxy request hits"),
+                &["type"],
+            )?,
+            proxy_misses: IntCounterVec::new(
+                proxy("misses_total", "The number of total proxy request misses"),
+                &["type"],
+            )?,
+            proxy_pulled_bytes: IntCounterVec::new(
+                proxy(
+                    "pulled_bytes_total",
+                    "The size of total bytes pulled from the upstream",
+                ),
+                &["type"],
+            )?,
             registry,
             repositories,
         };
@@ -193,10 +240,41 @@ impl Metrics {
         r.register(Box::new(metrics.guest_failures.clone()))?;
         r.register(Box::new(metrics.plugin_denials.clone()))?;
         r.register(Box::new(metrics.notifications_dropped.clone()))?;
+        for family in [
+            &metrics.proxy_requests,
+            &metrics.proxy_hits,
+            &metrics.proxy_misses,
+            &metrics.proxy_pulled_bytes,
+        ] {
+            r.register(Box::new(family.clone()))?;
+            // Present from the start, as registry:2 shows them.
+            for kind in [Cached::Blob, Cached::Manifest] {
+                family.with_label_values(&[kind.label()]);
+            }
+        }
         metrics
             .repositories
             .register(Box::new(metrics.repository_bytes.clone()))?;
         Ok(metrics)
+    }
+
+    /// One request to the pull-through cache, served from the store
+    /// (`hit`) or fetched upstream.
+    pub fn proxy_request(&self, kind: Cached, hit: bool) {
+        self.proxy_requests.with_label_values(&[kind.label()]).inc();
+        let family = if hit {
+            &self.proxy_hits
+        } else {
+            &self.proxy_misses
+        };
+        family.with_label_values(&[kind.label()]).inc();
+    }
+
+    /// Bytes fetched from an upstream.
+    pub fn proxy_pulled(&self, kind: Cached, bytes: u64) {
+        self.proxy_pulled_bytes
+            .with_label_values(&[kind.label()])
+            .inc_by(bytes);
     }
 
     /// The text exposition format, with the per-repository family only

@@ -158,6 +158,54 @@ fn cold_then_warm_pulls_serve_the_upstreams_bytes_also_when_it_is_gone() {
     assert_eq!(status, 200);
     let url = format!("{base}/v2/hub/library/app/blobs/{}", sha256_digest(&layer));
     assert_eq!(get(&http, &url), layer);
+
+    // registry:2's proxy metrics: one cold manifest and two blobs fetched,
+    // two warm manifest pulls served from the store.
+    let proxy = proxy_metrics(&http, &base);
+    assert_eq!(proxy[&("misses", "manifest")], 1.0, "{proxy:?}");
+    assert_eq!(proxy[&("hits", "manifest")], 2.0, "{proxy:?}");
+    assert_eq!(proxy[&("requests", "manifest")], 3.0, "{proxy:?}");
+    assert_eq!(proxy[&("misses", "blob")], 2.0, "{proxy:?}");
+    assert_eq!(
+        proxy[&("pulled_bytes", "manifest")],
+        manifest_bytes.len() as f64
+    );
+    assert_eq!(
+        proxy[&("pulled_bytes", "blob")],
+        (config.len() + layer.len()) as f64
+    );
+}
+
+/// `registry_proxy_<what>_total{type}` from `/metrics`, read with a
+/// Prometheus parser.
+fn proxy_metrics(
+    http: &Client,
+    base: &str,
+) -> std::collections::HashMap<(&'static str, &'static str), f64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("metrics");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("Prometheus text");
+    let mut out = std::collections::HashMap::new();
+    for what in ["requests", "hits", "misses", "pulled_bytes"] {
+        for kind in ["manifest", "blob"] {
+            let name = format!("registry_proxy_{what}_total");
+            let value = scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name && s.labels.get("type") == Some(kind))
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                    _ => f64::NAN,
+                })
+                .unwrap_or(f64::NAN);
+            out.insert((what, kind), value);
+        }
+    }
+    out
 }
 
 #[test]

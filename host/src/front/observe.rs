@@ -176,7 +176,7 @@ impl Drop for Finish {
                 caller = caller.as_deref(),
                 method = %self.method,
                 // The path only: query strings may carry upload state.
-                path = self.path.as_deref().unwrap_or_default(),
+                path = %self.path.as_deref().unwrap_or_default(),
                 status = self.status,
                 bytes_in = self.request_bytes,
                 bytes_out = self.bytes,

@@ -29,6 +29,9 @@ pub struct RequestState {
     pub admission: Admission,
     /// The upstreams the server caches, for the upstream import.
     mirrors: Arc<Mirrors>,
+    /// Whether this request fetched a manifest from an upstream: a cache
+    /// miss rather than a hit, for the proxy metrics.
+    proxy_fetched: bool,
 }
 
 /// wasi-http policy for the guest: it serves requests and never makes any.
@@ -77,6 +80,7 @@ impl RequestState {
             limiter: MemoryLimiter::new(memory_cap),
             admission: Admission::default(),
             mirrors,
+            proxy_fetched: false,
         }
     }
 
@@ -119,6 +123,7 @@ impl RequestState {
             admission: &self.admission,
             pins: &mut self.pins,
             mirrors: &self.mirrors,
+            proxy_fetched: &mut self.proxy_fetched,
         }
     }
 }

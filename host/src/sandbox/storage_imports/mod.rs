@@ -35,6 +35,8 @@ pub struct StorageCtx<'a> {
     pub admission: &'a Admission,
     pub pins: &'a mut Pins,
     pub mirrors: &'a Mirrors,
+    /// Set when the request fetched a manifest upstream (a cache miss).
+    pub proxy_fetched: &'a mut bool,
 }
 
 /// Marker for `add_to_linker`: the imports' data is a `StorageCtx`.

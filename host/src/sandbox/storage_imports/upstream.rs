@@ -99,6 +99,8 @@ impl Host for StorageCtx<'_> {
     }
 
     async fn note_pull(&mut self, repository: String) -> wasmtime::Result<()> {
+        let fetched = *self.proxy_fetched;
+        crate::metrics::get().proxy_request(crate::metrics::Cached::Manifest, !fetched);
         self.mirrors.note_pull(&repository);
         Ok(())
     }
@@ -158,6 +160,9 @@ impl Host for StorageCtx<'_> {
         {
             return Ok(Err(e));
         }
+        *self.proxy_fetched = true;
+        crate::metrics::get()
+            .proxy_pulled(crate::metrics::Cached::Manifest, fetched.bytes.len() as u64);
         Ok(Ok(FetchedManifest {
             digest: fetched.digest.to_string(),
             media_type: fetched.media_type,
@@ -209,6 +214,7 @@ impl Host for StorageCtx<'_> {
                         Ok(r) => r,
                         Err(e) => return Ok(Err(storage(e))),
                     };
+                    crate::metrics::get().proxy_request(crate::metrics::Cached::Blob, true);
                     return self.blob_answer(Some(size), reader);
                 }
                 // Gone meanwhile, or condemned: fetch it again.
@@ -227,6 +233,9 @@ impl Host for StorageCtx<'_> {
         {
             return Ok(Err(e));
         }
+        let metrics = crate::metrics::get();
+        metrics.proxy_request(crate::metrics::Cached::Blob, false);
+        metrics.proxy_pulled(crate::metrics::Cached::Blob, blob.length.unwrap_or(0));
         self.blob_answer(blob.length, blob.body)
     }
 }
