@@ -39,12 +39,23 @@ RUST_LOG=info "$BERTH" serve --addr 127.0.0.1:5801 --root "$tmp/off" --config "$
 /usr/bin/docker-registry serve "$tmp/registry.yml" >/dev/null 2>&1 &
 for p in 5800 5801 5802; do wait_up $p; done
 
-# One small image per server, for the manifest GETs.
+upload_location() { # upload_location PORT REPO -> the session's URL
+  local loc
+  loc=$(curl -sS -o /dev/null -D - -X POST "http://127.0.0.1:$1/v2/$2/blobs/uploads/" |
+    tr -d '\r' | awk 'tolower($1) == "location:" { print $2; exit }')
+  [[ $loc == http* ]] || loc="http://127.0.0.1:$1$loc"
+  echo "$loc"
+}
+with_digest() { [[ $1 == *\?* ]] && echo "$1&digest=$2" || echo "$1?digest=$2"; }
+
+# One small image per server, for the manifest GETs (registry:2 takes no
+# single-POST uploads: POST, then PUT with the digest).
 push_image() {
-  local port=$1 cfg='{"architecture":"amd64","os":"linux"}' cdigest manifest
+  local port=$1 cfg='{"architecture":"amd64","os":"linux"}' cdigest manifest loc
   cdigest=sha256:$(printf %s "$cfg" | sha256sum | cut -d' ' -f1)
-  curl -sf -X POST -H 'Content-Type: application/octet-stream' --data-binary "$cfg" \
-    "http://127.0.0.1:$port/v2/bench/app/blobs/uploads/?digest=$cdigest" >/dev/null
+  loc=$(upload_location "$port" bench/app)
+  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "$cfg" \
+    "$(with_digest "$loc" "$cdigest")" >/dev/null
   manifest=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[]}' "$cdigest" "${#cfg}")
   curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$manifest" \
     "http://127.0.0.1:$port/v2/bench/app/manifests/v1" >/dev/null
@@ -57,12 +68,9 @@ hex=$(sha256sum "$tmp/blob" | cut -d' ' -f1)
 
 push_secs() { # push_secs PORT REPO -> seconds of the monolithic PUT
   local port=$1 repo=$2 loc out
-  loc=$(curl -sS -o /dev/null -D - -X POST "http://127.0.0.1:$port/v2/$repo/blobs/uploads/" |
-    tr -d '\r' | awk 'tolower($1) == "location:" { print $2; exit }')
-  [[ $loc == http* ]] || loc="http://127.0.0.1:$port$loc"
-  [[ $loc == *\?* ]] && sep='&' || sep='?'
+  loc=$(upload_location "$port" "$repo")
   out=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' -T "$tmp/blob" -X PUT \
-    -H 'Content-Type: application/octet-stream' -H 'Expect:' "$loc${sep}digest=sha256:$hex")
+    -H 'Content-Type: application/octet-stream' -H 'Expect:' "$(with_digest "$loc" "sha256:$hex")")
   [[ ${out% *} == 201 ]] || { echo "push to :$port answered ${out% *}" >&2; exit 1; }
   echo "${out#* }"
 }
@@ -76,6 +84,9 @@ for round in $(seq "$ROUNDS"); do
   for entry in on:5800 off:5801 registry2:5802; do
     name=${entry%%:*} port=${entry##*:}
     r=$(rps "$port")
+    # The previous push's dirty pages written out first, so that one
+    # server's writeback does not land in another's timing.
+    sync
     s=$(push_secs "$port" "bench/push$round")
     log "round $round $name: manifest GET $r req/s, 1 GiB push $s s"
     get[$name]+="$r " push[$name]+="$s "
@@ -96,10 +107,12 @@ lines=$(grep -c '"berth::access"' "$tmp/on.log" || true)
   echo "file at INFO ($lines lines in this run); \"off\": \`server.observe.metrics = false\`,"
   echo "\`log.access = false\`."
   echo
-  echo "| | Berth on | Berth off | on / off | registry:2 | Berth on / registry:2 |"
+  echo "| | Berth on | Berth off | on / off | registry:2 | Berth on vs registry:2 |"
   echo "|---|---:|---:|---:|---:|---:|"
-  echo "| manifest GET req/s | ${get_on} | ${get_off} | $(ratio "$get_on" "$get_off") | ${get_registry2} | $(ratio "$get_on" "$get_registry2") |"
-  echo "| 1 GiB push, s | ${push_on} | ${push_off} | $(ratio "$push_on" "$push_off") | ${push_registry2} | $(ratio "$push_registry2" "$push_on") (speed) |"
+  echo "| manifest GET, req/s (higher is better) | ${get_on} | ${get_off} | $(ratio "$get_on" "$get_off") | ${get_registry2} | $(ratio "$get_on" "$get_registry2")× |"
+  echo "| $((BLOB_BYTES >> 20)) MiB push, s (lower is better) | ${push_on} | ${push_off} | $(ratio "$push_on" "$push_off") | ${push_registry2} | $(ratio "$push_registry2" "$push_on")× faster |"
+  echo
+  echo "Cost under 5% means on/off ≥ 0.95 for req/s and ≤ 1.05 for push time."
   echo
   echo "Per round: on ${get[on]}/ ${push[on]}; off ${get[off]}/ ${push[off]}; registry:2 ${get[registry2]}/ ${push[registry2]}."
 } | tee "$OUT"

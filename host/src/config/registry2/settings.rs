@@ -121,6 +121,7 @@ pub const SETTINGS: &[(&str, Fate)] = &[
     ("health.http", Fate::Ignored),
     ("health.tcp", Fate::Ignored),
     ("notifications", Fate::Ignored),
+    ("notifications.endpoints", Fate::Read),
     ("redis", Fate::Ignored),
     ("reporting", Fate::Ignored),
     ("validation", Fate::Ignored),
@@ -213,7 +214,7 @@ mod tests {
             Some(("storage.s3", Fate::Open))
         );
         assert_eq!(
-            fate("notifications.endpoints"),
+            fate("notifications.events.includereferences"),
             Some(("notifications", Fate::Ignored))
         );
         assert!(matches!(

@@ -281,9 +281,19 @@ storage:
   s3:
     chunksize: 5242880
 notifications:
+  events:
+    includereferences: true
   endpoints:
     - name: alistener
       url: https://my.listener.com/event
+      headers:
+        Authorization: [Bearer x]
+      timeout: 500ms
+      threshold: 5
+      backoff: 1s
+      ignoredmediatypes: [application/octet-stream]
+      ignore:
+        actions: [pull]
 redis:
   addr: localhost:6379
 http:
@@ -321,6 +331,16 @@ http:
         Some("127.0.0.1:5001".parse().expect("addr"))
     );
     assert!(!config.server.observe.metrics);
+    let [endpoint] = config.notifications.as_slice() else {
+        panic!("one endpoint: {:?}", config.notifications);
+    };
+    assert_eq!(endpoint.name, "alistener");
+    assert_eq!(endpoint.url, "https://my.listener.com/event");
+    assert_eq!(endpoint.timeout.0, std::time::Duration::from_millis(500));
+    assert_eq!(endpoint.threshold, 5);
+    assert_eq!(endpoint.ignore.actions, ["pull"]);
+    assert_eq!(endpoint.ignoredmediatypes, ["application/octet-stream"]);
+    assert_eq!(endpoint.headers["Authorization"], ["Bearer x"]);
 }
 
 #[test]

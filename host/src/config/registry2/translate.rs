@@ -61,6 +61,7 @@ pub fn translate(
     log(&mut cx);
     http(&mut cx);
     http_extras(&mut cx);
+    notifications(&mut cx);
     storage(&mut cx);
     auth(&mut cx);
     proxy(&mut cx);
@@ -386,6 +387,35 @@ fn http_extras(cx: &mut Cx) {
             None => cx.error(&path, "expected a list of header values"),
         }
     }
+}
+
+/// `notifications.endpoints`: registry:2's endpoint keys are Berth's
+/// (`name`, `url`, `headers`, `timeout`, `threshold`, `backoff`,
+/// `ignoredmediatypes`, `ignore`, `disabled`), so each entry becomes one
+/// `[[notifications]]` as written; Berth's own checks judge the values.
+fn notifications(cx: &mut Cx) {
+    let path = "notifications.endpoints";
+    let Some(endpoints) = cx.take(path) else {
+        return;
+    };
+    let Value::Sequence(items) = endpoints else {
+        cx.error(path, "expected a list of endpoints");
+        return;
+    };
+    let mut entries = Vec::new();
+    for item in items {
+        match toml::Value::try_from(&item) {
+            Ok(entry @ toml::Value::Table(_)) => entries.push(entry),
+            _ => {
+                cx.error(
+                    path,
+                    "each endpoint must be a table of registry:2's endpoint keys",
+                );
+                return;
+            }
+        }
+    }
+    cx.set("notifications", toml::Value::Array(entries), path);
 }
 
 fn storage(cx: &mut Cx) {
