@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const ALICE: (&str, &str) = ("alice", "alice-Pa55word!");
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// `target/test-artifacts/ui/<name>`, emptied.
 fn artifacts(name: &str) -> PathBuf {
@@ -163,7 +164,7 @@ fn browse_search_open_and_delete() {
         run_config("created_by step one"),
         Some(json!({"org.opencontainers.image.title": "webshop"})),
     );
-    image(
+    let old = image(
         &http,
         &base,
         "team/webshop",
@@ -172,6 +173,27 @@ fn browse_search_open_and_delete() {
         run_config("created_by step zero"),
         None,
     );
+    // An index over both, for the platforms column and its own page.
+    let child = |(digest, size): &(String, usize), arch: &str| {
+        let mut d = content::descriptor(content::OCI_MANIFEST, digest, *size);
+        d["platform"] = json!({"os": "linux", "architecture": arch});
+        d
+    };
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [child(&subject, "amd64"), child(&old, "arm64")],
+    })
+    .to_string()
+    .into_bytes();
+    let status = http
+        .put(format!("{base}/v2/team/webshop/manifests/multi"))
+        .header("content-type", OCI_INDEX)
+        .body(index)
+        .send()
+        .expect("push index")
+        .status();
+    assert_eq!(status, 201, "push index");
     // Another repository sharing a layer, and one the search leaves out.
     image(
         &http,
@@ -209,8 +231,19 @@ fn browse_search_open_and_delete() {
         .send()
         .and_then(|r| r.json())
         .expect("tags");
-    assert_eq!(tags["tags"], json!(["v1"]));
+    assert_eq!(tags["tags"], json!(["multi", "v1"]));
     assert!(dir.join("5-deleted.png").is_file(), "screenshots saved");
+    // The index: its platforms in the tags table, its children on its page.
+    let page = |path: &str| {
+        http.get(format!("{base}{path}"))
+            .send()
+            .and_then(|r| r.text())
+            .expect("page")
+    };
+    assert!(page("/ui/repo/team/webshop").contains("linux/amd64, linux/arm64"));
+    let index_page = page("/ui/manifest/team/webshop?ref=multi");
+    assert!(index_page.contains(&format!("ref=sha256%3A{}", &subject.0[7..])));
+    assert!(index_page.contains("linux/arm64"));
 }
 
 #[test]
