@@ -85,6 +85,7 @@ pub fn problems(config: &Config) -> Vec<Problem> {
     log(config, &mut out);
     proxies(&config.proxy, &mut out);
     super::notifications::problems(&config.notifications, &mut out);
+    super::http::problems(&config.server, &mut out);
     out
 }
 
