@@ -111,6 +111,9 @@ pub(super) async fn run(
     let client = match reqwest_upstream::Client::builder()
         .timeout(endpoint.timeout)
         .default_headers(endpoint.headers.clone())
+        // A 3xx counts as delivered, as registry:2 counts it; following
+        // it would turn the POST into a GET.
+        .redirect(reqwest_upstream::redirect::Policy::none())
         .build()
     {
         Ok(client) => client,
