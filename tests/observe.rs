@@ -215,6 +215,57 @@ fn the_access_log_has_one_json_line_per_request() {
 }
 
 #[test]
+fn a_client_that_stops_reading_leaves_an_incomplete_line_and_no_request_in_flight() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("temp");
+    let log = dir.path().join("berth.log");
+    let berth = Berth::builder()
+        .log(&log)
+        .env("BERTH_LOG_FORMAT", "json")
+        .start();
+    let http = berth.client();
+    let base = berth.url();
+    let blob = common::content::bytes("cut short", 32 << 20);
+    let digest = push::blob(&http, &base, "cut/short", &blob).expect("push");
+    {
+        let mut conn = std::net::TcpStream::connect(&berth.addr).expect("connect");
+        write!(
+            conn,
+            "GET /v2/cut/short/blobs/{digest} HTTP/1.1\r\nHost: {}\r\nUser-Agent: quitter\r\n\r\n",
+            berth.addr
+        )
+        .expect("request");
+        let mut first = [0u8; 64 << 10];
+        conn.read_exact(&mut first).expect("the first bytes");
+        // Dropped here: the connection closes with most of the body unsent.
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let line = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["target"] == "berth::access" && l["fields"]["user_agent"] == "quitter");
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no access line for the cut request"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(line["fields"]["complete"], false, "{line}");
+    let sent = line["fields"]["bytes_out"].as_u64().expect("bytes_out");
+    assert!(sent < 32 << 20, "{sent}");
+    let scrape = Scrape::of(&http, &format!("{base}/metrics"));
+    assert_eq!(
+        scrape.value("registry_http_in_flight_requests", &[("handler", "blob")]),
+        0.0
+    );
+}
+
+#[test]
 fn the_debug_listener_takes_metrics_and_health_off_the_main_one() {
     let debug = format!("127.0.0.1:{}", free_port());
     let berth = Berth::builder()
