@@ -520,3 +520,48 @@ fn root_redirects_browsers_only() {
         "registry answers are not UI pages"
     );
 }
+
+#[test]
+fn deletes_follow_the_server_switches() {
+    for config in ["[server]\ndelete = false\n", "[server]\nread_only = true\n"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("data");
+        // Content first, on a server that takes pushes.
+        {
+            let berth = Berth::builder().root(&root).start();
+            image(
+                &berth.client(),
+                &berth.url(),
+                "kept/app",
+                "v1",
+                &[content::bytes("kept", 100)],
+                run_config("x"),
+                None,
+            );
+        }
+        let berth = Berth::builder().root(&root).config(config).start();
+        let (http, base) = (berth.client(), berth.url());
+        let (token, cookie) = csrf_token(&http, &base, "kept/app");
+        let page = http
+            .get(format!("{base}/ui/repo/kept/app"))
+            .header("cookie", &cookie)
+            .send()
+            .and_then(|r| r.text())
+            .expect("page");
+        assert!(!page.contains("Delete tag"), "{config}: no delete buttons");
+        let status = Client::new()
+            .post(format!("{base}/ui/delete"))
+            .header("cookie", &cookie)
+            .header("origin", &base)
+            .form(&[
+                ("repository", "kept/app"),
+                ("reference", "v1"),
+                ("csrf", token.as_str()),
+            ])
+            .send()
+            .expect("post")
+            .status();
+        assert_eq!(status, 405, "{config}: the delete is refused");
+        assert_eq!(tags(&http, &base, "kept/app"), json!(["v1"]), "{config}");
+    }
+}

@@ -40,12 +40,15 @@ pub struct Writes {
     pub deletes: bool,
 }
 
-/// The UI's routes, deletes allowed as far as the caller's rights go.
+/// The UI's routes, read-only: without the server's write switches
+/// (`server.delete`, `server.read_only`) it cannot know that deletes are
+/// allowed, so it offers none. The server passes them to [`router_with`].
 pub fn router(auth: Option<Arc<Auth>>) -> Router<GuestRuntime> {
-    router_with(auth, Writes { deletes: true })
+    router_with(auth, Writes { deletes: false })
 }
 
-/// The UI's routes under the server's write switches.
+/// The UI's routes under the server's write switches: deletes as far as
+/// `writes` and then the caller's rights allow.
 pub fn router_with(auth: Option<Arc<Auth>>, writes: Writes) -> Router<GuestRuntime> {
     let ui = Ui {
         gate: access::Gate::new(auth),
