@@ -633,3 +633,89 @@ fn a_receiver_down_and_restarts_lose_nothing_with_sqlite() {
 fn a_receiver_down_and_restarts_lose_nothing_with_layout_metadata() {
     run_outage("layout");
 }
+
+/// With logins, the event names the caller; an endpoint's `ignore` rules
+/// keep what it does not want from it, and only from it.
+#[test]
+fn the_caller_is_the_actor_and_ignore_rules_filter_per_endpoint() {
+    use base64::Engine as _;
+    let everything = Receiver::start(Mode::Up);
+    let manifests_only = Receiver::start(Mode::Up);
+    let dir = tempfile::tempdir().expect("tmp");
+    let htpasswd = dir.path().join("htpasswd");
+    let hash = bcrypt::hash("alice-pw", 5).expect("bcrypt");
+    std::fs::write(&htpasswd, format!("alice:{hash}\n")).expect("htpasswd");
+    let config = format!(
+        r#"
+[auth]
+mode = "basic"
+htpasswd = {htpasswd:?}
+
+[[auth.rules]]
+repositories = ["team/**"]
+users = ["alice"]
+actions = ["pull", "push", "delete"]
+
+[[notifications]]
+name = "everything"
+url = "{all}"
+backoff = "100ms"
+
+[[notifications]]
+name = "manifests-only"
+url = "{some}"
+backoff = "100ms"
+ignore = {{ actions = ["pull"] }}
+ignoredmediatypes = ["application/octet-stream"]
+"#,
+        htpasswd = htpasswd.display().to_string(),
+        all = everything.url(),
+        some = manifests_only.url(),
+    );
+    let server = Berth::builder().config(&config).start();
+    let login = base64::engine::general_purpose::STANDARD.encode("alice:alice-pw");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Basic {login}").parse().expect("header"),
+    );
+    let http = Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client");
+    let base = server.url();
+    let config_blob = content::bytes("actor config", 150);
+    let layer = content::bytes("actor layer", 1500);
+    let digest = push::image(
+        &http,
+        &base,
+        "team/app",
+        "latest",
+        &config_blob,
+        std::slice::from_ref(&layer),
+    )
+    .expect("push as alice");
+    let pulled = http
+        .get(format!("{base}/v2/team/app/manifests/latest"))
+        .header("accept", push::MANIFEST)
+        .send()
+        .expect("pull");
+    assert_eq!(pulled.status(), 200);
+
+    let all = everything.wait_for(Duration::from_secs(20), "4 events", |e| e.len() >= 4);
+    manifests_only.wait_for(Duration::from_secs(20), "1 event", |e| !e.is_empty());
+    std::thread::sleep(Duration::from_millis(700));
+    let (all, some) = (
+        everything.events().len().max(all.len()),
+        manifests_only.events(),
+    );
+    assert_eq!(all, 4, "{:#?}", everything.events());
+    for event in everything.events() {
+        assert_eq!(event["actor"]["name"], "alice", "{event}");
+    }
+    assert_eq!(some.len(), 1, "{some:#?}");
+    assert_eq!(text(&some[0], &["action"]), "push");
+    assert_eq!(text(&some[0], &["target", "digest"]), digest);
+    assert_eq!(text(&some[0], &["target", "tag"]), "latest");
+    assert_eq!(some[0]["actor"]["name"], "alice");
+}
