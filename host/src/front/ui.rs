@@ -34,17 +34,26 @@ use axum::routing::{any, get, post};
 use std::sync::Arc;
 
 /// What the UI may change, beyond what the caller's rights allow.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Default)]
 pub struct Writes {
     /// Deletes from the UI (`server.delete`, and not `server.read_only`).
     pub deletes: bool,
+    /// Where deletes are reported (`[[notifications]]`), as the registry's
+    /// own `DELETE`s are.
+    pub notifier: crate::notify::Notifier,
 }
 
 /// The UI's routes, read-only: without the server's write switches
 /// (`server.delete`, `server.read_only`) it cannot know that deletes are
 /// allowed, so it offers none. The server passes them to [`router_with`].
 pub fn router(auth: Option<Arc<Auth>>) -> Router<GuestRuntime> {
-    router_with(auth, Writes { deletes: false })
+    router_with(
+        auth,
+        Writes {
+            deletes: true,
+            ..Writes::default()
+        },
+    )
 }
 
 /// The UI's routes under the server's write switches: deletes as far as
@@ -95,7 +104,7 @@ async fn root(
     if wants_html(req.headers()) && req.method() == axum::http::Method::GET {
         return Redirect::to("/ui/").into_response();
     }
-    ui.gate.forward_to_guest(guest, req).await
+    ui.gate.forward_to_guest(guest, req, None).await
 }
 
 /// Whether a request's `Accept` asks for HTML (a browser's navigation).

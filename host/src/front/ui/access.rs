@@ -8,6 +8,8 @@
 use super::error::UiError;
 use super::{Ui, html, layout};
 use crate::front::auth::{self, Auth};
+use crate::front::client::ClientInfo;
+use crate::notify::Notifier;
 use crate::sandbox::context::RequestContext;
 use crate::sandbox::runtime::GuestRuntime;
 use axum::Router;
@@ -172,9 +174,23 @@ impl Gate {
     }
 
     /// Sends `req` to the guest as the registry's own routes would: behind
-    /// the login check, with the `RequestContext` it leaves.
-    pub async fn forward_to_guest(&self, guest: GuestRuntime, req: Request) -> Response {
+    /// the login check, with the `RequestContext` it leaves, and reported
+    /// to `notifier` when it changes something.
+    pub async fn forward_to_guest(
+        &self,
+        guest: GuestRuntime,
+        req: Request,
+        notifier: Option<&Notifier>,
+    ) -> Response {
         let mut app = Router::new().fallback(to_guest).with_state(guest);
+        // Innermost, as around the registry's own routes: it sees the
+        // caller the login check found.
+        if let Some(notifier) = notifier.filter(|n| n.is_enabled()) {
+            app = app.layer(middleware::from_fn_with_state(
+                notifier.clone(),
+                crate::front::events::record,
+            ));
+        }
         if let Some(auth) = &self.auth {
             app = app.layer(middleware::from_fn_with_state(
                 auth.clone(),
@@ -188,15 +204,17 @@ impl Gate {
     }
 
     /// The `DELETE /v2/<repository>/manifests/<reference>` `viewer` would
-    /// send, through the login check and the guest.
+    /// send, through the login check, the guest and the notifications;
+    /// `from` is the browser's request (its host, user agent and client).
     pub async fn delete(
         &self,
         guest: GuestRuntime,
         viewer: &Viewer,
-        repository: &str,
-        reference: &str,
-        host: Option<&HeaderValue>,
+        target: (&str, &str),
+        from: &axum::http::request::Parts,
+        notifier: &Notifier,
     ) -> Result<Response, UiError> {
+        let (repository, reference) = target;
         let mut req = Request::new(Body::empty());
         *req.method_mut() = Method::DELETE;
         *req.uri_mut() = format!("/v2/{repository}/manifests/{reference}")
@@ -207,11 +225,27 @@ impl Gate {
                 .insert(header::AUTHORIZATION, value.clone());
         }
         // wasi-http wants an authority; the guest answers for any.
-        let host = host
+        let host = from
+            .headers
+            .get(header::HOST)
             .cloned()
             .unwrap_or_else(|| HeaderValue::from_static("localhost"));
         req.headers_mut().insert(header::HOST, host);
-        Ok(self.forward_to_guest(guest, req).await)
+        if let Some(agent) = from.headers.get(header::USER_AGENT) {
+            req.headers_mut().insert(header::USER_AGENT, agent.clone());
+        }
+        // Who the client is, for the login challenge and the event's
+        // `request` record.
+        if let Some(client) = from.extensions.get::<ClientInfo>() {
+            req.extensions_mut().insert(client.clone());
+        }
+        if let Some(peer) = from
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        {
+            req.extensions_mut().insert(*peer);
+        }
+        Ok(self.forward_to_guest(guest, req, Some(notifier)).await)
     }
 }
 

@@ -8,7 +8,8 @@ use super::{Ui, csrf, layout};
 use crate::front::client::ClientInfo;
 use crate::sandbox::runtime::GuestRuntime;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
@@ -25,13 +26,12 @@ pub(super) struct DeleteForm {
 pub(super) async fn submit(
     State(guest): State<GuestRuntime>,
     Extension(ui): Extension<Ui>,
-    client: Option<Extension<ClientInfo>>,
-    headers: HeaderMap,
+    parts: Parts,
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, UiError> {
-    let client = client.map(|Extension(c)| c);
-    csrf::check(&headers, &form.csrf, client.as_ref())?;
-    let viewer = ui.gate.viewer(&headers).await?;
+    let headers = &parts.headers;
+    csrf::check(headers, &form.csrf, parts.extensions.get::<ClientInfo>())?;
+    let viewer = ui.gate.viewer(headers).await?;
     let (name, reference) = (form.repository, form.reference);
     let valid_reference = berth_oci::grammar::is_valid_tag(&reference)
         || berth_oci::digest::is_digest_syntax(&reference);
@@ -48,9 +48,9 @@ pub(super) async fn submit(
         .delete(
             guest,
             &viewer,
-            &name,
-            &reference,
-            headers.get(axum::http::header::HOST),
+            (&name, &reference),
+            &parts,
+            &ui.writes.notifier,
         )
         .await?;
     let status = resp.status();
