@@ -210,7 +210,13 @@ fn handle(mut stream: TcpStream, mode: Mode, got: &Mutex<Vec<Delivery>>) {
 }
 
 /// A server notifying `receiver`; `timeout` is the endpoint's.
-fn berth(receiver: &Receiver, root: Option<&Path>, metadata: &str, timeout: &str) -> Berth {
+/// `env` picks the metadata store (`BERTH_METADATA_*`).
+fn berth(
+    receiver: &Receiver,
+    root: Option<&Path>,
+    env: &[(String, String)],
+    timeout: &str,
+) -> Berth {
     let config = format!(
         r#"
 [[notifications]]
@@ -228,7 +234,7 @@ disabled = true
 "#,
         url = receiver.url()
     );
-    let mut builder = Berth::builder().config(&config).metadata(metadata);
+    let mut builder = Berth::builder().config(&config).envs(env.to_vec());
     if let Some(root) = root {
         builder = builder.root(root);
     }
@@ -292,7 +298,7 @@ fn one<'a>(events: &'a [Value], action: &str, repo: &str, key: &str, value: &str
 #[test]
 fn pushes_pulls_mounts_and_deletes_arrive_as_registry2_events() {
     let receiver = Receiver::start(Mode::Up);
-    let server = berth(&receiver, None, "sqlite", "5s");
+    let server = berth(&receiver, None, &[], "5s");
     let http = server.client();
     let base = server.url();
     let repo = "notify/app";
@@ -522,11 +528,11 @@ fn check_outage(events: &[Value], expected: &Expected) -> usize {
     duplicates
 }
 
-fn run_outage(metadata: &str) {
+fn run_outage(env: &[(String, String)]) {
     let receiver = Receiver::start(Mode::Hang);
     let root = tempfile::tempdir().expect("root");
     let root = root.path().join("data");
-    let mut server = berth(&receiver, Some(&root), metadata, "3s");
+    let mut server = berth(&receiver, Some(&root), env, "3s");
     let http = server.client();
     let base = server.url();
     let mut expected = Expected::new();
@@ -612,7 +618,10 @@ fn run_outage(metadata: &str) {
     std::thread::sleep(Duration::from_millis(500));
     let redelivered = check_outage(&receiver.events(), &expected);
     assert!(redelivered >= 3, "only {redelivered} redeliveries");
-    if metadata == "layout" {
+    if env
+        .iter()
+        .any(|(k, v)| k == "BERTH_METADATA_KIND" && v == "layout")
+    {
         // The spool: everything delivered, only the active segment left.
         let spool = root.join(".notifications");
         let segments = std::fs::read_dir(&spool)
@@ -626,12 +635,22 @@ fn run_outage(metadata: &str) {
 
 #[test]
 fn a_receiver_down_and_restarts_lose_nothing_with_sqlite() {
-    run_outage("sqlite");
+    run_outage(&[]);
 }
 
 #[test]
 fn a_receiver_down_and_restarts_lose_nothing_with_layout_metadata() {
-    run_outage("layout");
+    run_outage(&[("BERTH_METADATA_KIND".into(), "layout".into())]);
+}
+
+#[test]
+fn a_receiver_down_and_restarts_lose_nothing_with_postgres() {
+    let database = berth_storage::conformance::postgres::TestPostgres::start();
+    let url = database.create_database("notify_outage");
+    run_outage(&[
+        ("BERTH_METADATA_KIND".into(), "postgres".into()),
+        ("BERTH_METADATA_POSTGRES_URL".into(), url),
+    ]);
 }
 
 /// With logins, the event names the caller; an endpoint's `ignore` rules

@@ -386,3 +386,76 @@ async fn store(notifier: &Notifier, events: Vec<Event>, resp: Response) -> Respo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn plan(method: Method, path: &str, query: Option<&str>) -> Option<Plan> {
+        Plan::of(&method, path, query)
+    }
+
+    #[test]
+    fn requests_that_can_make_events_are_told_apart() {
+        assert!(matches!(
+            plan(Method::PUT, "/v2/a/b/manifests/v1", None),
+            Some(Plan::PushManifest { name, tag: Some(tag) }) if name == "a/b" && tag == "v1"
+        ));
+        assert!(matches!(
+            plan(Method::PUT, &format!("/v2/a/manifests/{DIGEST}"), None),
+            Some(Plan::PushManifest { tag: None, .. })
+        ));
+        let commit = format!("digest={DIGEST}");
+        assert!(matches!(
+            plan(Method::PUT, "/v2/a/blobs/uploads/0123abcd", Some(&commit)),
+            Some(Plan::PushBlob { name, .. }) if name == "a"
+        ));
+        // A chunk without a digest commits nothing.
+        assert!(plan(Method::PUT, "/v2/a/blobs/uploads/0123abcd", None).is_none());
+        assert!(plan(Method::PATCH, "/v2/a/blobs/uploads/0123abcd", None).is_none());
+        assert!(matches!(
+            plan(Method::POST, "/v2/a/blobs/uploads/", Some(&commit)),
+            Some(Plan::PushBlob { .. })
+        ));
+        assert!(plan(Method::POST, "/v2/a/blobs/uploads/", None).is_none());
+        let mount = format!("mount={DIGEST}&from=x/y");
+        assert!(matches!(
+            plan(Method::POST, "/v2/a/blobs/uploads/", Some(&mount)),
+            Some(Plan::Mount { from, .. }) if from == "x/y"
+        ));
+        assert!(matches!(
+            plan(Method::DELETE, "/v2/a/manifests/v1", None),
+            Some(Plan::DeleteManifest {
+                reference: Reference::Tag(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            plan(Method::DELETE, &format!("/v2/a/blobs/{DIGEST}"), None),
+            Some(Plan::DeleteBlob { .. })
+        ));
+        assert!(matches!(
+            plan(Method::GET, "/v2/a/manifests/v1", None),
+            Some(Plan::PullManifest { .. })
+        ));
+        assert!(matches!(
+            plan(Method::GET, &format!("/v2/a/blobs/{DIGEST}"), None),
+            Some(Plan::PullBlob { .. })
+        ));
+        for (method, path) in [
+            (Method::HEAD, "/v2/a/manifests/v1"),
+            (Method::GET, "/v2/a/tags/list"),
+            (Method::GET, "/v2/_catalog"),
+            (Method::GET, "/v2/"),
+            (Method::GET, "/v2/A/manifests/v1"),
+            (Method::GET, "/health"),
+        ] {
+            assert!(
+                plan(method.clone(), path, None).is_none(),
+                "{method} {path}"
+            );
+        }
+    }
+}
