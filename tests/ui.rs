@@ -565,3 +565,71 @@ fn deletes_follow_the_server_switches() {
         assert_eq!(tags(&http, &base, "kept/app"), json!(["v1"]), "{config}");
     }
 }
+
+/// Token mode (the default with `auth.htpasswd`): the browser logs in with
+/// basic authentication against the same local users; anonymous callers,
+/// whom token mode keeps out of the catalog, are checked per repository.
+#[test]
+fn token_mode_logins_use_the_local_users() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("data");
+    {
+        let berth = Berth::builder().root(&root).start();
+        for repo in ["public/tools", "private/secrets"] {
+            image(
+                &berth.client(),
+                &berth.url(),
+                repo,
+                "v1",
+                &[content::bytes(repo, 200)],
+                run_config("x"),
+                None,
+            );
+        }
+    }
+    let htpasswd = dir.path().join("htpasswd");
+    let hash = bcrypt::hash(ALICE.1, 5).expect("bcrypt");
+    std::fs::write(&htpasswd, format!("{}:{hash}\n", ALICE.0)).expect("htpasswd");
+    let berth = Berth::builder()
+        .root(&root)
+        .config(&format!(
+            r#"
+[auth]
+htpasswd = {:?}
+[[auth.rules]]
+repositories = ["public/**"]
+anonymous = true
+actions = ["pull"]
+[[auth.rules]]
+repositories = ["**"]
+users = ["alice"]
+actions = ["pull"]
+"#,
+            htpasswd.display().to_string()
+        ))
+        .start();
+    let base = berth.url();
+    let listed = |req: reqwest::blocking::RequestBuilder| {
+        let html = req.send().and_then(|r| r.text()).expect("page");
+        ["public/tools", "private/secrets"]
+            .into_iter()
+            .filter(|repo| html.contains(&format!("<a href=\"/ui/repo/{repo}\">")))
+            .collect::<Vec<_>>()
+    };
+    let http = Client::new();
+    assert_eq!(listed(http.get(format!("{base}/ui/"))), ["public/tools"]);
+    assert_eq!(
+        listed(
+            http.get(format!("{base}/ui/"))
+                .basic_auth(ALICE.0, Some(ALICE.1))
+        ),
+        ["public/tools", "private/secrets"]
+    );
+    let hidden = http
+        .get(format!("{base}/ui/manifest/private/secrets?ref=v1"))
+        .send()
+        .expect("page");
+    assert_eq!(hidden.status(), 404);
+    let login = http.get(format!("{base}/ui/login")).send().expect("login");
+    assert_eq!(login.status(), 401);
+}
