@@ -24,10 +24,11 @@ use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-/// Part objects are uploaded in pieces of this size (S3 wants >= 5 MiB)...
-pub(super) const PIECE: usize = 8 << 20;
+/// Part objects are uploaded in pieces of this size (S3 wants >= 5 MiB;
+/// above 5 MiB so that a typical 5 MiB layer is still one plain PUT)...
+pub(super) const PIECE: usize = 6 << 20;
 /// ...at most this many at once: with the piece being filled and the
-/// queue, a writer holds at most ~28 MiB.
+/// queue, a writer holds at most ~22 MiB.
 pub(super) const PIECES_IN_FLIGHT: usize = 2;
 /// Largest message on the queue, and messages queued.
 const MESSAGE: usize = 1 << 20;
