@@ -228,6 +228,14 @@ impl Notifier {
         self.shared.is_some()
     }
 
+    /// Whether any endpoint wants events of `action` (of some media
+    /// type): pulls nobody wants cost a GET nothing.
+    pub fn wants(&self, action: Action) -> bool {
+        self.shared
+            .as_deref()
+            .is_some_and(|s| s.endpoints.iter().any(|e| e.wants_action(action)))
+    }
+
     /// The stores, for what an event needs to know (a manifest's size);
     /// `None` when notifications are off.
     pub fn backends(&self) -> Option<&Backends> {

@@ -108,6 +108,16 @@ impl Plan {
         })
     }
 
+    /// The kind of event it makes.
+    fn action(&self) -> Action {
+        match self {
+            Plan::PushManifest { .. } | Plan::PushBlob { .. } => Action::Push,
+            Plan::Mount { .. } => Action::Mount,
+            Plan::DeleteManifest { .. } | Plan::DeleteBlob { .. } => Action::Delete,
+            Plan::PullManifest { .. } | Plan::PullBlob { .. } => Action::Pull,
+        }
+    }
+
     /// The answer that means it happened.
     fn success(&self) -> StatusCode {
         match self {
@@ -205,6 +215,9 @@ pub async fn record(State(notifier): State<Notifier>, req: Request, next: Next) 
     let Some(plan) = Plan::of(req.method(), req.uri().path(), req.uri().query()) else {
         return next.run(req).await;
     };
+    if !notifier.wants(plan.action()) {
+        return next.run(req).await;
+    }
     let origin = Origin::of(&req);
     let request_type = header_text(req.headers(), header::CONTENT_TYPE);
     // The tags a manifest delete takes with it, asked while they exist.

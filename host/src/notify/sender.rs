@@ -87,6 +87,11 @@ impl Endpoint {
             && !self.ignored_media_types.iter().any(|m| m == media_type)
     }
 
+    /// Whether the endpoint wants some events of this action.
+    pub fn wants_action(&self, action: envelope::Action) -> bool {
+        !self.ignored_actions.iter().any(|a| a == action.as_str())
+    }
+
     /// [`Endpoint::wants`] for a stored payload; one that does not parse
     /// is sent (the receiver may know better than to drop it).
     fn wants_payload(&self, payload: &str) -> bool {
