@@ -47,13 +47,7 @@ pub struct Writes {
 /// (`server.delete`, `server.read_only`) it cannot know that deletes are
 /// allowed, so it offers none. The server passes them to [`router_with`].
 pub fn router(auth: Option<Arc<Auth>>) -> Router<GuestRuntime> {
-    router_with(
-        auth,
-        Writes {
-            deletes: true,
-            ..Writes::default()
-        },
-    )
+    router_with(auth, Writes::default())
 }
 
 /// The UI's routes under the server's write switches: deletes as far as
