@@ -11,8 +11,10 @@
 //! acknowledged. Cursors are one small file per endpoint under `cursors/`
 //! (the name hex-encoded), replaced atomically.
 //!
-//! One process owns a spool: appends and reads take the same lock, so a
-//! reader never sees a line before it is on disk.
+//! One process owns a spool, holding an exclusive `flock` on its `lock`
+//! file (a second server on the same root refuses to start rather than
+//! interleave lines); within it, appends and reads take the same mutex, so
+//! a reader never sees a line before it is on disk.
 
 use berth_storage::outbox::{Outbox, OutboxEntry};
 use berth_storage::{Result, StorageError};
@@ -34,6 +36,8 @@ pub struct Spool {
 struct Inner {
     dir: PathBuf,
     state: Mutex<State>,
+    /// Locked for as long as the spool is open.
+    _owner: File,
 }
 
 struct State {
@@ -95,6 +99,20 @@ impl Spool {
     /// Opens (creating) the spool in `dir`, cutting off a torn last line.
     pub fn open(dir: &Path) -> Result<Spool> {
         fs::create_dir_all(dir.join("cursors"))?;
+        let owner = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))?;
+        match owner.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StorageError::Conflict(
+                    "another Berth process is sending notifications from this spool".into(),
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
         let mut existing = segments(dir)?;
         let (first, path) = match existing.pop() {
             Some(last) => last,
@@ -121,6 +139,7 @@ impl Spool {
         Ok(Spool {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
+                _owner: owner,
                 state: Mutex::new(State {
                     file,
                     len: complete as u64,
@@ -316,6 +335,19 @@ mod tests {
         let spool = Spool::open(dir.path()).expect("reopen");
         berth_storage::outbox::conformance::after_reopen(&spool).await;
         berth_storage::outbox::conformance::concurrent(Arc::new(spool)).await;
+    }
+
+    #[tokio::test]
+    async fn one_process_owns_a_spool() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::open(dir.path()).expect("open");
+        let again = Spool::open(dir.path());
+        assert!(
+            matches!(again, Err(StorageError::Conflict(_))),
+            "a second owner got in"
+        );
+        drop(spool);
+        Spool::open(dir.path()).expect("free again once closed");
     }
 
     #[tokio::test]
