@@ -121,7 +121,12 @@ pub fn router(guest: GuestRuntime, front: Front) -> Router {
         app = app.merge(debug);
     }
     if front.ui {
-        app = app.merge(crate::front::ui::router(front.auth.clone()));
+        // Deletes from the UI follow the same switches as the registry's.
+        let writes = crate::front::ui::Writes {
+            deletes: front.deletes && !front.read_only,
+            notifier: front.notifier.clone(),
+        };
+        app = app.merge(crate::front::ui::router(front.auth.clone(), writes));
     }
     let mut app = app.with_state(guest);
     if front.observe.any() {

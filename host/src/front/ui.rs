@@ -43,16 +43,9 @@ pub struct Writes {
     pub notifier: crate::notify::Notifier,
 }
 
-/// The UI's routes, read-only: without the server's write switches
-/// (`server.delete`, `server.read_only`) it cannot know that deletes are
-/// allowed, so it offers none. The server passes them to [`router_with`].
-pub fn router(auth: Option<Arc<Auth>>) -> Router<GuestRuntime> {
-    router_with(auth, Writes::default())
-}
-
-/// The UI's routes under the server's write switches: deletes as far as
-/// `writes` and then the caller's rights allow.
-pub fn router_with(auth: Option<Arc<Auth>>, writes: Writes) -> Router<GuestRuntime> {
+/// The UI's routes: pages for what the caller may pull, deletes as far
+/// as `writes` (the server's switches) and then the caller's rights allow.
+pub fn router(auth: Option<Arc<Auth>>, writes: Writes) -> Router<GuestRuntime> {
     let ui = Ui {
         gate: access::Gate::new(auth),
         writes,
