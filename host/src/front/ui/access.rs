@@ -24,7 +24,6 @@ use std::sync::Arc;
 use tower::ServiceExt as _;
 
 /// The realm browsers show in their login dialog.
-const REALM: &str = "Basic realm=\"Berth registry\", charset=\"UTF-8\"";
 
 /// The login check shared by every UI request.
 #[derive(Clone)]
@@ -56,6 +55,16 @@ pub(crate) struct Viewer {
     credentials: Option<HeaderValue>,
     /// Whether logins are on at all.
     pub logins: bool,
+}
+
+impl Viewer {
+    /// What the page frame shows of the caller.
+    pub fn who(&self) -> layout::Who<'_> {
+        layout::Who {
+            user: self.user.as_deref(),
+            logins: self.logins,
+        }
+    }
 }
 
 impl Gate {
@@ -296,23 +305,6 @@ pub(super) async fn login(
     }
     match ui.gate.viewer(&headers).await {
         Ok(viewer) if viewer.user.is_some() => Redirect::to("/ui/").into_response(),
-        _ => challenge(),
+        _ => super::error::challenge(),
     }
-}
-
-/// 401 asking the browser for a user name and password.
-pub(super) fn challenge() -> Response {
-    let page = layout::page(
-        "Log in",
-        None,
-        html! {
-            h1 { "Log in" }
-            p { "This registry needs a user name and password." }
-            p { a href="/ui/" { "Back to the repositories" } }
-        },
-    );
-    let mut resp = html(StatusCode::UNAUTHORIZED, page);
-    resp.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
-    resp
 }

@@ -1,7 +1,7 @@
 //! Why a UI request failed, and the page that says so.
 
-use super::{access, html, layout};
-use axum::http::StatusCode;
+use super::{html, layout};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_storage::StorageError;
 use maud::html;
@@ -38,7 +38,7 @@ impl IntoResponse for UiError {
             UiError::NotFound => StatusCode::NOT_FOUND,
             UiError::BadRequest(_) | UiError::TooLarge(_) => StatusCode::BAD_REQUEST,
             UiError::Forbidden | UiError::Csrf(_) => StatusCode::FORBIDDEN,
-            UiError::LoginRequired => return access::challenge(),
+            UiError::LoginRequired => return challenge(),
             UiError::DeletesOff => StatusCode::METHOD_NOT_ALLOWED,
             UiError::Registry { status, .. } => *status,
             UiError::Storage(e) if e.temporary().is_some() => StatusCode::SERVICE_UNAVAILABLE,
@@ -78,4 +78,23 @@ impl IntoResponse for UiError {
 /// Any other path under `/ui/`.
 pub(super) async fn not_found() -> Response {
     UiError::NotFound.into_response()
+}
+
+const REALM: &str = "Basic realm=\"Berth registry\", charset=\"UTF-8\"";
+
+/// 401 asking the browser for a user name and password.
+pub(super) fn challenge() -> Response {
+    let page = layout::page(
+        "Log in",
+        None,
+        html! {
+            h1 { "Log in" }
+            p { "This registry needs a user name and password." }
+            p { a href="/ui/" { "Back to the repositories" } }
+        },
+    );
+    let mut resp = html(StatusCode::UNAUTHORIZED, page);
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
+    resp
 }

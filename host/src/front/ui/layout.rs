@@ -2,11 +2,18 @@
 //! digests, query strings. maud escapes every `(value)`; nothing here
 //! writes raw HTML.
 
-use super::access::Viewer;
 use maud::{DOCTYPE, Markup, html};
 
+/// Who is looking, as the navigation shows it.
+pub(crate) struct Who<'a> {
+    /// The named user, when logged in.
+    pub user: Option<&'a str>,
+    /// Whether logins are on at all.
+    pub logins: bool,
+}
+
 /// A whole page: head, navigation (with who is logged in), `body`.
-pub(crate) fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
+pub(crate) fn page(title: &str, viewer: Option<Who<'_>>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -25,7 +32,7 @@ pub(crate) fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup
                         a href="/ui/storage" { "Storage" }
                         @if let Some(viewer) = viewer {
                             span.who {
-                                @if let Some(user) = &viewer.user {
+                                @if let Some(user) = viewer.user {
                                     "Logged in as " strong { (user) }
                                 } @else if viewer.logins {
                                     "Anonymous · " a href="/ui/login" { "Log in" }

@@ -159,7 +159,10 @@ pub(super) async fn page(
             (referrers_section(&name, &referrers))
         }
     };
-    let mut resp = html(StatusCode::OK, layout::page(&title, Some(&viewer), body));
+    let mut resp = html(
+        StatusCode::OK,
+        layout::page(&title, Some(viewer.who()), body),
+    );
     if let Some(cookie) = token.set_cookie {
         resp.headers_mut().append(header::SET_COOKIE, cookie);
     }

@@ -136,7 +136,7 @@ pub(super) async fn page(
     };
     Ok(html(
         StatusCode::OK,
-        layout::page("Repositories", Some(&viewer), body),
+        layout::page("Repositories", Some(viewer.who()), body),
     ))
 }
 

@@ -122,6 +122,6 @@ pub(super) async fn page(
     };
     Ok(html(
         StatusCode::OK,
-        layout::page("Storage", Some(&viewer), body),
+        layout::page("Storage", Some(viewer.who()), body),
     ))
 }

@@ -100,7 +100,10 @@ pub(super) async fn page(
             }
         }
     };
-    let mut resp = html(StatusCode::OK, layout::page(&name, Some(&viewer), body));
+    let mut resp = html(
+        StatusCode::OK,
+        layout::page(&name, Some(viewer.who()), body),
+    );
     if let Some(cookie) = token.set_cookie {
         resp.headers_mut().append(header::SET_COOKIE, cookie);
     }
