@@ -77,7 +77,7 @@ fn gc_summary(report: &gc::GcReport, pass: gc::GcPass, took: Duration) -> String
                  collectable at {} (in {}).\n",
                 waiting.blobs,
                 usage::human(waiting.bytes),
-                utc(due),
+                crate::clock::utc_seconds(due),
                 span(due.saturating_sub(now))
             );
         }
@@ -171,28 +171,6 @@ fn span(secs: u64) -> String {
         .join(" ")
 }
 
-/// Unix seconds as a UTC date and time, `2026-12-05 04:10:00 UTC`.
-fn utc(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rest = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
-}
-
 /// `berth guest export [--standalone] FILE`: the guest the binary embeds,
 /// or the guest composed with the wasi:filesystem storage component.
 pub fn export_guest(file: &std::path::Path, standalone: bool) -> anyhow::Result<()> {
@@ -236,13 +214,10 @@ pub async fn health(config: &Config, url: Option<&str>) -> std::process::ExitCod
 
 #[cfg(test)]
 mod tests {
-    use super::{span, utc};
+    use super::span;
 
     #[test]
     fn times_in_words() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_796_443_815), "2026-12-05 04:10:15 UTC");
         assert_eq!(span(0), "0s");
         assert_eq!(span(3600), "1h");
         assert_eq!(span(86_400 + 7200 + 5), "1d 2h");

@@ -3,6 +3,7 @@
 
 pub mod backends;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod error_body;
