@@ -276,6 +276,55 @@ pub async fn record(State(notifier): State<Notifier>, req: Request, next: Next) 
             notifier.pulled(event(Action::Pull, target));
             resp
         }
+        change => {
+            // In a task of its own: a client that hangs up now (dropping
+            // this future) has still changed the registry, and the events
+            // must say so.
+            let notifier = notifier.clone();
+            let task = tokio::spawn(async move {
+                let events = changes(
+                    &notifier,
+                    change,
+                    &origin,
+                    answered_digest,
+                    request_type,
+                    doomed_tags,
+                )
+                .await;
+                notifier.record(&events).await
+            });
+            let stored = task
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            match stored {
+                Ok(()) => resp,
+                Err(why) => {
+                    tracing::error!(
+                        error = why,
+                        "notifications: events not stored; answering 503 so the client retries"
+                    );
+                    crate::error_body::unavailable(
+                        "the registry could not record the change for its notifications; retry",
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// The events of a push, mount or delete the guest answered as done.
+async fn changes(
+    notifier: &Notifier,
+    plan: Plan,
+    origin: &Origin,
+    answered_digest: String,
+    request_type: String,
+    doomed_tags: Vec<String>,
+) -> Vec<Event> {
+    let event =
+        |action, target| notifier.event(action, target, &origin.request, origin.actor.clone());
+    match plan {
         Plan::PushManifest { name, tag } => {
             let stored = match notifier.backends() {
                 Some(b) if !answered_digest.is_empty() => {
@@ -301,15 +350,15 @@ pub async fn record(State(notifier): State<Notifier>, req: Request, next: Next) 
                 tag: tag.unwrap_or_default(),
                 ..Target::default()
             };
-            store(&notifier, vec![event(Action::Push, target)], resp).await
+            vec![event(Action::Push, target)]
         }
         Plan::PushBlob { name, digest } => {
-            let target = blob_target(&notifier, &origin, name, &digest, String::new()).await;
-            store(&notifier, vec![event(Action::Push, target)], resp).await
+            let target = blob_target(notifier, origin, name, &digest, String::new()).await;
+            vec![event(Action::Push, target)]
         }
         Plan::Mount { name, digest, from } => {
-            let target = blob_target(&notifier, &origin, name, &digest, from).await;
-            store(&notifier, vec![event(Action::Mount, target)], resp).await
+            let target = blob_target(notifier, origin, name, &digest, from).await;
+            vec![event(Action::Mount, target)]
         }
         Plan::DeleteManifest { name, reference } => {
             let mut events = Vec::new();
@@ -343,7 +392,7 @@ pub async fn record(State(notifier): State<Notifier>, req: Request, next: Next) 
                     },
                 )),
             }
-            store(&notifier, events, resp).await
+            events
         }
         Plan::DeleteBlob { name, digest } => {
             let target = Target {
@@ -351,8 +400,9 @@ pub async fn record(State(notifier): State<Notifier>, req: Request, next: Next) 
                 repository: name,
                 ..Target::default()
             };
-            store(&notifier, vec![event(Action::Delete, target)], resp).await
+            vec![event(Action::Delete, target)]
         }
+        Plan::PullManifest { .. } | Plan::PullBlob { .. } => Vec::new(),
     }
 }
 
@@ -383,20 +433,6 @@ async fn blob_target(
         repository: name,
         from_repository: from,
         ..Target::default()
-    }
-}
-
-/// Puts `events` in the outbox, then lets `resp` go; a 503 when they
-/// could not be stored (the client's retry records them).
-async fn store(notifier: &Notifier, events: Vec<Event>, resp: Response) -> Response {
-    match notifier.record(&events).await {
-        Ok(()) => resp,
-        Err(e) => {
-            tracing::error!(error = %e, "notifications: events not stored; answering 503 so the client retries");
-            crate::error_body::unavailable(
-                "the registry could not record the change for its notifications; retry",
-            )
-        }
     }
 }
 
