@@ -343,8 +343,8 @@ fn unsupported_harmless_settings_are_named_in_one_warning() {
         format!(
             "version: 0.1\nlog:\n  fields:\n    service: registry\nstorage:\n  filesystem:\n    \
              rootdirectory: {}\n  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: {addr}\n  \
-             secret: s3cret\nnotifications:\n  endpoints:\n    - name: listener\n      url: \
-             https://listener.example.com/event\nredis:\n  addr: localhost:6379\n",
+             secret: s3cret\nnotifications:\n  events:\n    includereferences: true\nredis:\n  \
+             addr: localhost:6379\n",
             dir.path().join("root").display(),
         ),
     )
