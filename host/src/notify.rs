@@ -258,7 +258,7 @@ impl Notifier {
         actor: Option<String>,
     ) -> Event {
         Event {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: envelope::new_id(),
             timestamp: envelope::now(),
             action,
             target,
@@ -292,6 +292,31 @@ impl Notifier {
             .map_err(NotifyError::Outbox)?;
         shared.appended.send_replace(head);
         Ok(())
+    }
+
+    /// Whether some endpoint that wants pulls has room in its queue: when
+    /// none has, a pull's event need not even be built
+    /// ([`Notifier::pull_dropped`]).
+    pub fn pull_room(&self) -> bool {
+        self.shared.as_deref().is_some_and(|s| {
+            s.endpoints
+                .iter()
+                .zip(&s.pulls)
+                .any(|(e, q)| e.wants_action(Action::Pull) && q.capacity() > 0)
+        })
+    }
+
+    /// Counts a pull event dropped, unbuilt, for every endpoint that
+    /// wanted it (their queues were full).
+    pub fn pull_dropped(&self) {
+        if let Some(s) = self.shared.as_deref() {
+            let wanting = s
+                .endpoints
+                .iter()
+                .filter(|e| e.wants_action(Action::Pull))
+                .count();
+            s.dropped.fetch_add(wanting as u64, Ordering::Relaxed);
+        }
     }
 
     /// Queues a pull event for every endpoint that wants it, never

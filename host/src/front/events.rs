@@ -20,10 +20,10 @@
 
 use crate::front::client::{ClientInfo, Scheme};
 use crate::notify::Notifier;
-use crate::notify::envelope::{Action, BLOB_MEDIA_TYPE, Event, RequestRecord, Target};
+use crate::notify::envelope::{self, Action, BLOB_MEDIA_TYPE, Event, RequestRecord, Target};
 use crate::sandbox::context::RequestContext;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use berth_oci::Digest;
@@ -130,22 +130,42 @@ impl Plan {
     }
 }
 
-/// What every event of one request shares.
-struct Origin {
-    request: RequestRecord,
-    actor: Option<String>,
-    /// `scheme://host` for target URLs (empty without a usable host).
-    base: String,
+/// What the request said that events may need, taken before it runs
+/// (the guest consumes it) and cheaply: strings are made only for an
+/// event that will be sent.
+struct Seen {
+    client: Option<ClientInfo>,
+    peer: Option<SocketAddr>,
+    method: Method,
+    user_agent: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
+    content_type: Option<HeaderValue>,
+    caller: Option<String>,
 }
 
-impl Origin {
-    fn of(req: &Request) -> Origin {
-        let client = req.extensions().get::<ClientInfo>();
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| *peer);
-        let addr = match (client.and_then(|c| c.addr), peer) {
+impl Seen {
+    fn of(req: &Request) -> Seen {
+        let headers = req.headers();
+        Seen {
+            client: req.extensions().get::<ClientInfo>().cloned(),
+            peer: req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| *peer),
+            method: req.method().clone(),
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+            request_id: headers.get(X_REQUEST_ID).cloned(),
+            content_type: headers.get(header::CONTENT_TYPE).cloned(),
+            caller: req
+                .extensions()
+                .get::<RequestContext>()
+                .and_then(|c| c.caller.clone()),
+        }
+    }
+
+    fn origin(self) -> Origin {
+        let client = self.client.as_ref();
+        let addr = match (client.and_then(|c| c.addr), self.peer) {
             // registry:2 writes the peer with its port.
             (Some(ip), Some(peer)) if peer.ip() == ip => peer.to_string(),
             (Some(ip), _) => ip.to_string(),
@@ -162,22 +182,39 @@ impl Origin {
         } else {
             format!("{scheme}://{host}")
         };
+        let given_id = text_of(self.request_id.as_ref());
         Origin {
             request: RequestRecord {
-                id: request_id(req.headers()),
+                // The id a proxy gave the request, or a fresh one.
+                id: if given_id.is_empty() || given_id.len() > 200 {
+                    envelope::new_id()
+                } else {
+                    given_id
+                },
                 addr,
                 host,
-                method: req.method().as_str().to_owned(),
-                useragent: header_text(req.headers(), header::USER_AGENT),
+                method: self.method.as_str().to_owned(),
+                useragent: text_of(self.user_agent.as_ref()),
             },
-            actor: req
-                .extensions()
-                .get::<RequestContext>()
-                .and_then(|c| c.caller.clone()),
+            actor: self.caller,
             base,
+            content_type: text_of(self.content_type.as_ref()),
         }
     }
+}
 
+/// What every event of one request shares.
+struct Origin {
+    request: RequestRecord,
+    actor: Option<String>,
+    /// `scheme://host` for target URLs (empty without a usable host).
+    base: String,
+    /// The request's `Content-Type` (a pushed manifest's media type when
+    /// the store cannot say).
+    content_type: String,
+}
+
+impl Origin {
     fn url(&self, name: &str, kind: &str, digest: &str) -> String {
         if self.base.is_empty() || digest.is_empty() {
             return String::new();
@@ -186,14 +223,13 @@ impl Origin {
     }
 }
 
-/// The id a proxy gave the request, or a fresh one.
-fn request_id(headers: &HeaderMap) -> String {
-    let given = header_text(headers, header::HeaderName::from_static("x-request-id"));
-    if given.is_empty() || given.len() > 200 {
-        uuid::Uuid::new_v4().to_string()
-    } else {
-        given
-    }
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+fn text_of(value: Option<&HeaderValue>) -> String {
+    value
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
@@ -218,8 +254,16 @@ pub async fn record(State(notifier): State<Notifier>, req: Request, next: Next) 
     if !notifier.wants(plan.action()) {
         return next.run(req).await;
     }
-    let origin = Origin::of(&req);
-    let request_type = header_text(req.headers(), header::CONTENT_TYPE);
+    if plan.action() == Action::Pull && !notifier.pull_room() {
+        // Every queue is full (its receiver is down): count the drop,
+        // build nothing.
+        let resp = next.run(req).await;
+        if resp.status() == plan.success() {
+            notifier.pull_dropped();
+        }
+        return resp;
+    }
+    let seen = Seen::of(&req);
     // The tags a manifest delete takes with it, asked while they exist.
     let doomed_tags = match &plan {
         Plan::DeleteManifest {
@@ -244,6 +288,7 @@ pub async fn record(State(notifier): State<Notifier>, req: Request, next: Next) 
         headers,
         header::HeaderName::from_static("docker-content-digest"),
     );
+    let origin = seen.origin();
     let event =
         |action, target| notifier.event(action, target, &origin.request, origin.actor.clone());
     match plan {
@@ -282,15 +327,8 @@ pub async fn record(State(notifier): State<Notifier>, req: Request, next: Next) 
             // must say so.
             let notifier = notifier.clone();
             let task = tokio::spawn(async move {
-                let events = changes(
-                    &notifier,
-                    change,
-                    &origin,
-                    answered_digest,
-                    request_type,
-                    doomed_tags,
-                )
-                .await;
+                let events =
+                    changes(&notifier, change, &origin, answered_digest, doomed_tags).await;
                 notifier.record(&events).await
             });
             let stored = task
@@ -319,7 +357,6 @@ async fn changes(
     plan: Plan,
     origin: &Origin,
     answered_digest: String,
-    request_type: String,
     doomed_tags: Vec<String>,
 ) -> Vec<Event> {
     let event =
@@ -334,10 +371,10 @@ async fn changes(
             };
             let (media_type, size) = match stored {
                 Ok(Some(info)) => (info.media_type, info.size),
-                Ok(None) => (request_type, 0),
+                Ok(None) => (origin.content_type.clone(), 0),
                 Err(e) => {
                     tracing::warn!(error = %e.cause(), repository = name, "notifications: reading a pushed manifest's size");
-                    (request_type, 0)
+                    (origin.content_type.clone(), 0)
                 }
             };
             let target = Target {

@@ -144,6 +144,23 @@ pub struct HeadTarget {
     pub media_type: String,
 }
 
+/// A fresh id (a version 4 UUID in form): this process's random base plus
+/// a counter, so a manifest GET pays no system call for its event's id.
+/// Unique, not unpredictable, which is all an event or request id needs.
+pub fn new_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BASE: OnceLock<u128> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = *BASE.get_or_init(|| uuid::Uuid::new_v4().as_u128());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let low = (base as u64).wrapping_add(n);
+    let bits = (base & !u128::from(u64::MAX)) | u128::from(low);
+    uuid::Builder::from_random_bytes(bits.to_be_bytes())
+        .into_uuid()
+        .to_string()
+}
+
 /// Now, as registry:2 writes times: `2026-12-05T15:32:39.228696526Z`.
 pub fn now() -> String {
     let since = std::time::SystemTime::now()
@@ -177,6 +194,16 @@ fn rfc3339(secs: u64, nanos: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_unique_version_4_uuids() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(10) {
+            let parsed = uuid::Uuid::parse_str(id).expect("a uuid");
+            assert_eq!(parsed.get_version_num(), 4, "{id}");
+        }
+    }
 
     #[test]
     fn times_are_rfc3339_with_nanoseconds() {
