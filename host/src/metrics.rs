@@ -42,6 +42,9 @@ pub struct Metrics {
     pub proxy_hits: IntCounterVec,
     pub proxy_misses: IntCounterVec,
     pub proxy_pulled_bytes: IntCounterVec,
+    pub notifications_events: IntCounterVec,
+    pub notifications_pending: IntGaugeVec,
+    pub notifications_status: IntCounterVec,
 }
 
 /// `type` of the proxy families: what was asked of the cache.
@@ -87,6 +90,11 @@ impl Metrics {
                 .buckets(buckets)
         };
         let berth = |name: &str, help: &str| Opts::new(name, help).namespace("berth");
+        let notifications = |name: &str, help: &str| {
+            Opts::new(name, help)
+                .namespace("registry")
+                .subsystem("notifications")
+        };
         let proxy = |name: &str, help: &str| {
             Opts::new(name, help)
                 .namespace("registry")
@@ -219,6 +227,18 @@ impl Metrics {
                 ),
                 &["type"],
             )?,
+            notifications_events: IntCounterVec::new(
+                notifications("events_total", "The number of total events"),
+                &["type", "endpoint"],
+            )?,
+            notifications_pending: IntGaugeVec::new(
+                notifications("pending_total", "The gauge of pending events in queue"),
+                &["endpoint"],
+            )?,
+            notifications_status: IntCounterVec::new(
+                notifications("status_total", "The number of status code"),
+                &["code", "endpoint"],
+            )?,
             registry,
             repositories,
         };
@@ -240,6 +260,9 @@ impl Metrics {
         r.register(Box::new(metrics.guest_failures.clone()))?;
         r.register(Box::new(metrics.plugin_denials.clone()))?;
         r.register(Box::new(metrics.notifications_dropped.clone()))?;
+        r.register(Box::new(metrics.notifications_events.clone()))?;
+        r.register(Box::new(metrics.notifications_pending.clone()))?;
+        r.register(Box::new(metrics.notifications_status.clone()))?;
         for family in [
             &metrics.proxy_requests,
             &metrics.proxy_hits,
@@ -275,6 +298,14 @@ impl Metrics {
         self.proxy_pulled_bytes
             .with_label_values(&[kind.label()])
             .inc_by(bytes);
+    }
+
+    /// `count` events of `kind` (registry:2's `Events`, `Successes`,
+    /// `Failures`, `Errors`) for a webhook endpoint.
+    pub fn notified(&self, kind: &str, endpoint: &str, count: usize) {
+        self.notifications_events
+            .with_label_values(&[kind, endpoint])
+            .inc_by(count as u64);
     }
 
     /// The text exposition format, with the per-repository family only

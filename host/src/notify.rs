@@ -291,6 +291,14 @@ impl Notifier {
             .await
             .map_err(NotifyError::Outbox)?;
         shared.appended.send_replace(head);
+        let metrics = crate::metrics::get();
+        for endpoint in &shared.endpoints {
+            let wanted = events
+                .iter()
+                .filter(|e| endpoint.wants(e.action, &e.target.media_type))
+                .count();
+            metrics.notified("Events", &endpoint.name, wanted);
+        }
         Ok(())
     }
 
@@ -316,6 +324,9 @@ impl Notifier {
                 .filter(|e| e.wants_action(Action::Pull))
                 .count();
             s.dropped.fetch_add(wanting as u64, Ordering::Relaxed);
+            crate::metrics::get()
+                .notifications_dropped
+                .inc_by(wanting as u64);
         }
     }
 
@@ -330,8 +341,12 @@ impl Notifier {
             if !endpoint.wants(event.action, &event.target.media_type) {
                 continue;
             }
+            let metrics = crate::metrics::get();
             if queue.try_send(event.clone()).is_err() {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics.notifications_dropped.inc();
+            } else {
+                metrics.notified("Events", &endpoint.name, 1);
             }
         }
     }

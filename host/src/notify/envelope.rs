@@ -163,32 +163,7 @@ pub fn new_id() -> String {
 
 /// Now, as registry:2 writes times: `2026-12-05T15:32:39.228696526Z`.
 pub fn now() -> String {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339(since.as_secs(), since.subsec_nanos())
-}
-
-/// Unix seconds and nanoseconds as RFC 3339 in UTC.
-fn rfc3339(secs: u64, nanos: u32) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rest = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
+    crate::clock::rfc3339_nanos(std::time::SystemTime::now())
 }
 
 #[cfg(test)]
@@ -203,16 +178,6 @@ mod tests {
             let parsed = uuid::Uuid::parse_str(id).expect("a uuid");
             assert_eq!(parsed.get_version_num(), 4, "{id}");
         }
-    }
-
-    #[test]
-    fn times_are_rfc3339_with_nanoseconds() {
-        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            rfc3339(1_796_484_759, 228_696_526),
-            "2026-12-05T15:32:39.228696526Z"
-        );
-        assert_eq!(rfc3339(951_782_400, 1), "2000-02-29T00:00:00.000000001Z");
     }
 
     #[test]

@@ -166,9 +166,17 @@ pub(super) async fn run(
                 .filter(|e| endpoint.wants(e.action, &e.target.media_type))
                 .filter_map(|e| serde_json::to_string(e.as_ref()).ok()),
         );
+        let metrics = crate::metrics::get();
+        let head = *wake.borrow();
+        metrics
+            .notifications_pending
+            .with_label_values(&[name])
+            .set(i64::try_from(head.saturating_sub(cursor)).unwrap_or(i64::MAX));
         if !events.is_empty() {
-            match post(&client, endpoint, &events).await {
-                Ok(()) => {
+            let sent = post(&client, endpoint, &events).await;
+            count(name, &sent, events.len());
+            match sent {
+                Ok(_) => {
                     if failures >= endpoint.threshold {
                         tracing::info!(
                             endpoint = name,
@@ -230,11 +238,38 @@ async fn start(shared: &Shared, endpoint: &Endpoint) -> u64 {
     }
 }
 
+/// registry:2's delivery metrics for one POST of `events` events.
+fn count(
+    endpoint: &str,
+    sent: &Result<reqwest_upstream::StatusCode, DeliveryError>,
+    events: usize,
+) {
+    let metrics = crate::metrics::get();
+    let (kind, status) = match sent {
+        Ok(status) => ("Successes", Some(*status)),
+        Err(DeliveryError::Status(status)) => ("Failures", Some(*status)),
+        Err(DeliveryError::Http(_)) => ("Errors", None),
+    };
+    metrics.notified(kind, endpoint, events);
+    if let Some(status) = status {
+        // registry:2 labels codes with their reason: "200 OK".
+        let code = format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or_default()
+        );
+        metrics
+            .notifications_status
+            .with_label_values(&[code.as_str(), endpoint])
+            .inc();
+    }
+}
+
 async fn post(
     client: &reqwest_upstream::Client,
     endpoint: &Endpoint,
     events: &[String],
-) -> Result<(), DeliveryError> {
+) -> Result<reqwest_upstream::StatusCode, DeliveryError> {
     let body = envelope::envelope(events.iter().map(String::as_str));
     let resp = client
         .post(&endpoint.url)
@@ -245,7 +280,7 @@ async fn post(
     let status = resp.status();
     // registry:2 counts 2xx and 3xx as delivered.
     if status.is_success() || status.is_redirection() {
-        Ok(())
+        Ok(status)
     } else {
         Err(DeliveryError::Status(status))
     }

@@ -23,8 +23,6 @@ use maud::html;
 use std::sync::Arc;
 use tower::ServiceExt as _;
 
-/// The realm browsers show in their login dialog.
-
 /// The login check shared by every UI request.
 #[derive(Clone)]
 pub(crate) struct Gate {
