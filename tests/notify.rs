@@ -448,35 +448,16 @@ fn pushes_pulls_mounts_and_deletes_arrive_as_registry2_events() {
 
     // registry:2's notification metrics, read with a Prometheus parser:
     // 8 events in, 8 delivered, each POST answered 200.
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .and_then(|r| r.text())
-        .expect("metrics");
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-        .expect("Prometheus text");
-    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        scrape
-            .samples
-            .iter()
-            .filter(|s| s.metric == name)
-            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => f64::NAN,
-            })
-            .sum()
-    };
+    let scrape = common::metrics::Scrape::of(&http, &format!("{base}/metrics"));
+    let value = |name: &str, labels: &[(&str, &str)]| scrape.value(name, labels);
     let events_of = |kind| {
         value(
             "registry_notifications_events_total",
             &[("type", kind), ("endpoint", "test-hook")],
         )
     };
-    assert_eq!(events_of("Events"), 8.0, "{text}");
-    assert_eq!(events_of("Successes"), 8.0, "{text}");
+    assert_eq!(events_of("Events"), 8.0);
+    assert_eq!(events_of("Successes"), 8.0);
     assert_eq!(events_of("Failures") + events_of("Errors"), 0.0);
     let posts = receiver.deliveries().len() as f64;
     assert_eq!(

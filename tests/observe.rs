@@ -5,48 +5,32 @@
 
 mod common;
 
+use common::metrics::Scrape;
 use common::{Berth, free_port, push};
 use std::time::{Duration, Instant};
 
-/// One scrape: `name{labels}` → value, parsed the way Prometheus parses.
-struct Scrape(Vec<prometheus_parse::Sample>);
+/// The access lines (JSON) in `log` so far.
+fn access_lines(log: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["target"] == "berth::access")
+        .collect()
+}
 
-impl Scrape {
-    fn of(client: &reqwest::blocking::Client, url: &str) -> Self {
-        let resp = client.get(url).send().expect("scrape");
-        assert_eq!(resp.status(), 200, "{url}");
-        let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
-        assert!(
-            content_type.starts_with("text/plain; version=0.0.4"),
-            "{content_type}"
-        );
-        let text = resp.text().expect("body");
-        let lines = text.lines().map(|l| Ok(l.to_owned()));
-        let parsed = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
-        Scrape(parsed.samples)
-    }
-
-    /// The value of the sample `name` whose labels include all of `labels`
-    /// (0 when there is none, as for a counter never incremented).
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.0
-            .iter()
-            .filter(|s| s.metric == name)
-            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match &s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => *v,
-                prometheus_parse::Value::Histogram(buckets) => {
-                    buckets.last().map_or(0.0, |b| b.count)
-                }
-                prometheus_parse::Value::Summary(_) => 0.0,
-            })
-            .sum()
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|s| s.metric == name)
+/// The access line of the request with this user agent, once written
+/// (when its body ended or was dropped).
+fn access_line_of(log: &std::path::Path, user_agent: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(line) = access_lines(log)
+            .into_iter()
+            .find(|l| l["fields"]["user_agent"] == user_agent)
+        {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "no access line for {user_agent}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -178,21 +162,7 @@ fn the_access_log_has_one_json_line_per_request() {
         .send()
         .expect("pull");
     assert_eq!(resp.bytes().expect("body").len(), 12_345);
-    // The line is written when the body ends; give the server a moment.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let line = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let found = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|l| l["target"] == "berth::access")
-            .find(|l| l["fields"]["user_agent"] == "observe-test/1.0");
-        if let Some(line) = found {
-            break line;
-        }
-        assert!(Instant::now() < deadline, "no access line in {text}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let line = access_line_of(&log, "observe-test/1.0");
     let fields = &line["fields"];
     assert_eq!(fields["method"], "GET");
     assert_eq!(fields["path"], format!("/v2/logged/repo/blobs/{digest}"));
@@ -206,10 +176,9 @@ fn the_access_log_has_one_json_line_per_request() {
         !text.contains("secret=1"),
         "query strings stay out of the log"
     );
-    let pushed = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|l| l["target"] == "berth::access" && l["fields"]["method"] == "POST")
+    let pushed = access_lines(&log)
+        .iter()
+        .filter(|l| l["fields"]["method"] == "POST")
         .count();
     assert_eq!(pushed, 1, "one line per request");
 }
@@ -239,22 +208,7 @@ fn a_client_that_stops_reading_leaves_an_incomplete_line_and_no_request_in_fligh
         conn.read_exact(&mut first).expect("the first bytes");
         // Dropped here: the connection closes with most of the body unsent.
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let line = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let found = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|l| l["target"] == "berth::access" && l["fields"]["user_agent"] == "quitter");
-        if let Some(line) = found {
-            break line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no access line for the cut request"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let line = access_line_of(&log, "quitter");
     assert_eq!(line["fields"]["complete"], false, "{line}");
     let sent = line["fields"]["bytes_out"].as_u64().expect("bytes_out");
     assert!(sent < 32 << 20, "{sent}");

@@ -314,6 +314,7 @@ pub mod containerd;
 pub mod content;
 pub mod distribution;
 pub mod images;
+pub mod metrics;
 pub mod push;
 pub mod race;
 pub mod seaweed;

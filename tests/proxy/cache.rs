@@ -176,33 +176,17 @@ fn cold_then_warm_pulls_serve_the_upstreams_bytes_also_when_it_is_gone() {
     );
 }
 
-/// `registry_proxy_<what>_total{type}` from `/metrics`, read with a
-/// Prometheus parser.
+/// `registry_proxy_<what>_total{type}` from `/metrics`.
 fn proxy_metrics(
     http: &Client,
     base: &str,
 ) -> std::collections::HashMap<(&'static str, &'static str), f64> {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .and_then(|r| r.text())
-        .expect("metrics");
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-        .expect("Prometheus text");
+    let scrape = crate::common::metrics::Scrape::of(http, &format!("{base}/metrics"));
     let mut out = std::collections::HashMap::new();
     for what in ["requests", "hits", "misses", "pulled_bytes"] {
         for kind in ["manifest", "blob"] {
             let name = format!("registry_proxy_{what}_total");
-            let value = scrape
-                .samples
-                .iter()
-                .find(|s| s.metric == name && s.labels.get("type") == Some(kind))
-                .map(|s| match s.value {
-                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-                    _ => f64::NAN,
-                })
-                .unwrap_or(f64::NAN);
-            out.insert((what, kind), value);
+            out.insert((what, kind), scrape.value(&name, &[("type", kind)]));
         }
     }
     out
