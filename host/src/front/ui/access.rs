@@ -149,6 +149,16 @@ impl Gate {
         }
     }
 
+    /// The caller of a page about repository `name`, if they may pull it:
+    /// what they may not pull does not exist, as far as they can see.
+    pub async fn viewer_of(&self, headers: &HeaderMap, name: &str) -> Result<Viewer, UiError> {
+        let viewer = self.viewer(headers).await?;
+        if !berth_oci::grammar::is_valid_name(name) || !self.may_pull(&viewer, name).await {
+            return Err(UiError::NotFound);
+        }
+        Ok(viewer)
+    }
+
     /// Whether `viewer` may delete manifests and tags of `repository`.
     pub async fn may_delete(&self, viewer: &Viewer, repository: &str) -> bool {
         if self.auth.is_none() {

@@ -43,10 +43,7 @@ pub(super) async fn page(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Response, UiError> {
-    let viewer = ui.gate.viewer(&headers).await?;
-    if !berth_oci::grammar::is_valid_name(&name) || !ui.gate.may_pull(&viewer, &name).await {
-        return Err(UiError::NotFound);
-    }
+    let viewer = ui.gate.viewer_of(&headers, &name).await?;
     let backends = guest.backends();
     let metadata = &backends.metadata;
     let reference = params.reference;

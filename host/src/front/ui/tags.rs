@@ -44,11 +44,7 @@ pub(super) async fn page(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Response, UiError> {
-    let viewer = ui.gate.viewer(&headers).await?;
-    // What the caller may not pull does not exist, as far as they can see.
-    if !berth_oci::grammar::is_valid_name(&name) || !ui.gate.may_pull(&viewer, &name).await {
-        return Err(UiError::NotFound);
-    }
+    let viewer = ui.gate.viewer_of(&headers, &name).await?;
     let backends = guest.backends();
     let tags = backends
         .metadata
