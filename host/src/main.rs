@@ -20,7 +20,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => {
             let config = args.resolve()?;
-            logging::init(&config.log);
+            let _log = logging::init_server(&config.log);
             log_notes(&config);
             berth::serve(config).await?;
         }
