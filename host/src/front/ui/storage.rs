@@ -76,6 +76,11 @@ pub(super) async fn page(
             })
         }
     };
+    // This server's collector records its passes in the metrics; another
+    // host's or a `berth gc` process's are not seen here.
+    let last_pass = u64::try_from(crate::metrics::get().gc_last_pass.get())
+        .ok()
+        .filter(|&at| at > 0);
     let body = html! {
         h1 { "Storage" }
         @match &usage {
@@ -103,7 +108,10 @@ pub(super) async fn page(
         h2 { "Garbage collection" }
         dl.facts {
             dt { "Last pass" }
-            dd.muted { "unknown (passes are not recorded; the server log has one line per pass)" }
+            @match last_pass {
+                Some(at) => dd { (layout::time(at)) " (this server's collector)" },
+                None => dd.muted { "none since this server started" },
+            }
             dt { "Next passes would free" }
             dd {
                 @match &reclaimable {
