@@ -7,6 +7,7 @@
 //! alone needs a store without repositories.
 
 mod blobs;
+mod browse;
 pub mod gc;
 mod inventory;
 mod metadata;
@@ -14,6 +15,7 @@ mod origins;
 pub mod postgres;
 
 pub use blobs::*;
+pub use browse::*;
 pub use inventory::*;
 pub use metadata::*;
 pub use origins::*;

@@ -42,6 +42,7 @@
 //! - a server-side `idle_session_timeout` would end idle holder sessions
 //!   and so their holders: leave it unset for Berth's database user.
 
+mod browse;
 mod errors;
 mod gc;
 mod holders;
@@ -56,7 +57,7 @@ use holders::Holder;
 
 use crate::{
     CachedRepository, GcLease, GcMetadata, GracePeriods, Inventory, ManifestInfo, MetadataStore,
-    Page, Reference, RepositoryUsage, Result, StorageError,
+    Page, Reference, RepositorySummary, RepositoryUsage, Result, StorageError,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -374,6 +375,19 @@ impl MetadataStore for PostgresMetadata {
 
     async fn tags_of(&self, repo: &str, digest: &str) -> Result<Vec<String>> {
         on_client!(self, |c| queries::tags_of(c, repo, digest).await)
+    }
+
+    async fn summarize(&self, names: &[String]) -> Result<Vec<RepositorySummary>> {
+        // One snapshot: counts and sharing agree across the page.
+        snapshot!(self, |tx| browse::summarize(tx, names).await)
+    }
+
+    async fn pushed_at(&self, repo: &str, digest: &str) -> Result<Option<u64>> {
+        on_client!(self, |c| browse::pushed_at(c, repo, digest).await)
+    }
+
+    async fn holders(&self, digest: &str, limit: u32) -> Result<Option<Vec<String>>> {
+        on_client!(self, |c| browse::holders(c, digest, limit).await.map(Some))
     }
 
     async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<bool> {

@@ -37,3 +37,8 @@ mod inventory {
 mod origins {
     crate::origin_conformance_tests!(|case| ((), Box::new(super::store(case).await)));
 }
+
+#[tokio::test]
+async fn browsing_reads() {
+    crate::conformance::browse(&store("browsing_reads").await).await;
+}
