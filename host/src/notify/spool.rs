@@ -161,6 +161,20 @@ impl Spool {
 }
 
 impl Inner {
+    /// Makes a new, empty segment the active one, named for the next
+    /// sequence number, durably in the directory.
+    fn start_segment(&self, state: &mut State) -> Result<()> {
+        let path = self.dir.join(segment_name(state.head + 1));
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        sync_dir(&self.dir)?;
+        state.file = file;
+        state.len = 0;
+        Ok(())
+    }
+
     fn cursor_path(&self, endpoint: &str) -> PathBuf {
         self.dir.join("cursors").join(hex::encode(endpoint))
     }
@@ -190,14 +204,7 @@ impl Inner {
             text.push_str(&format!("{seq} {payload}\n"));
         }
         if state.len >= SEGMENT_BYTES {
-            let path = self.dir.join(segment_name(state.head + 1));
-            let file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&path)?;
-            sync_dir(&self.dir)?;
-            state.file = file;
-            state.len = 0;
+            self.start_segment(&mut state)?;
         }
         let written = state
             .file
@@ -263,14 +270,7 @@ impl Inner {
         if upto >= state.head && state.len > 0 {
             // Everything passed: a fresh active segment carries the
             // numbering on, and the old one goes with the others below.
-            let path = self.dir.join(segment_name(state.head + 1));
-            let file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&path)?;
-            sync_dir(&self.dir)?;
-            state.file = file;
-            state.len = 0;
+            self.start_segment(&mut state)?;
         }
         let all = segments(&self.dir)?;
         for pair in all.windows(2) {
