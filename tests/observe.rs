@@ -34,6 +34,18 @@ fn access_line_of(log: &std::path::Path, user_agent: &str) -> serde_json::Value 
     }
 }
 
+/// `[auth]` with basic logins for one user, `ops` / `secret`, whose
+/// htpasswd file is written into `dir`.
+fn basic_logins(dir: &tempfile::TempDir) -> String {
+    let htpasswd = dir.path().join("htpasswd");
+    let hash = bcrypt::hash("secret", 5).expect("bcrypt");
+    std::fs::write(&htpasswd, format!("ops:{hash}\n")).expect("htpasswd");
+    format!(
+        "[auth]\nmode = \"basic\"\nhtpasswd = {:?}\n",
+        htpasswd.display().to_string()
+    )
+}
+
 fn requests(scrape: &Scrape, handler: &str, code: &str, method: &str) -> f64 {
     scrape.value(
         "registry_http_requests_total",
@@ -277,15 +289,7 @@ fn debug_health_names_the_failing_store() {
 #[test]
 fn with_logins_metrics_need_one_and_hide_repository_names() {
     let dir = tempfile::tempdir().expect("temp");
-    let htpasswd = dir.path().join("htpasswd");
-    let hash = bcrypt::hash("secret", 5).expect("bcrypt");
-    std::fs::write(&htpasswd, format!("ops:{hash}\n")).expect("htpasswd");
-    let berth = Berth::builder()
-        .config(&format!(
-            "[auth]\nmode = \"basic\"\nhtpasswd = {:?}\n",
-            htpasswd.display().to_string()
-        ))
-        .start();
+    let berth = Berth::builder().config(&basic_logins(&dir)).start();
     let http = berth.client();
     let url = format!("{}/metrics", berth.url());
     let anonymous = http.get(&url).send().expect("anonymous");
@@ -307,15 +311,11 @@ fn with_logins_metrics_need_one_and_hide_repository_names() {
 #[test]
 fn cors_preflight_passes_without_login_and_headers_are_added() {
     let dir = tempfile::tempdir().expect("temp");
-    let htpasswd = dir.path().join("htpasswd");
-    let hash = bcrypt::hash("secret", 5).expect("bcrypt");
-    std::fs::write(&htpasswd, format!("ops:{hash}\n")).expect("htpasswd");
     let berth = Berth::builder()
         .config(&format!(
-            "[auth]\nmode = \"basic\"\nhtpasswd = {:?}\n\
-             [server.cors]\nallowed_origins = [\"https://ui.example\"]\nallow_credentials = true\n\
+            "{}[server.cors]\nallowed_origins = [\"https://ui.example\"]\nallow_credentials = true\n\
              [server.headers]\nX-Content-Type-Options = [\"nosniff\"]\n",
-            htpasswd.display().to_string()
+            basic_logins(&dir)
         ))
         .start();
     let http = berth.client();
